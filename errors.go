@@ -1,0 +1,87 @@
+package berth
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error. Every layer below the HTTP API reports failures as
+// an *Error with one of these kinds; api/ maps kinds to statuses in one table.
+type Kind string
+
+// Error kinds. The string values are the wire codes of API.md.
+const (
+	Invalid       Kind = "invalid_request"
+	Unauthorized  Kind = "unauthorized"
+	Forbidden     Kind = "forbidden"
+	NotFound      Kind = "not_found"
+	Conflict      Kind = "conflict"
+	InUse         Kind = "WORKSPACE_IN_USE"
+	TooLarge      Kind = "payload_too_large"
+	QuotaExceeded Kind = "quota_exceeded"
+	Unavailable   Kind = "unavailable"
+	Internal      Kind = "internal"
+)
+
+// Error is berth's one error type. Msg is safe to show to a client (except for
+// Internal errors, whose details stay in the server log); Err is the cause.
+type Error struct {
+	Kind Kind
+	Msg  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Msg != "" && e.Err != nil:
+		return e.Msg + ": " + e.Err.Error()
+	case e.Msg != "":
+		return e.Msg
+	case e.Err != nil:
+		return e.Err.Error()
+	}
+	return string(e.Kind)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error of the given kind with a formatted client-facing message.
+func Errorf(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error of the given kind that keeps err as its cause.
+// A nil err gives nil.
+func Wrap(kind Kind, err error, msg string) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Kind: kind, Msg: msg, Err: err}
+}
+
+// KindOf reports the kind of the first *Error in err's chain; errors that are
+// not berth errors are Internal.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return Internal
+}
+
+// IsKind reports whether err carries the given kind.
+func IsKind(err error, kind Kind) bool {
+	return err != nil && KindOf(err) == kind
+}
+
+// Message is the text a client may see for err.
+func Message(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Kind != Internal {
+		if e.Msg != "" {
+			return e.Msg
+		}
+		return e.Error()
+	}
+	return "internal error"
+}
