@@ -1,0 +1,490 @@
+// Package workspace owns workspace metadata — durable, organization-owned
+// storage directories with slugs, quotas, grants and visibility rules — and,
+// through workspace/files, their contents.
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/db"
+)
+
+// Workspace is the metadata of one workspace.
+type Workspace struct {
+	ID             string     `json:"id" db:"id"`
+	OrgID          string     `json:"-" db:"org_id"`
+	Slug           string     `json:"slug" db:"slug"`
+	Name           string     `json:"name" db:"name"`
+	IsPersonal     bool       `json:"isPersonal" db:"is_personal"`
+	OwnerUserID    string     `json:"ownerUserId" db:"owner_user_id"`
+	SizeBytes      int64      `json:"sizeBytes" db:"-"`
+	QuotaBytes     *int64     `json:"quotaBytes" db:"quota_bytes"`
+	CreatedAt      time.Time  `json:"createdAt" db:"created_at"`
+	UpdatedAt      time.Time  `json:"updatedAt" db:"updated_at"`
+	LastAccessedAt *time.Time `json:"lastAccessedAt" db:"last_accessed_at"`
+}
+
+// Storage totals the workspaces of a list.
+type Storage struct {
+	UsedBytes  int64  `json:"usedBytes"`
+	QuotaBytes *int64 `json:"quotaBytes"`
+	Unlimited  bool   `json:"unlimited"`
+}
+
+// List is the answer of the workspace list.
+type List struct {
+	Workspaces []Workspace `json:"workspaces"`
+	Storage    Storage     `json:"storage"`
+}
+
+// MountedSandbox is a sandbox that mounts a workspace.
+type MountedSandbox struct {
+	SandboxID     string `json:"sandboxId"`
+	SandboxName   string `json:"sandboxName"`
+	SandboxStatus string `json:"sandboxStatus"`
+	MountPath     string `json:"mountPath"`
+	ReadOnly      bool   `json:"readOnly"`
+}
+
+// AgentUse is an agent that uses a workspace.
+type AgentUse struct {
+	AgentID       string `json:"agentId"`
+	Slug          string `json:"slug"`
+	ExecutionMode string `json:"executionMode"`
+	SandboxID     string `json:"sandboxId"`
+}
+
+// Usage says who references a workspace.
+type Usage struct {
+	WorkspaceID      string           `json:"workspaceId"`
+	WorkspaceName    string           `json:"workspaceName"`
+	InUse            bool             `json:"inUse"`
+	Counts           UsageCounts      `json:"counts"`
+	MountedSandboxes []MountedSandbox `json:"mountedSandboxes"`
+	Agents           []AgentUse       `json:"agents"`
+}
+
+// UsageCounts are the lengths of Usage's lists.
+type UsageCounts struct {
+	MountedSandboxes int `json:"mountedSandboxes"`
+	Agents           int `json:"agents"`
+}
+
+// UsageSource reports the live references to a workspace. The sandbox and
+// agent packages provide them; workspace cannot import those (they import it).
+type UsageSource func(ctx context.Context, workspaceID string) ([]MountedSandbox, []AgentUse, error)
+
+// SizeFunc reports the bytes a workspace directory holds.
+type SizeFunc func(ctx context.Context, id, dir string) (int64, error)
+
+// Service is the workspace metadata store.
+type Service struct {
+	db      *db.DB
+	dataDir string
+	now     func() time.Time
+	sources []UsageSource
+	// Size reports a workspace's size; the default walks nothing and says 0
+	// until the file layer installs its tracker.
+	Size SizeFunc
+}
+
+// New returns a Service keeping workspace directories under dataDir/workspaces.
+func New(d *db.DB, dataDir string) *Service {
+	return &Service{db: d, dataDir: dataDir, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// AddUsageSource registers a provider of workspace references.
+func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, u) }
+
+// Dir is the host directory of workspace id.
+func (s *Service) Dir(id string) string { return filepath.Join(s.dataDir, "workspaces", id) }
+
+var slugRe = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
+
+// ValidSlug checks a caller-supplied slug.
+func ValidSlug(slug string) error {
+	if !slugRe.MatchString(slug) {
+		return berth.Errorf(berth.Invalid, "slug must be 1..63 characters of lowercase a-z, 0-9 and '-'")
+	}
+	return nil
+}
+
+// SlugFrom derives a slug from a display name.
+func SlugFrom(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 63 {
+		s = strings.Trim(s[:63], "-")
+	}
+	if s == "" {
+		s = "workspace"
+	}
+	return s
+}
+
+func validName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 || strings.ContainsAny(name, "\x00\n\r") {
+		return "", berth.Errorf(berth.Invalid, "name is required: 1..200 characters, no control characters")
+	}
+	return name, nil
+}
+
+func validQuota(q *int64) error {
+	if q != nil && *q <= 0 {
+		return berth.Errorf(berth.Invalid, "quotaBytes must be a positive number of bytes (omit or null for unlimited)")
+	}
+	return nil
+}
+
+const wsCols = `w.id, w.org_id, w.slug, w.name, w.is_personal, w.owner_user_id, w.quota_bytes, w.created_at, w.updated_at, w.last_accessed_at`
+
+// visibleClause restricts w to what c may see: admins see their whole org;
+// members see what they own and organization workspaces granted to them.
+func visibleClause(c *berth.Caller) (string, []any) {
+	if c.IsAdmin() {
+		return `w.org_id = ?`, []any{c.OrgID}
+	}
+	return `w.org_id = ? AND (w.owner_user_id = ? OR (w.is_personal = FALSE AND EXISTS
+		(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = ?)))`,
+		[]any{c.OrgID, c.UserID, c.UserID}
+}
+
+// CreateInput is the body of POST /v1/workspaces.
+type CreateInput struct {
+	Name       string  `json:"name"`
+	Slug       *string `json:"slug"`
+	Personal   bool    `json:"personal"`
+	QuotaBytes *int64  `json:"quotaBytes"`
+}
+
+// Create makes a workspace owned by the caller and its directory.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error) {
+	c, err := auth.Require(ctx, "files:write")
+	if err != nil {
+		return nil, err
+	}
+	name, err := validName(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := validQuota(in.QuotaBytes); err != nil {
+		return nil, err
+	}
+	derived := in.Slug == nil
+	slug := SlugFrom(name)
+	if !derived {
+		slug = *in.Slug
+		if err := ValidSlug(slug); err != nil {
+			return nil, err
+		}
+	}
+	now := s.now()
+	w := &Workspace{ID: uuid.NewString(), OrgID: c.OrgID, Name: name, IsPersonal: in.Personal,
+		OwnerUserID: c.UserID, QuotaBytes: in.QuotaBytes, CreatedAt: now, UpdatedAt: now}
+	// The directory exists before the row so that a visible workspace always
+	// has one; a failed insert removes it again.
+	dir := s.Dir(w.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create workspace directory: %w", err)
+	}
+	for i := 1; ; i++ {
+		w.Slug = slug
+		if i > 1 {
+			suffix := fmt.Sprintf("-%d", i)
+			w.Slug = strings.TrimRight(slug[:min(len(slug), 63-len(suffix))], "-") + suffix
+		}
+		_, err = s.db.NamedExecContext(ctx, `INSERT INTO workspaces
+			(id, org_id, slug, name, is_personal, owner_user_id, quota_bytes, created_at, updated_at)
+			VALUES (:id, :org_id, :slug, :name, :is_personal, :owner_user_id, :quota_bytes, :created_at, :updated_at)`, w)
+		err = db.Err(err)
+		if derived && berth.IsKind(err, berth.Conflict) && i < 100 {
+			continue
+		}
+		break
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		if berth.IsKind(err, berth.Conflict) {
+			return nil, berth.Errorf(berth.Conflict, "a workspace with slug %q already exists", w.Slug)
+		}
+		return nil, err
+	}
+	return w, nil
+}
+
+// get loads a workspace visible to c, or NotFound.
+func (s *Service) get(ctx context.Context, q sqlx.QueryerContext, c *berth.Caller, id string) (*Workspace, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, berth.Errorf(berth.NotFound, "workspace %q not found", id)
+	}
+	where, args := visibleClause(c)
+	var w Workspace
+	err := sqlx.GetContext(ctx, q, &w, s.db.Rebind(`SELECT `+wsCols+` FROM workspaces w WHERE w.id = ? AND `+where), append([]any{id}, args...)...)
+	if err != nil {
+		err = db.Err(err)
+		if berth.IsKind(err, berth.NotFound) {
+			return nil, berth.Errorf(berth.NotFound, "workspace %q not found", id)
+		}
+		return nil, err
+	}
+	return &w, nil
+}
+
+func (s *Service) fillSize(ctx context.Context, w *Workspace) {
+	if s.Size == nil {
+		return
+	}
+	if n, err := s.Size(ctx, w.ID, s.Dir(w.ID)); err == nil {
+		w.SizeBytes = n
+	}
+}
+
+// Get returns one visible workspace (files:read).
+func (s *Service) Get(ctx context.Context, id string) (*Workspace, error) {
+	c, err := auth.Require(ctx, "files:read")
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return nil, err
+	}
+	s.fillSize(ctx, w)
+	return w, nil
+}
+
+// Resolve returns a workspace visible to the caller for an operation that
+// needs scope (files:read or files:write), without computing its size.
+func (s *Service) Resolve(ctx context.Context, id, scope string) (*Workspace, error) {
+	c, err := auth.Require(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	return s.get(ctx, s.db, c, id)
+}
+
+// List returns the caller's workspaces — those they own or were granted —
+// or, with all (admins only), every workspace of the org.
+func (s *Service) List(ctx context.Context, all bool) (*List, error) {
+	c, err := auth.Require(ctx, "files:read")
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + wsCols + ` FROM workspaces w WHERE w.org_id = ?`
+	args := []any{c.OrgID}
+	if all {
+		if !c.IsAdmin() {
+			return nil, berth.Errorf(berth.Forbidden, "only organization admins may list every workspace (all=true)")
+		}
+	} else {
+		q += ` AND (w.owner_user_id = ? OR (w.is_personal = FALSE AND EXISTS
+			(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = ?)))`
+		args = append(args, c.UserID, c.UserID)
+	}
+	out := &List{Workspaces: []Workspace{}}
+	if err := s.db.SelectContext(ctx, &out.Workspaces, s.db.Rebind(q+` ORDER BY w.created_at, w.id`), args...); err != nil {
+		return nil, db.Err(err)
+	}
+	var quota int64
+	for i := range out.Workspaces {
+		w := &out.Workspaces[i]
+		s.fillSize(ctx, w)
+		out.Storage.UsedBytes += w.SizeBytes
+		if w.QuotaBytes == nil {
+			out.Storage.Unlimited = true
+		} else {
+			quota += *w.QuotaBytes
+		}
+	}
+	if !out.Storage.Unlimited {
+		out.Storage.QuotaBytes = &quota
+	}
+	return out, nil
+}
+
+// UpdateInput is the body of PATCH /v1/workspaces/{id}. A quotaBytes of
+// null in the JSON clears the quota; absent leaves it.
+type UpdateInput struct {
+	Name       *string
+	QuotaSet   bool
+	QuotaBytes *int64
+}
+
+// Update renames a workspace and, for admins, changes its quota.
+func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Workspace, error) {
+	c, err := auth.Require(ctx, "files:write")
+	if err != nil {
+		return nil, err
+	}
+	if in.Name == nil && !in.QuotaSet {
+		return nil, berth.Errorf(berth.Invalid, "nothing to change: give name and/or quotaBytes")
+	}
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.Name != nil {
+		if w.Name, err = validName(*in.Name); err != nil {
+			return nil, err
+		}
+	}
+	if in.QuotaSet {
+		if !c.IsAdmin() {
+			return nil, berth.Errorf(berth.Forbidden, "only organization admins may change quotaBytes")
+		}
+		if err := validQuota(in.QuotaBytes); err != nil {
+			return nil, err
+		}
+		w.QuotaBytes = in.QuotaBytes
+	}
+	w.UpdatedAt = s.now()
+	if _, err := s.db.NamedExecContext(ctx, `UPDATE workspaces SET name = :name, quota_bytes = :quota_bytes, updated_at = :updated_at WHERE id = :id`, w); err != nil {
+		return nil, db.Err(err)
+	}
+	s.fillSize(ctx, w)
+	return w, nil
+}
+
+// Usage reports who references a visible workspace.
+func (s *Service) Usage(ctx context.Context, id string) (*Usage, error) {
+	w, err := s.Resolve(ctx, id, "files:read")
+	if err != nil {
+		return nil, err
+	}
+	return s.usage(ctx, w)
+}
+
+func (s *Service) usage(ctx context.Context, w *Workspace) (*Usage, error) {
+	u := &Usage{WorkspaceID: w.ID, WorkspaceName: w.Name, MountedSandboxes: []MountedSandbox{}, Agents: []AgentUse{}}
+	for _, src := range s.sources {
+		sbx, agents, err := src(ctx, w.ID)
+		if err != nil {
+			return nil, err
+		}
+		u.MountedSandboxes = append(u.MountedSandboxes, sbx...)
+		u.Agents = append(u.Agents, agents...)
+	}
+	u.Counts = UsageCounts{MountedSandboxes: len(u.MountedSandboxes), Agents: len(u.Agents)}
+	u.InUse = u.Counts.MountedSandboxes+u.Counts.Agents > 0
+	return u, nil
+}
+
+// Delete removes a workspace and its directory (owner or admin). While a
+// sandbox mounts it or an agent uses it, Delete fails with InUse unless force.
+func (s *Service) Delete(ctx context.Context, id string, force bool) error {
+	c, err := auth.Require(ctx, "files:write")
+	if err != nil {
+		return err
+	}
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return err
+	}
+	if w.OwnerUserID != c.UserID && !c.IsAdmin() {
+		return berth.Errorf(berth.Forbidden, "only the workspace's owner or an admin may delete it")
+	}
+	if !force {
+		u, err := s.usage(ctx, w)
+		if err != nil {
+			return err
+		}
+		if u.InUse {
+			return berth.Errorf(berth.InUse, "workspace %q is in use by %d sandbox(es) and %d agent(s); pass force=true to delete it anyway",
+				w.Slug, u.Counts.MountedSandboxes, u.Counts.Agents)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM workspaces WHERE id = ?`), w.ID); err != nil {
+		return db.Err(err)
+	}
+	if err := os.RemoveAll(s.Dir(w.ID)); err != nil {
+		return fmt.Errorf("remove workspace directory: %w", err)
+	}
+	return nil
+}
+
+// Access lists the members granted an organization workspace (admin).
+func (s *Service) Access(ctx context.Context, id string) ([]string, error) {
+	c, err := auth.RequireAdmin(ctx, "org:read")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.get(ctx, s.db, c, id); err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	err = s.db.SelectContext(ctx, &ids, s.db.Rebind(`SELECT user_id FROM workspace_access WHERE workspace_id = ? ORDER BY user_id`), id)
+	return ids, db.Err(err)
+}
+
+// SetAccess replaces the grants of an organization workspace (admin).
+func (s *Service) SetAccess(ctx context.Context, id string, userIDs []string) ([]string, error) {
+	c, err := auth.RequireAdmin(ctx, "org:members")
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return nil, err
+	}
+	if w.IsPersonal {
+		return nil, berth.Errorf(berth.Invalid, "personal workspaces cannot be shared")
+	}
+	if userIDs == nil {
+		return nil, berth.Errorf(berth.Invalid, "userIds is required (an empty list removes every grant)")
+	}
+	seen := map[string]bool{}
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM workspace_access WHERE workspace_id = ?`), id); err != nil {
+			return db.Err(err)
+		}
+		now := s.now()
+		for _, u := range userIDs {
+			if seen[u] {
+				continue
+			}
+			seen[u] = true
+			var n int
+			if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM users WHERE id = ? AND org_id = ?`), u, c.OrgID); err != nil {
+				return db.Err(err)
+			}
+			if n == 0 {
+				return berth.Errorf(berth.Invalid, "userId %q is not a member of this organization", u)
+			}
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO workspace_access (workspace_id, user_id, created_at) VALUES (?, ?, ?)`), id, u, now); err != nil {
+				return db.Err(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Access(ctx, id)
+}
+
+// Touch records that a workspace was accessed.
+func (s *Service) Touch(ctx context.Context, id string) {
+	s.db.ExecContext(ctx, s.db.Rebind(`UPDATE workspaces SET last_accessed_at = ? WHERE id = ?`), s.now(), id)
+}
