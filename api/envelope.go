@@ -1,0 +1,180 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/berth-dev/berth"
+)
+
+// statusOf is the one table from error kinds to HTTP statuses.
+var statusOf = map[berth.Kind]int{
+	berth.Invalid:       http.StatusBadRequest,
+	berth.Unauthorized:  http.StatusUnauthorized,
+	berth.Forbidden:     http.StatusForbidden,
+	berth.NotFound:      http.StatusNotFound,
+	berth.Conflict:      http.StatusConflict,
+	berth.InUse:         http.StatusConflict,
+	berth.TooLarge:      http.StatusRequestEntityTooLarge,
+	berth.QuotaExceeded: http.StatusInsufficientStorage,
+	berth.Unavailable:   http.StatusServiceUnavailable,
+	berth.Internal:      http.StatusInternalServerError,
+}
+
+// Meta is the envelope's meta object.
+type Meta struct {
+	RequestID  string          `json:"requestId"`
+	HasMore    *bool           `json:"hasMore,omitempty"`
+	NextCursor json.RawMessage `json:"nextCursor,omitempty"` // a string, or null on the last page
+}
+
+type envelope struct {
+	Data any  `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"requestId"`
+}
+
+// writeData answers {"data": v, "meta": {...}}.
+func writeData(w http.ResponseWriter, r *http.Request, status int, v any) {
+	writeEnvelope(w, r, status, v, Meta{})
+}
+
+// writePage answers a paginated list.
+func writePage(w http.ResponseWriter, r *http.Request, v any, next string) {
+	more := next != ""
+	m := Meta{HasMore: &more, NextCursor: json.RawMessage("null")}
+	if more {
+		m.NextCursor, _ = json.Marshal(next)
+	}
+	writeEnvelope(w, r, http.StatusOK, v, m)
+}
+
+func writeEnvelope(w http.ResponseWriter, r *http.Request, status int, v any, m Meta) {
+	m.RequestID = requestID(r.Context())
+	body, err := json.Marshal(envelope{Data: v, Meta: m})
+	if err != nil {
+		writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+	w.Write([]byte("\n"))
+}
+
+// writeError sends err through the one table. Internal errors are logged
+// with their details; the client sees only "internal error".
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := berth.KindOf(err)
+	status, ok := statusOf[kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if kind == berth.Internal {
+		loggerFrom(r.Context()).Error("request failed", "err", err, "requestId", requestID(r.Context()),
+			"method", r.Method, "path", r.URL.Path)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error errorBody `json:"error"`
+	}{errorBody{Code: string(kind), Message: berth.Message(err), RequestID: requestID(r.Context())}})
+}
+
+// maxJSON bounds every JSON request body.
+const maxJSON = 1 << 20
+
+// decode reads a JSON body strictly: bounded size, unknown fields and
+// trailing data rejected, type errors reported with the field's name.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxJSON)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeErr(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return decodeErr(err)
+		}
+		return berth.Errorf(berth.Invalid, "request body has data after the JSON value")
+	}
+	return nil
+}
+
+func decodeErr(err error) error {
+	var (
+		maxErr  *http.MaxBytesError
+		synErr  *json.SyntaxError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return berth.Errorf(berth.TooLarge, "request body exceeds %d bytes", maxErr.Limit)
+	case errors.Is(err, io.EOF):
+		return berth.Errorf(berth.Invalid, "request body is empty; a JSON object is required")
+	case errors.As(err, &synErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return berth.Errorf(berth.Invalid, "malformed JSON: %v", err)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return berth.Errorf(berth.Invalid, "request body must be a JSON object")
+		}
+		return berth.Errorf(berth.Invalid, "field %q must be %s, not %s", field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return berth.Errorf(berth.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return berth.Errorf(berth.Invalid, "invalid JSON body: %v", err)
+}
+
+func jsonType(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	}
+	return goKind
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	loggerKey
+)
+
+func requestID(ctx interface{ Value(any) any }) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func loggerFrom(ctx interface{ Value(any) any }) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// writeJSONRaw writes v without an envelope (documents such as OpenAPI).
+func writeJSONRaw(w http.ResponseWriter, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

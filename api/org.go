@@ -1,0 +1,139 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+)
+
+func (s *Server) orgRoutes() []route {
+	return []route{
+		{Method: "GET", Pattern: "/v1/me", Summary: "the caller", handler: s.me},
+		{Method: "GET", Pattern: "/v1/members", Summary: "list members", Scope: "org:read", handler: s.listMembers},
+		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", handler: s.addMember},
+		{Method: "GET", Pattern: "/v1/members/{userId}", Summary: "one member", Scope: "org:read", handler: s.getMember},
+		{Method: "PATCH", Pattern: "/v1/members/{userId}", Summary: "change a member's role", Scope: "org:members", handler: s.updateMember},
+		{Method: "DELETE", Pattern: "/v1/members/{userId}", Summary: "remove a member", Scope: "org:members", handler: s.removeMember},
+		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true)", Scope: "org:read", handler: s.listKeys},
+		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", handler: s.createKey},
+		{Method: "DELETE", Pattern: "/v1/api-keys/{keyId}", Summary: "revoke an API key", Scope: "org:write", handler: s.revokeKey},
+	}
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	me, err := s.Auth.Me(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, me)
+}
+
+func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.Auth.ListMembers(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, ms)
+}
+
+func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
+	m, err := s.Auth.GetMember(r.Context(), chi.URLParam(r, "userId"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, m)
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
+	var in auth.MemberInput
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	m, err := s.Auth.AddMember(r.Context(), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, m)
+}
+
+func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Role berth.Role `json:"role"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	m, err := s.Auth.UpdateMember(r.Context(), chi.URLParam(r, "userId"), in.Role)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, m)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "userId")
+	if err := s.Auth.RemoveMember(r.Context(), id); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	all, err := boolParam(r, "all")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	keys, err := s.Auth.ListKeys(r.Context(), all)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, keys)
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	var in auth.KeyInput
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	k, err := s.Auth.CreateKey(r.Context(), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, k)
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	k, err := s.Auth.RevokeKey(r.Context(), chi.URLParam(r, "keyId"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, k)
+}
+
+// boolParam reads an optional boolean query parameter strictly.
+func boolParam(r *http.Request, name string) (bool, error) {
+	switch v := r.URL.Query().Get(name); v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return false, berth.Errorf(berth.Invalid, "query parameter %s must be true or false, not %q", name, v)
+	}
+}

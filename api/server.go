@@ -1,0 +1,137 @@
+// Package api is berth's HTTP surface: the chi router, middleware (request
+// ids, auth, metrics, logging, recovery, body limits), one file per resource,
+// the envelopes with the one error→status table, and the OpenAPI document.
+// Handlers parse, call one service method, and encode.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/workspace"
+)
+
+// Check reports whether a dependency is up; /readyz runs each.
+type Check func(ctx context.Context) error
+
+// Server carries the services the handlers call.
+type Server struct {
+	Auth       *auth.Service
+	Workspaces *workspace.Service
+	// Checks are the readiness checks by name ("database", "runtime", ...).
+	Checks map[string]Check
+
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *metrics
+}
+
+// New returns a Server; call Handler for its routes.
+func New(log *slog.Logger, a *auth.Service, ws *workspace.Service) *Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Server{Auth: a, Workspaces: ws, Checks: map[string]Check{}, log: log, registry: reg, metrics: newMetrics(reg)}
+}
+
+// route is one entry of the route table, which drives the router, the
+// OpenAPI document and the authorization tests alike.
+type route struct {
+	Method  string
+	Pattern string
+	Summary string
+	Scope   string // scope checked before the handler; "" for public routes
+	Public  bool   // no API key needed
+	handler http.HandlerFunc
+}
+
+func (s *Server) routes() []route {
+	var rs []route
+	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes()} {
+		rs = append(rs, group...)
+	}
+	return rs
+}
+
+func (s *Server) opsRoutes() []route {
+	return []route{
+		{Method: "GET", Pattern: "/healthz", Summary: "process is up", Public: true, handler: s.healthz},
+		{Method: "GET", Pattern: "/readyz", Summary: "database and runtime reachable", Public: true, handler: s.readyz},
+		{Method: "GET", Pattern: "/metrics", Summary: "Prometheus metrics", Public: true, handler: promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{Method: "GET", Pattern: "/v1/openapi.json", Summary: "this API as OpenAPI 3", Public: true, handler: s.openAPI},
+	}
+}
+
+// Handler builds the router.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, berth.Errorf(berth.NotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, berth.Errorf(berth.NotFound, "method %s is not supported on %s", r.Method, r.URL.Path))
+	})
+	authed := r.With(s.authenticate)
+	for _, rt := range s.routes() {
+		if rt.Public {
+			r.Method(rt.Method, rt.Pattern, rt.handler)
+			continue
+		}
+		authed.Method(rt.Method, rt.Pattern, requireScope(rt.Scope, rt.handler))
+	}
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeData(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz runs every check with a short deadline and says what is down.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	type result struct {
+		Status string `json:"status"`
+		Error  string `json:"error,omitempty"`
+	}
+	out := map[string]result{}
+	ready := true
+	for name, check := range s.Checks {
+		if err := check(ctx); err != nil {
+			ready = false
+			out[name] = result{Status: "down", Error: err.Error()}
+		} else {
+			out[name] = result{Status: "up"}
+		}
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeData(w, r, status, map[string]any{"ready": ready, "checks": out})
+}
+
+// RouteInfo describes one route of the table.
+type RouteInfo struct {
+	Method, Pattern, Scope string
+	Public                 bool
+}
+
+// Routes lists every route the server answers; the authorization tests walk
+// it so that a new route cannot go untested.
+func (s *Server) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, r := range s.routes() {
+		out = append(out, RouteInfo{Method: r.Method, Pattern: r.Pattern, Scope: r.Scope, Public: r.Public})
+	}
+	return out
+}

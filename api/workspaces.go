@@ -1,0 +1,137 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/workspace"
+)
+
+func (s *Server) workspaceRoutes() []route {
+	return []route{
+		{Method: "GET", Pattern: "/v1/workspaces", Summary: "list workspaces (admins: ?all=true)", Scope: "files:read", handler: s.listWorkspaces},
+		{Method: "POST", Pattern: "/v1/workspaces", Summary: "create a workspace", Scope: "files:write", handler: s.createWorkspace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}", Summary: "one workspace", Scope: "files:read", handler: s.getWorkspace},
+		{Method: "PATCH", Pattern: "/v1/workspaces/{id}", Summary: "rename a workspace or change its quota", Scope: "files:write", handler: s.updateWorkspace},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}", Summary: "delete a workspace (?force=true while in use)", Scope: "files:write", handler: s.deleteWorkspace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/usage", Summary: "who references a workspace", Scope: "files:read", handler: s.workspaceUsage},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/access", Summary: "members granted a workspace (admin)", Scope: "org:read", handler: s.workspaceAccess},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/access", Summary: "set a workspace's grants (admin)", Scope: "org:members", handler: s.setWorkspaceAccess},
+	}
+}
+
+func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) {
+	all, err := boolParam(r, "all")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	l, err := s.Workspaces.List(r.Context(), all)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, l)
+}
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request) {
+	var in workspace.CreateInput
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ws, err := s.Workspaces.Create(r.Context(), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, ws)
+}
+
+func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.Workspaces.Get(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, ws)
+}
+
+func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name       *string         `json:"name"`
+		QuotaBytes json.RawMessage `json:"quotaBytes"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	in := workspace.UpdateInput{Name: body.Name, QuotaSet: body.QuotaBytes != nil}
+	if in.QuotaSet && string(body.QuotaBytes) != "null" {
+		var q int64
+		if err := json.Unmarshal(body.QuotaBytes, &q); err != nil {
+			writeError(w, r, berth.Errorf(berth.Invalid, "field \"quotaBytes\" must be an integer number of bytes or null"))
+			return
+		}
+		in.QuotaBytes = &q
+	}
+	ws, err := s.Workspaces.Update(r.Context(), chi.URLParam(r, "id"), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, ws)
+}
+
+func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
+	force, err := boolParam(r, "force")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	id := chi.URLParam(r, "id")
+	if err := s.Workspaces.Delete(r.Context(), id, force); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+}
+
+func (s *Server) workspaceUsage(w http.ResponseWriter, r *http.Request) {
+	u, err := s.Workspaces.Usage(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, u)
+}
+
+type accessBody struct {
+	UserIDs []string `json:"userIds"`
+}
+
+func (s *Server) workspaceAccess(w http.ResponseWriter, r *http.Request) {
+	ids, err := s.Workspaces.Access(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, accessBody{UserIDs: ids})
+}
+
+func (s *Server) setWorkspaceAccess(w http.ResponseWriter, r *http.Request) {
+	var in accessBody
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ids, err := s.Workspaces.SetAccess(r.Context(), chi.URLParam(r, "id"), in.UserIDs)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, accessBody{UserIDs: ids})
+}

@@ -1,0 +1,253 @@
+// Package client is the Go SDK for berth's REST API. The CLI and the
+// end-to-end tests use it; it speaks exactly the contract in API.md.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one berth server with one API key.
+type Client struct {
+	BaseURL string
+	Key     string
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL (e.g. http://127.0.0.1:8080) using key.
+func New(baseURL, key string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Key: key, HTTP: &http.Client{}}
+}
+
+// WithKey returns a copy of c that uses another key.
+func (c *Client) WithKey(key string) *Client {
+	cp := *c
+	cp.Key = key
+	return &cp
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status    int    `json:"-"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"requestId"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d %s: %s (request %s)", e.Status, e.Code, e.Message, e.RequestID)
+}
+
+// Meta is the envelope's meta.
+type Meta struct {
+	RequestID  string  `json:"requestId"`
+	HasMore    bool    `json:"hasMore"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+// Do sends a request with a JSON body (nil for none) and decodes the
+// envelope's data into out (nil to discard).
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) (*Meta, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := c.NewRequest(ctx, method, path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return decodeEnvelope(resp, out)
+}
+
+// NewRequest builds an authenticated request for path (with query string).
+func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Key != "" {
+		req.Header.Set("X-API-Key", c.Key)
+	}
+	return req, nil
+}
+
+// decodeEnvelope reads a success envelope into out or returns the *Error.
+func decodeEnvelope(resp *http.Response, out any) (*Meta, error) {
+	if resp.StatusCode >= 400 {
+		return nil, ErrorFrom(resp)
+	}
+	var env struct {
+		Data json.RawMessage `json:"data"`
+		Meta Meta            `json:"meta"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return nil, fmt.Errorf("decode %s answer: %w", resp.Request.URL.Path, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(env.Data, out); err != nil {
+			return nil, fmt.Errorf("decode %s data: %w", resp.Request.URL.Path, err)
+		}
+	}
+	return &env.Meta, nil
+}
+
+// ErrorFrom reads an error envelope from resp.
+func ErrorFrom(resp *http.Response) error {
+	var env struct {
+		Error Error `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := json.Unmarshal(b, &env); err != nil || env.Error.Code == "" {
+		return &Error{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(b))}
+	}
+	env.Error.Status = resp.StatusCode
+	return &env.Error
+}
+
+// ErrorCode returns the API error code of err, or "".
+func ErrorCode(err error) string {
+	if e, ok := err.(*Error); ok {
+		return e.Code
+	}
+	return ""
+}
+
+func query(kv ...string) string {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			v.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
+}
+
+// Member is a user of the organization.
+type Member struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Me is the caller.
+type Me struct {
+	User   Member   `json:"user"`
+	Org    Org      `json:"org"`
+	Role   string   `json:"role"`
+	Scopes []string `json:"scopes"`
+}
+
+// Org is an organization.
+type Org struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// APIKey describes a key; Key is set only when it was just created.
+type APIKey struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	KeyPrefix   string     `json:"keyPrefix"`
+	Scopes      []string   `json:"scopes"`
+	OwnerUserID string     `json:"ownerUserId"`
+	ExpiresAt   *time.Time `json:"expiresAt"`
+	LastUsedAt  *time.Time `json:"lastUsedAt"`
+	RevokedAt   *time.Time `json:"revokedAt"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	Status      string     `json:"status"`
+	Key         string     `json:"key,omitempty"`
+}
+
+// Me returns the caller.
+func (c *Client) Me(ctx context.Context) (*Me, error) {
+	var m Me
+	_, err := c.Do(ctx, "GET", "/v1/me", nil, &m)
+	return &m, err
+}
+
+// Members lists the org's members.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	var ms []Member
+	_, err := c.Do(ctx, "GET", "/v1/members", nil, &ms)
+	return ms, err
+}
+
+// AddMember adds a member with role "admin" or "member".
+func (c *Client) AddMember(ctx context.Context, name, email, role string) (*Member, error) {
+	var m Member
+	_, err := c.Do(ctx, "POST", "/v1/members", map[string]string{"name": name, "email": email, "role": role}, &m)
+	return &m, err
+}
+
+// SetMemberRole changes a member's role.
+func (c *Client) SetMemberRole(ctx context.Context, id, role string) (*Member, error) {
+	var m Member
+	_, err := c.Do(ctx, "PATCH", "/v1/members/"+url.PathEscape(id), map[string]string{"role": role}, &m)
+	return &m, err
+}
+
+// RemoveMember removes a member.
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	_, err := c.Do(ctx, "DELETE", "/v1/members/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// KeyRequest is the body of a key creation.
+type KeyRequest struct {
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes,omitempty"`
+	ExpiresIn string   `json:"expiresIn,omitempty"`
+	UserID    string   `json:"userId,omitempty"`
+}
+
+// CreateAPIKey mints a key; the answer's Key is the secret, shown once.
+func (c *Client) CreateAPIKey(ctx context.Context, in KeyRequest) (*APIKey, error) {
+	var k APIKey
+	_, err := c.Do(ctx, "POST", "/v1/api-keys", in, &k)
+	return &k, err
+}
+
+// APIKeys lists the caller's keys (all: every key of the org, admins only).
+func (c *Client) APIKeys(ctx context.Context, all bool) ([]APIKey, error) {
+	var ks []APIKey
+	_, err := c.Do(ctx, "GET", "/v1/api-keys"+query("all", boolStr(all)), nil, &ks)
+	return ks, err
+}
+
+// RevokeAPIKey revokes a key.
+func (c *Client) RevokeAPIKey(ctx context.Context, id string) (*APIKey, error) {
+	var k APIKey
+	_, err := c.Do(ctx, "DELETE", "/v1/api-keys/"+url.PathEscape(id), nil, &k)
+	return &k, err
+}
