@@ -1,0 +1,294 @@
+// Package docker is berth's Docker Engine backend: it implements
+// runtime.Runtime over the engine's HTTP API with the official Go client. It
+// is the only package of berth that imports the Docker SDK; nothing of the SDK
+// appears in its exported API.
+package docker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/runtime"
+)
+
+var _ runtime.Runtime = (*Docker)(nil)
+
+// Docker is a runtime.Runtime backed by a Docker Engine. It is safe for
+// concurrent use.
+type Docker struct {
+	cli  *client.Client
+	host string
+}
+
+// New returns a runtime for the engine at host: a URL such as
+// "unix:///var/run/docker.sock" or "tcp://127.0.0.1:2375". An empty host
+// means DOCKER_HOST from the environment, or the default local socket.
+//
+// New does not contact the engine: the server must be able to start while
+// the engine is down. The API version is negotiated on the first call that
+// reaches the engine (and again after a failed attempt), so a Debian engine
+// speaking API 1.41 works with this newer client.
+func New(host string) (*Docker, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, berth.Wrap(berth.Invalid, err, "docker: bad engine address")
+	}
+	return &Docker{cli: cli, host: cli.DaemonHost()}, nil
+}
+
+// Host is the engine address in use.
+func (d *Docker) Host() string { return d.host }
+
+// Close releases the client's idle connections.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// Ping reports whether the engine answers.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx); err != nil {
+		return berth.Wrap(berth.Unavailable, err, "container engine unreachable")
+	}
+	return nil
+}
+
+// Create makes a hardened container from spec.
+func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) {
+	if spec.Image == "" {
+		return "", berth.Errorf(berth.Invalid, "container spec: image is required")
+	}
+	network := spec.Network
+	switch network {
+	case "":
+		network = runtime.NetworkNone
+	case runtime.NetworkNone, runtime.NetworkBridge:
+	default:
+		return "", berth.Errorf(berth.Invalid, "container spec: unknown network %q", spec.Network)
+	}
+	labels := map[string]string{runtime.ManagedLabel: "true"}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	cmd := spec.Cmd
+	if len(cmd) == 0 {
+		cmd = runtime.IdleCommand
+	}
+	mounts := make([]mount.Mount, 0, len(spec.Mounts))
+	for _, m := range spec.Mounts {
+		mounts = append(mounts, mount.Mount{
+			Type:     mount.TypeBind,
+			Source:   m.Source,
+			Target:   m.Target,
+			ReadOnly: m.ReadOnly,
+			// A sandbox must not see (or create) mounts that appear later
+			// under a workspace on the host, nor propagate its own back.
+			BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate},
+		})
+	}
+	init := true
+	res := container.Resources{NanoCPUs: spec.Resources.NanoCPUs}
+	if spec.Resources.MemoryBytes > 0 {
+		res.Memory = spec.Resources.MemoryBytes
+		res.MemorySwap = spec.Resources.MemoryBytes // no swap on top of the limit
+	}
+	if spec.Resources.PidsLimit > 0 {
+		pids := spec.Resources.PidsLimit
+		res.PidsLimit = &pids
+	}
+	cfg := &container.Config{
+		Image:      spec.Image,
+		Hostname:   spec.Hostname,
+		Env:        envList(spec.Env),
+		Cmd:        cmd,
+		Labels:     labels,
+		WorkingDir: spec.WorkDir,
+		User:       spec.User,
+	}
+	host := &container.HostConfig{
+		NetworkMode: container.NetworkMode(network),
+		Mounts:      mounts,
+		// tini as PID 1: it forwards SIGTERM to the idle command (so Stop is
+		// quick) and reaps what exec'd commands leave behind.
+		Init:        &init,
+		SecurityOpt: []string{"no-new-privileges"},
+		CapDrop:     []string{"ALL"},
+		CapAdd:      runtime.SafeCapabilities,
+		Resources:   res,
+	}
+	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	if err != nil {
+		return "", translate(err, "create container "+spec.Name)
+	}
+	return created.ID, nil
+}
+
+// Start starts a created or stopped container.
+func (d *Docker) Start(ctx context.Context, id string) error {
+	return translate(d.cli.ContainerStart(ctx, id, container.StartOptions{}), "start container "+id)
+}
+
+// Pause freezes a running container.
+func (d *Docker) Pause(ctx context.Context, id string) error {
+	return translate(d.cli.ContainerPause(ctx, id), "pause container "+id)
+}
+
+// Unpause thaws a paused container.
+func (d *Docker) Unpause(ctx context.Context, id string) error {
+	return translate(d.cli.ContainerUnpause(ctx, id), "unpause container "+id)
+}
+
+// Stop stops a container, killing it after timeout.
+func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int((timeout + time.Second - 1) / time.Second)
+	return translate(d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}), "stop container "+id)
+}
+
+// Remove force-removes a container and its anonymous volumes.
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	return translate(err, "remove container "+id)
+}
+
+// Inspect reports a container's state.
+func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, error) {
+	info, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return runtime.Container{}, translate(err, "inspect container "+id)
+	}
+	c := runtime.Container{
+		ID:      info.ID,
+		Name:    strings.TrimPrefix(info.Name, "/"),
+		Created: parseTime(info.Created),
+	}
+	if info.Config != nil {
+		c.Image = info.Config.Image
+		c.Labels = info.Config.Labels
+	}
+	if st := info.State; st != nil {
+		c.State = runtime.State(st.Status)
+		c.ExitCode = st.ExitCode
+		c.Error = st.Error
+		c.StartedAt = parseTime(st.StartedAt)
+	}
+	if ns := info.NetworkSettings; ns != nil {
+		c.IPAddress = ns.IPAddress
+		if c.IPAddress == "" {
+			for _, ep := range ns.Networks {
+				if ep != nil && ep.IPAddress != "" {
+					c.IPAddress = ep.IPAddress
+					break
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// List returns the containers carrying every label in labels.
+func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.Container, error) {
+	args := filters.NewArgs()
+	if len(labels) == 0 {
+		args.Add("label", runtime.ManagedLabel)
+	}
+	for k, v := range labels {
+		if v == "" {
+			args.Add("label", k)
+		} else {
+			args.Add("label", k+"="+v)
+		}
+	}
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, translate(err, "list containers")
+	}
+	out := make([]runtime.Container, 0, len(list))
+	for _, s := range list {
+		c := runtime.Container{
+			ID:      s.ID,
+			Image:   s.Image,
+			State:   runtime.State(s.State),
+			Labels:  s.Labels,
+			Created: time.Unix(s.Created, 0).UTC(),
+		}
+		if len(s.Names) > 0 {
+			c.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		if s.NetworkSettings != nil {
+			for _, ep := range s.NetworkSettings.Networks {
+				if ep != nil && ep.IPAddress != "" {
+					c.IPAddress = ep.IPAddress
+					break
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// translate turns an engine client error into a berth error. The client
+// marks the engine's HTTP answers with containerd's errdefs classes, and
+// connection failures with its own type; that is all we look at.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var be *berth.Error
+	switch {
+	case errors.As(err, &be):
+		return err
+	case client.IsErrConnectionFailed(err), isNetErr(err),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		cerrdefs.IsUnavailable(err):
+		return berth.Wrap(berth.Unavailable, err, what+": container engine unreachable")
+	case cerrdefs.IsNotFound(err):
+		return berth.Wrap(berth.NotFound, err, what+": not found")
+	case cerrdefs.IsConflict(err):
+		return berth.Wrap(berth.Conflict, err, what)
+	case cerrdefs.IsInvalidArgument(err):
+		return berth.Wrap(berth.Invalid, err, what)
+	}
+	return berth.Wrap(berth.Internal, err, what)
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, os.ErrNotExist)
+}
+
+func envList(env map[string]string) []string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out) // a stable order makes specs comparable in logs
+	return out
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}

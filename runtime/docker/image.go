@@ -1,0 +1,158 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// ImagePresent reports whether ref is available locally.
+func (d *Docker) ImagePresent(ctx context.Context, ref string) (bool, error) {
+	_, err := d.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return true, nil
+	}
+	if cerrdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return false, translate(err, "inspect image "+ref)
+}
+
+// BuildImage builds spec.Context with the engine's classic builder: it needs
+// no BuildKit session and no registry, which is what a build FROM scratch on
+// an offline machine wants.
+func (d *Docker) BuildImage(ctx context.Context, spec runtime.BuildSpec, progress io.Writer) error {
+	if spec.Tag == "" || spec.Context == nil {
+		return berth.Errorf(berth.Invalid, "image build: tag and context are required")
+	}
+	resp, err := d.cli.ImageBuild(ctx, spec.Context, build.ImageBuildOptions{
+		Tags:        []string{spec.Tag},
+		Dockerfile:  spec.Dockerfile,
+		Labels:      spec.Labels,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return translate(err, "build image "+spec.Tag)
+	}
+	defer resp.Body.Close()
+	if err := readMessages(resp.Body, progress); err != nil {
+		var me *messageError
+		if errors.As(err, &me) {
+			return berth.Wrap(berth.Invalid, err, "build image "+spec.Tag)
+		}
+		return translate(err, "build image "+spec.Tag)
+	}
+	return nil
+}
+
+// PullImage pulls ref from its registry.
+func (d *Docker) PullImage(ctx context.Context, ref string, progress io.Writer) error {
+	body, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return translatePull(err, ref)
+	}
+	defer body.Close()
+	return translatePull(readMessages(body, progress), ref)
+}
+
+// translatePull classifies a pull failure. The engine reports most of them
+// inside the progress stream, as text only; the phrases below are the
+// registry's answers for a missing repository or tag (Docker's own, and the
+// OCI distribution spec's codes). Anything else is taken for a registry that
+// cannot be reached, which is by far the common case.
+func translatePull(err error, ref string) error {
+	if err == nil {
+		return nil
+	}
+	var me *messageError
+	if !errors.As(err, &me) {
+		if cerrdefs.IsNotFound(err) {
+			return berth.Wrap(berth.NotFound, err, "pull image "+ref+": not found")
+		}
+		if client := translate(err, "pull image "+ref); berth.KindOf(client) != berth.Internal {
+			return client
+		}
+		return berth.Wrap(berth.Unavailable, err, "pull image "+ref+": registry unreachable")
+	}
+	msg := strings.ToLower(me.msg)
+	for _, s := range []string{"manifest unknown", "not found", "repository does not exist", "name_unknown"} {
+		if strings.Contains(msg, s) {
+			return berth.Wrap(berth.NotFound, err, "pull image "+ref+": not found")
+		}
+	}
+	return berth.Wrap(berth.Unavailable, err, "pull image "+ref+": registry unreachable")
+}
+
+// messageError is a failure the engine reported inside a progress stream.
+type messageError struct{ msg string }
+
+func (e *messageError) Error() string { return e.msg }
+
+// message is one line of the engine's JSON progress stream.
+type message struct {
+	Stream      string `json:"stream"`
+	Status      string `json:"status"`
+	ID          string `json:"id"`
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+// readMessages copies a progress stream to w as plain lines. Build output
+// ("stream") is passed through; pull status is written once per layer and
+// status change, without the progress bars, so a log of it stays readable.
+func readMessages(r io.Reader, w io.Writer) error {
+	w = orDiscard(w)
+	dec := json.NewDecoder(r)
+	last := map[string]string{}
+	for {
+		var m message
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case m.ErrorDetail != nil && m.ErrorDetail.Message != "":
+			return &messageError{msg: m.ErrorDetail.Message}
+		case m.Error != "":
+			return &messageError{msg: m.Error}
+		case m.Stream != "":
+			if _, err := io.WriteString(w, m.Stream); err != nil {
+				return err
+			}
+		case m.Status != "":
+			if last[m.ID] == m.Status {
+				continue
+			}
+			last[m.ID] = m.Status
+			line := m.Status
+			if m.ID != "" {
+				line = m.ID + ": " + m.Status
+			}
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// RemoveImage deletes a local image.
+func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
+	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	return translate(err, "remove image "+ref)
+}

@@ -1,0 +1,46 @@
+package docker_test
+
+import (
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// proxy listens on the unix socket sock and forwards every connection to the
+// engine at host (a unix:// address): an engine "appearing" at sock, without
+// touching the real daemon.
+func proxy(t *testing.T, sock, host string) (stop func()) {
+	t.Helper()
+	target, ok := strings.CutPrefix(host, "unix://")
+	if !ok {
+		t.Skipf("proxy needs a unix socket engine, have %s", host)
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("unix", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return func() { ln.Close(); wg.Wait() }
+}

@@ -1,0 +1,213 @@
+// Package runtime defines what berth needs from a container engine: the
+// Runtime interface and the plain types it speaks. Backends live in
+// sub-packages (runtime/docker, later runtime/containerd) and are the only code
+// that knows an engine's SDK; runtime/runtimetest is the conformance suite
+// every backend must pass.
+//
+// A sandbox is one long-running container: it is created from a template
+// image with an idle init command, and all work happens through Exec.
+package runtime
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Runtime is a container engine as berth uses it.
+//
+// Every method takes a context first and honours its cancellation. Errors are
+// *berth.Error values with these kinds:
+//
+//   - berth.Unavailable: the engine cannot be reached (not running, socket
+//     missing, connection refused) or the context ended during the call. A
+//     Runtime must be constructible while the engine is down and must start
+//     working again on its own once the engine is back.
+//   - berth.NotFound: no container (or image) with that id or name.
+//   - berth.Conflict: a name is already taken, or the container's state does
+//     not allow the operation (pausing a stopped container, ...).
+//   - berth.Invalid: the engine rejected the spec itself.
+//   - berth.Internal: anything else.
+//
+// A container is addressed by the id Create returned or by its name.
+type Runtime interface {
+	// Ping reports whether the engine answers; nil means it does.
+	Ping(ctx context.Context) error
+
+	// Create makes a container from spec without starting it and returns its
+	// id. Whatever the spec says, the container is hardened: no new
+	// privileges, every capability dropped except SafeCapabilities, and no
+	// engine socket inside. The container's main process is spec.Cmd, or
+	// IdleCommand when that is empty, run under a minimal init that reaps
+	// orphaned processes, so that the container stays up until stopped.
+	Create(ctx context.Context, spec Spec) (id string, err error)
+
+	// Start starts a created or stopped container. Starting a running
+	// container is not an error.
+	Start(ctx context.Context, id string) error
+
+	// Pause freezes every process of a running container (cgroup freezer):
+	// memory and processes are kept, nothing runs until Unpause.
+	Pause(ctx context.Context, id string) error
+
+	// Unpause thaws a paused container.
+	Unpause(ctx context.Context, id string) error
+
+	// Stop sends the main process SIGTERM, waits up to timeout, then kills
+	// everything left. The container's filesystem is kept. Stopping a stopped
+	// container is not an error; a paused container is stopped too.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+
+	// Remove deletes the container, stopping it first if needed (force). Its
+	// filesystem goes; bind-mounted host directories are untouched. Removing
+	// a container that does not exist is NotFound.
+	Remove(ctx context.Context, id string) error
+
+	// Inspect reports a container's current state.
+	Inspect(ctx context.Context, id string) (Container, error)
+
+	// List returns the containers, in any state, that carry every label in
+	// labels (an empty value matches the key with any value). A nil or empty
+	// map lists only containers that carry the ManagedLabel.
+	List(ctx context.Context, labels map[string]string) ([]Container, error)
+
+	// Exec runs spec.Cmd in a running container and waits for it, streaming
+	// its output to spec.Stdout and spec.Stderr as it comes (nil writers
+	// discard) and feeding it spec.Stdin (nil: an empty stdin). It returns
+	// the command's exit code; a command that could not be started (no such
+	// executable) gives the shell's codes 126/127 rather than an error.
+	//
+	// When ctx ends before the command does, Exec kills the command and
+	// every process it started inside the container (its whole session and
+	// any process that inherited its environment), waits briefly for the
+	// streams to close, and returns -1 with ctx.Err() (so errors.Is works
+	// for context.DeadlineExceeded). It returns promptly even if the kill
+	// could not be confirmed.
+	//
+	// Exec on a container that is not running is Conflict.
+	Exec(ctx context.Context, id string, spec ExecSpec) (exitCode int, err error)
+
+	// ImagePresent reports whether the image is available locally.
+	ImagePresent(ctx context.Context, ref string) (bool, error)
+
+	// BuildImage builds an image from a tar build context and tags it
+	// spec.Tag, writing human-readable progress lines to progress (nil
+	// discards). A failing build step is an Invalid error carrying the
+	// engine's message.
+	BuildImage(ctx context.Context, spec BuildSpec, progress io.Writer) error
+
+	// PullImage fetches ref from its registry, writing progress lines to
+	// progress (nil discards). An unreachable registry is Unavailable; an
+	// unknown image is NotFound.
+	PullImage(ctx context.Context, ref string, progress io.Writer) error
+
+	// RemoveImage deletes a local image (by reference or id). Containers
+	// still using it make it a Conflict.
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// ManagedLabel marks every container berth creates, so that List can tell
+// them from anything else on the engine. Create adds it.
+const ManagedLabel = "berth.managed"
+
+// IdleCommand is the main process of a sandbox container when a spec gives
+// none: it does nothing, forever, so that the container stays up for Exec.
+var IdleCommand = []string{"sleep", "infinity"}
+
+// SafeCapabilities is the small set of Linux capabilities a sandbox keeps so
+// that root inside it can still own and chmod its files, switch users (package
+// managers drop privileges) and bind low ports. Everything else, NET_RAW,
+// SYS_ADMIN, MKNOD, SYS_CHROOT, SETFCAP, AUDIT_WRITE, ..., is dropped.
+var SafeCapabilities = []string{
+	"CHOWN",
+	"DAC_OVERRIDE",
+	"FOWNER",
+	"FSETID",
+	"KILL",
+	"SETGID",
+	"SETUID",
+	"NET_BIND_SERVICE",
+}
+
+// Network modes of a sandbox.
+const (
+	NetworkNone   = "none"   // loopback only
+	NetworkBridge = "bridge" // the engine's default NAT network
+)
+
+// Spec describes a container to create.
+type Spec struct {
+	Name     string            // container name; must be unique on the engine
+	Image    string            // image reference, present locally
+	Hostname string            // "" lets the engine choose
+	Labels   map[string]string // ManagedLabel is added
+	Env      map[string]string // environment of the main process and of every exec
+	Mounts   []Mount           // applied in order; nested targets are fine
+	Cmd      []string          // main process; empty means IdleCommand
+	WorkDir  string            // working directory of the main process ("" = image's)
+	User     string            // "uid[:gid]" or a name in the image ("" = image's)
+
+	Resources Resources
+	Network   string // NetworkNone or NetworkBridge; "" means NetworkNone
+}
+
+// Mount is a host directory (or file) bind-mounted into a container.
+type Mount struct {
+	Source   string // absolute host path; must exist
+	Target   string // absolute path inside the container
+	ReadOnly bool
+}
+
+// Resources are a container's limits; zero means unlimited.
+type Resources struct {
+	NanoCPUs    int64 // CPU time in units of 1e-9 CPUs: 1.5 CPUs = 1_500_000_000
+	MemoryBytes int64 // memory limit (and memory+swap limit: no swap beyond it)
+	PidsLimit   int64 // maximum number of processes
+}
+
+// State is a container's state as the engine reports it.
+type State string
+
+// Container states.
+const (
+	StateCreated    State = "created"
+	StateRunning    State = "running"
+	StatePaused     State = "paused"
+	StateRestarting State = "restarting"
+	StateRemoving   State = "removing"
+	StateExited     State = "exited"
+	StateDead       State = "dead"
+)
+
+// Container is what the engine reports about a container.
+type Container struct {
+	ID        string
+	Name      string // without the engine's leading "/"
+	Image     string // the reference it was created from
+	State     State
+	Labels    map[string]string
+	IPAddress string    // on the bridge network; "" with NetworkNone or when not running
+	ExitCode  int       // of the main process, once exited
+	Error     string    // the engine's error message, if starting failed
+	Created   time.Time // zero if unknown
+	StartedAt time.Time // zero if never started
+}
+
+// ExecSpec describes a command to run inside a container.
+type ExecSpec struct {
+	Cmd    []string          // argv; Cmd[0] is looked up in the container's PATH
+	Env    map[string]string // added to the container's environment
+	Dir    string            // working directory ("" = the container's)
+	User   string            // "" = the container's user
+	Stdin  io.Reader         // nil: empty stdin
+	Stdout io.Writer         // nil: discarded
+	Stderr io.Writer         // nil: discarded
+}
+
+// BuildSpec describes an image build.
+type BuildSpec struct {
+	Tag        string            // reference to tag the result with, e.g. "berth/base:1"
+	Context    io.Reader         // tar stream of the build context
+	Dockerfile string            // path of the Dockerfile inside the context ("" = "Dockerfile")
+	Labels     map[string]string // added to the image
+}

@@ -1,0 +1,760 @@
+package runtimetest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// Run runs the conformance suite against rt. image must be present and
+// provide /bin/sh with the BusyBox (or coreutils) tools; BaseImage gives one.
+// Every container the suite makes is removed when it ends, even on failure.
+func Run(t *testing.T, rt runtime.Runtime, image string) {
+	Require(t, rt)
+	s := &suite{rt: rt, image: image, run: randomID()}
+	t.Cleanup(func() { s.cleanup(t) })
+
+	t.Run("Lifecycle", s.testLifecycle)
+	t.Run("NameConflict", s.testNameConflict)
+	t.Run("NotFound", s.testNotFound)
+	t.Run("ListByLabel", s.testList)
+	t.Run("Hardening", s.testHardening)
+	t.Run("Network", s.testNetwork)
+	t.Run("Mounts", s.testMounts)
+	t.Run("Exec", s.testExec)
+	t.Run("ExecCancel", s.testExecCancel)
+	t.Run("Images", s.testImages)
+}
+
+type suite struct {
+	rt    runtime.Runtime
+	image string
+	run   string // unique per Run: container names and the LabelTest value
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (s *suite) cleanup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	list, err := s.rt.List(ctx, map[string]string{LabelTest: s.run})
+	if err != nil {
+		t.Errorf("cleanup: list: %v", err)
+		return
+	}
+	for _, c := range list {
+		if err := s.rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
+			t.Errorf("cleanup: remove %s: %v", c.Name, err)
+		}
+	}
+}
+
+func (s *suite) name(t *testing.T) string {
+	n := strings.NewReplacer("/", "-", "_", "-").Replace(strings.ToLower(t.Name()))
+	if len(n) > 40 {
+		n = n[len(n)-40:]
+	}
+	return "berth-rt-" + s.run + "-" + strings.Trim(n, "-")
+}
+
+// spec is a container spec for t with the suite's label and image.
+func (s *suite) spec(t *testing.T) runtime.Spec {
+	return runtime.Spec{
+		Name:   s.name(t),
+		Image:  s.image,
+		Labels: map[string]string{LabelTest: s.run},
+		Env:    map[string]string{"BERTH_SUITE": "1"},
+	}
+}
+
+// start creates and starts a container from spec and returns its id.
+func (s *suite) start(t *testing.T, spec runtime.Spec) string {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	id, err := s.rt.Create(ctx, spec)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.rt.Remove(ctx, id)
+	})
+	if err := s.rt.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return id
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// sh runs script with /bin/sh -c and fails the test if Exec errs.
+func (s *suite) sh(t *testing.T, id, script string, opt ...func(*runtime.ExecSpec)) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	spec := runtime.ExecSpec{Cmd: []string{"/bin/sh", "-c", script}, Stdout: &out, Stderr: &errb}
+	for _, o := range opt {
+		o(&spec)
+	}
+	code, err := s.rt.Exec(ctxT(t, time.Minute), id, spec)
+	if err != nil {
+		t.Fatalf("exec %q: %v", script, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func wantKind(t *testing.T, what string, err error, kind berth.Kind) {
+	t.Helper()
+	if !berth.IsKind(err, kind) {
+		t.Errorf("%s: got error %v (kind %s), want kind %s", what, err, berth.KindOf(err), kind)
+	}
+}
+
+func (s *suite) wantState(t *testing.T, id string, want runtime.State) runtime.Container {
+	t.Helper()
+	c, err := s.rt.Inspect(ctxT(t, 30*time.Second), id)
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
+	}
+	if c.State != want {
+		t.Fatalf("state = %q, want %q", c.State, want)
+	}
+	return c
+}
+
+func (s *suite) testLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, 2*time.Minute)
+	spec := s.spec(t)
+	spec.Labels["extra"] = "x"
+	id, err := s.rt.Create(ctx, spec)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	c := s.wantState(t, id, runtime.StateCreated)
+	if c.ID != id || c.Name != spec.Name || c.Image != s.image {
+		t.Errorf("inspect = %+v, want id %s name %s image %s", c, id, spec.Name, s.image)
+	}
+	if c.Labels["extra"] != "x" || c.Labels[runtime.ManagedLabel] == "" {
+		t.Errorf("labels = %v, want extra=x and %s", c.Labels, runtime.ManagedLabel)
+	}
+	// Also by name.
+	if byName, err := s.rt.Inspect(ctx, spec.Name); err != nil || byName.ID != id {
+		t.Errorf("inspect by name: %v, %v", byName.ID, err)
+	}
+
+	if err := s.rt.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := s.rt.Start(ctx, id); err != nil {
+		t.Errorf("start of a running container: %v, want nil", err)
+	}
+	c = s.wantState(t, id, runtime.StateRunning)
+	if c.StartedAt.IsZero() {
+		t.Error("StartedAt is zero for a running container")
+	}
+	if r := s.sh(t, id, "echo kept > /root/state"); r.code != 0 {
+		t.Fatalf("write state: %+v", r)
+	}
+
+	if err := s.rt.Pause(ctx, id); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	s.wantState(t, id, runtime.StatePaused)
+	if err := s.rt.Pause(ctx, id); err == nil {
+		t.Error("pause of a paused container: nil error")
+	}
+	_, err = s.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"true"}})
+	wantKind(t, "exec in a paused container", err, berth.Conflict)
+	if err := s.rt.Unpause(ctx, id); err != nil {
+		t.Fatalf("unpause: %v", err)
+	}
+	s.wantState(t, id, runtime.StateRunning)
+
+	// The idle main process must end on SIGTERM: a stop that waits for
+	// the timeout and then kills would make every stop take that long.
+	start := time.Now()
+	if err := s.rt.Stop(ctx, id, 20*time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stop took %v: the main process ignores SIGTERM", d)
+	}
+	s.wantState(t, id, runtime.StateExited)
+	if err := s.rt.Stop(ctx, id, time.Second); err != nil {
+		t.Errorf("stop of a stopped container: %v, want nil", err)
+	}
+	_, err = s.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"true"}})
+	wantKind(t, "exec in a stopped container", err, berth.Conflict)
+	err = s.rt.Pause(ctx, id)
+	wantKind(t, "pause of a stopped container", err, berth.Conflict)
+
+	if err := s.rt.Start(ctx, id); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if r := s.sh(t, id, "cat /root/state"); r.stdout != "kept\n" {
+		t.Errorf("after stop/start the container's own file reads %q, want %q", r.stdout, "kept\n")
+	}
+
+	// Stop of a paused container stops it.
+	if err := s.rt.Pause(ctx, id); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if err := s.rt.Stop(ctx, id, 5*time.Second); err != nil {
+		t.Fatalf("stop of a paused container: %v", err)
+	}
+	s.wantState(t, id, runtime.StateExited)
+
+	if err := s.rt.Start(ctx, id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if err := s.rt.Remove(ctx, id); err != nil {
+		t.Fatalf("remove of a running container: %v", err)
+	}
+	_, err = s.rt.Inspect(ctx, id)
+	wantKind(t, "inspect after remove", err, berth.NotFound)
+	wantKind(t, "remove after remove", s.rt.Remove(ctx, id), berth.NotFound)
+}
+
+func (s *suite) testNameConflict(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, time.Minute)
+	spec := s.spec(t)
+	id, err := s.rt.Create(ctx, spec)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer s.rt.Remove(ctx, id)
+	_, err = s.rt.Create(ctx, spec)
+	wantKind(t, "create with a taken name", err, berth.Conflict)
+}
+
+func (s *suite) testNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, time.Minute)
+	missing := "berth-rt-" + s.run + "-missing"
+	_, err := s.rt.Inspect(ctx, missing)
+	wantKind(t, "inspect", err, berth.NotFound)
+	wantKind(t, "start", s.rt.Start(ctx, missing), berth.NotFound)
+	wantKind(t, "stop", s.rt.Stop(ctx, missing, time.Second), berth.NotFound)
+	wantKind(t, "pause", s.rt.Pause(ctx, missing), berth.NotFound)
+	wantKind(t, "unpause", s.rt.Unpause(ctx, missing), berth.NotFound)
+	wantKind(t, "remove", s.rt.Remove(ctx, missing), berth.NotFound)
+	_, err = s.rt.Exec(ctx, missing, runtime.ExecSpec{Cmd: []string{"true"}})
+	wantKind(t, "exec", err, berth.NotFound)
+
+	spec := s.spec(t)
+	spec.Image = "berth/no-such-image-" + s.run + ":0"
+	_, err = s.rt.Create(ctx, spec)
+	wantKind(t, "create from a missing image", err, berth.NotFound)
+	if ok, err := s.rt.ImagePresent(ctx, spec.Image); ok || err != nil {
+		t.Errorf("ImagePresent(missing) = %v, %v; want false, nil", ok, err)
+	}
+	wantKind(t, "remove image", s.rt.RemoveImage(ctx, spec.Image), berth.NotFound)
+}
+
+func (s *suite) testList(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, time.Minute)
+	group := randomID()
+	ids := map[string]string{}
+	for _, k := range []string{"a", "b"} {
+		spec := s.spec(t)
+		spec.Name += "-" + k
+		spec.Labels["group"] = group
+		spec.Labels["member"] = k
+		id, err := s.rt.Create(ctx, spec)
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		t.Cleanup(func() { _ = s.rt.Remove(context.Background(), id) })
+		ids[k] = id
+	}
+	if err := s.rt.Start(ctx, ids["a"]); err != nil {
+		t.Fatal(err)
+	}
+
+	all, err := s.rt.List(ctx, map[string]string{"group": group})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(all) != 2 {
+		t.Fatalf("list by group = %d containers, want 2: %+v", len(all), all)
+	}
+	states := map[string]runtime.State{}
+	for _, c := range all {
+		states[c.ID] = c.State
+		if c.Labels["group"] != group || c.Name == "" {
+			t.Errorf("listed container %+v lacks its labels or name", c)
+		}
+	}
+	if states[ids["a"]] != runtime.StateRunning || states[ids["b"]] != runtime.StateCreated {
+		t.Errorf("listed states = %v, want a running and b created", states)
+	}
+
+	one, err := s.rt.List(ctx, map[string]string{"group": group, "member": "b"})
+	if err != nil || len(one) != 1 || one[0].ID != ids["b"] {
+		t.Errorf("list by group and member=b = %+v, %v; want just b", one, err)
+	}
+	anyMember, err := s.rt.List(ctx, map[string]string{"group": group, "member": ""})
+	if err != nil || len(anyMember) != 2 {
+		t.Errorf("list with an empty label value = %d, %v; want 2", len(anyMember), err)
+	}
+	none, err := s.rt.List(ctx, map[string]string{"group": group + "-other"})
+	if err != nil || len(none) != 0 {
+		t.Errorf("list of another group = %+v, %v; want none", none, err)
+	}
+	managed, err := s.rt.List(ctx, nil)
+	if err != nil {
+		t.Fatalf("list managed: %v", err)
+	}
+	found := 0
+	for _, c := range managed {
+		if c.Labels["group"] == group {
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("list(nil) found %d of the 2 managed containers", found)
+	}
+}
+
+// capMask is the capability bit set of SafeCapabilities.
+func capMask() uint64 {
+	bits := map[string]uint{"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+		"SETGID": 6, "SETUID": 7, "NET_BIND_SERVICE": 10}
+	var m uint64
+	for _, c := range runtime.SafeCapabilities {
+		b, ok := bits[c]
+		if !ok {
+			panic("runtimetest: unknown capability " + c)
+		}
+		m |= 1 << b
+	}
+	return m
+}
+
+func (s *suite) testHardening(t *testing.T) {
+	t.Parallel()
+	spec := s.spec(t)
+	spec.Resources = runtime.Resources{NanoCPUs: 500_000_000, MemoryBytes: 256 << 20, PidsLimit: 64}
+	id := s.start(t, spec)
+
+	r := s.sh(t, id, "grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status")
+	fields := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		fields[k] = strings.TrimSpace(v)
+	}
+	if fields["NoNewPrivs"] != "1" {
+		t.Errorf("NoNewPrivs = %q, want 1", fields["NoNewPrivs"])
+	}
+	for _, k := range []string{"CapEff", "CapBnd"} {
+		got, err := strconv.ParseUint(fields[k], 16, 64)
+		if err != nil || got != capMask() {
+			t.Errorf("%s = %q, want %016x (SafeCapabilities only)", k, fields[k], capMask())
+		}
+	}
+	// NET_RAW and MKNOD are gone even for root.
+	if r := s.sh(t, id, "mknod /tmp/null c 1 3"); r.code == 0 {
+		t.Error("mknod succeeded: CAP_MKNOD was not dropped")
+	}
+
+	// Limits as the kernel sees them (cgroup v2 or v1 layout).
+	limits := []struct{ name, script, want string }{
+		{"pids", "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max", "64"},
+		{"memory", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes", strconv.Itoa(256 << 20)},
+		{"cpu", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)", "50000 100000"},
+	}
+	for _, l := range limits {
+		if r := s.sh(t, id, l.script); strings.TrimSpace(r.stdout) != l.want {
+			t.Errorf("%s limit = %q (%s), want %q", l.name, strings.TrimSpace(r.stdout), r.stderr, l.want)
+		}
+	}
+}
+
+func (s *suite) testNetwork(t *testing.T) {
+	t.Run("None", func(t *testing.T) {
+		t.Parallel()
+		spec := s.spec(t)
+		spec.Network = runtime.NetworkNone
+		id := s.start(t, spec)
+		if r := s.sh(t, id, "ls /sys/class/net"); strings.Fields(r.stdout)[0] != "lo" || len(strings.Fields(r.stdout)) != 1 {
+			t.Errorf("interfaces with network none: %q, want just lo", r.stdout)
+		}
+		if c := s.wantState(t, id, runtime.StateRunning); c.IPAddress != "" {
+			t.Errorf("IPAddress with network none = %q, want empty", c.IPAddress)
+		}
+	})
+	t.Run("Bridge", func(t *testing.T) {
+		t.Parallel()
+		spec := s.spec(t)
+		spec.Network = runtime.NetworkBridge
+		id := s.start(t, spec)
+		c := s.wantState(t, id, runtime.StateRunning)
+		if c.IPAddress == "" {
+			t.Fatal("no IPAddress on the bridge network")
+		}
+		if r := s.sh(t, id, "grep -c . /proc/net/dev; ip -4 addr 2>/dev/null || true"); !strings.Contains(r.stdout, c.IPAddress) {
+			t.Errorf("container does not have its reported address %s:\n%s", c.IPAddress, r.stdout)
+		}
+	})
+	t.Run("Unknown", func(t *testing.T) {
+		t.Parallel()
+		spec := s.spec(t)
+		spec.Network = "host"
+		_, err := s.rt.Create(ctxT(t, time.Minute), spec)
+		wantKind(t, "create with network host", err, berth.Invalid)
+	})
+}
+
+func (s *suite) testMounts(t *testing.T) {
+	t.Parallel()
+	rw, ro, nested := t.TempDir(), t.TempDir(), t.TempDir()
+	// The container runs as root and other users; let all of them write.
+	for _, d := range []string{rw, ro, nested} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ro, "seed.txt"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := s.spec(t)
+	spec.Mounts = []runtime.Mount{
+		{Source: rw, Target: "/workspace"},
+		{Source: ro, Target: "/workspace/ro", ReadOnly: true},
+		{Source: nested, Target: "/workspace/data"},
+	}
+	id := s.start(t, spec)
+
+	if r := s.sh(t, id, "echo hello > /workspace/out.txt && echo deep > /workspace/data/in-nested.txt"); r.code != 0 {
+		t.Fatalf("write to rw mounts: %+v", r)
+	}
+	if b, err := os.ReadFile(filepath.Join(rw, "out.txt")); err != nil || string(b) != "hello\n" {
+		t.Errorf("host sees %q, %v; want %q", b, err, "hello\n")
+	}
+	if b, err := os.ReadFile(filepath.Join(nested, "in-nested.txt")); err != nil || string(b) != "deep\n" {
+		t.Errorf("nested mount: host sees %q, %v; want %q", b, err, "deep\n")
+	}
+	if _, err := os.Stat(filepath.Join(rw, "data", "in-nested.txt")); err == nil {
+		t.Error("a file written under the nested mount landed in the outer mount's directory")
+	}
+	if r := s.sh(t, id, "cat /workspace/ro/seed.txt"); r.stdout != "from host\n" {
+		t.Errorf("read-only mount reads %q, want %q", r.stdout, "from host\n")
+	}
+	r := s.sh(t, id, "echo nope > /workspace/ro/new.txt")
+	if r.code == 0 {
+		t.Error("write into a read-only mount succeeded")
+	}
+	if !strings.Contains(strings.ToLower(r.stderr), "read-only") {
+		t.Errorf("write into a read-only mount: stderr %q, want it to say read-only", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "new.txt")); err == nil {
+		t.Error("a write into the read-only mount reached the host")
+	}
+	// A host-side write shows inside at once: no copy, a real bind mount.
+	if err := os.WriteFile(filepath.Join(rw, "later.txt"), []byte("late\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.sh(t, id, "cat /workspace/later.txt"); r.stdout != "late\n" {
+		t.Errorf("host write seen inside as %q", r.stdout)
+	}
+
+	spec = s.spec(t)
+	spec.Name += "-missing"
+	spec.Mounts = []runtime.Mount{{Source: filepath.Join(rw, "does-not-exist"), Target: "/workspace"}}
+	if _, err := s.rt.Create(ctxT(t, time.Minute), spec); err == nil {
+		t.Error("create with a missing mount source succeeded")
+	}
+}
+
+func (s *suite) testExec(t *testing.T) {
+	spec := s.spec(t)
+	spec.Env = map[string]string{"FROM_SPEC": "spec-value"}
+	id := s.start(t, spec)
+
+	t.Run("ExitCodes", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			script string
+			want   int
+		}{{"true", 0}, {"exit 3", 3}, {"kill -9 $$", 137}, {"no-such-command-xyz", 127}} {
+			if r := s.sh(t, id, tc.script); r.code != tc.want {
+				t.Errorf("%q: exit code %d, want %d", tc.script, r.code, tc.want)
+			}
+		}
+		// An argv whose program does not exist is not an Exec error.
+		code, err := s.rt.Exec(ctxT(t, time.Minute), id, runtime.ExecSpec{Cmd: []string{"/no/such/binary"}})
+		if err != nil || (code != 126 && code != 127) {
+			t.Errorf("missing binary: code %d, err %v; want 126 or 127 and no error", code, err)
+		}
+	})
+	t.Run("Streams", func(t *testing.T) {
+		t.Parallel()
+		r := s.sh(t, id, "echo out; echo err >&2; echo out2")
+		if r.stdout != "out\nout2\n" || r.stderr != "err\n" {
+			t.Errorf("stdout %q stderr %q", r.stdout, r.stderr)
+		}
+	})
+	t.Run("Stdin", func(t *testing.T) {
+		t.Parallel()
+		r := s.sh(t, id, "cat; echo; wc -c", func(e *runtime.ExecSpec) {
+			e.Stdin = strings.NewReader("hello from stdin")
+		})
+		if r.stdout != "hello from stdin\n0\n" {
+			t.Errorf("stdout %q", r.stdout)
+		}
+		big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+		r = s.sh(t, id, "wc -c", func(e *runtime.ExecSpec) { e.Stdin = bytes.NewReader(big) })
+		if strings.TrimSpace(r.stdout) != strconv.Itoa(len(big)) {
+			t.Errorf("wc -c of 1 MiB stdin = %q", r.stdout)
+		}
+		// No stdin: reading gives EOF at once instead of hanging.
+		if r := s.sh(t, id, "cat; echo done"); r.stdout != "done\n" {
+			t.Errorf("without stdin: %q", r.stdout)
+		}
+	})
+	t.Run("EnvDirUser", func(t *testing.T) {
+		t.Parallel()
+		r := s.sh(t, id, `echo "$FROM_SPEC $FROM_EXEC"; pwd; id -u`, func(e *runtime.ExecSpec) {
+			e.Env = map[string]string{"FROM_EXEC": "exec value"}
+			e.Dir = "/tmp"
+			e.User = "1000"
+		})
+		if r.stdout != "spec-value exec value\n/tmp\n1000\n" {
+			t.Errorf("stdout %q, want env, cwd and uid", r.stdout)
+		}
+	})
+	t.Run("LargeOutput", func(t *testing.T) {
+		t.Parallel()
+		const n = 8 << 20
+		var out, errb countWriter
+		code, err := s.rt.Exec(ctxT(t, time.Minute), id, runtime.ExecSpec{
+			Cmd:    []string{"/bin/sh", "-c", fmt.Sprintf("head -c %d /dev/zero; head -c %d /dev/zero >&2", n, n/2)},
+			Stdout: &out, Stderr: &errb,
+		})
+		if err != nil || code != 0 || out.n != n || errb.n != n/2 {
+			t.Errorf("got code %d err %v, %d bytes out, %d err; want %d and %d", code, err, out.n, errb.n, n, n/2)
+		}
+	})
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var out bytes.Buffer
+				code, err := s.rt.Exec(ctxT(t, time.Minute), id, runtime.ExecSpec{
+					Cmd: []string{"/bin/sh", "-c", fmt.Sprintf("sleep 0.2; echo %d", i)}, Stdout: &out})
+				if err != nil || code != 0 || out.String() != fmt.Sprintf("%d\n", i) {
+					t.Errorf("exec %d: %q code %d err %v", i, out.String(), code, err)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	t.Run("WriterError", func(t *testing.T) {
+		t.Parallel()
+		// A consumer that goes away must not leave the command running.
+		_, err := s.rt.Exec(ctxT(t, time.Minute), id, runtime.ExecSpec{
+			Cmd:    []string{"/bin/sh", "-c", "while :; do echo 4242-writer; sleep 0.01; done"},
+			Stdout: failWriter{},
+		})
+		if err == nil {
+			t.Fatal("exec with a failing writer returned no error")
+		}
+		s.waitGone(t, id, "4242-writer")
+	})
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("consumer gone") }
+
+// procsMatching is a script printing the command lines (one a line) of
+// every process whose command line contains its first argument.
+const procsMatching = `for d in /proc/[0-9]*; do c=$(tr '\0' ' ' < $d/cmdline 2>/dev/null); case "$c" in *"$1"*) echo "${d#/proc/}: $c";; esac; done`
+
+// waitGone fails t unless, within a few seconds, no process of container id
+// has mark in its command line, as seen from a fresh exec.
+func (s *suite) waitGone(t *testing.T, id, mark string) {
+	t.Helper()
+	var left string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var out bytes.Buffer
+		_, err := s.rt.Exec(ctxT(t, time.Minute), id, runtime.ExecSpec{
+			Cmd: []string{"/bin/sh", "-c", procsMatching, "sh", mark}, Stdout: &out})
+		if err != nil {
+			t.Fatalf("exec ps: %v", err)
+		}
+		// The checking shell's own command line holds the mark too.
+		left = ""
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if line != "" && !strings.Contains(line, "/proc/[0-9]*") {
+				left += line + "\n"
+			}
+		}
+		if left == "" {
+			return
+		}
+	}
+	t.Errorf("processes still running:\n%s", left)
+}
+
+func (s *suite) testExecCancel(t *testing.T) {
+	id := s.start(t, s.spec(t))
+	// The command leaves three kinds of descendants: a plain child, one in
+	// a new session (setsid) and one with a cleared environment (env -i).
+	const script = `sleep 4711 & setsid sleep 4712 & env -i /bin/sleep 4713 & echo started; sleep 4714`
+	for _, tc := range []struct {
+		name   string
+		cancel func(context.Context) (context.Context, context.CancelFunc)
+		want   error
+	}{
+		{"Deadline", func(c context.Context) (context.Context, context.CancelFunc) {
+			return context.WithTimeout(c, 700*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"Cancel", func(c context.Context) (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(c)
+			time.AfterFunc(700*time.Millisecond, cancel)
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := tc.cancel(context.Background())
+			defer cancel()
+			var out bytes.Buffer
+			start := time.Now()
+			code, err := s.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"/bin/sh", "-c", script}, Stdout: &out})
+			took := time.Since(start)
+			if !errors.Is(err, tc.want) || code != -1 {
+				t.Errorf("got code %d, err %v; want -1 and %v", code, err, tc.want)
+			}
+			if took > 5*time.Second {
+				t.Errorf("Exec returned %v after the cancellation, want promptly", took)
+			}
+			if out.String() != "started\n" {
+				t.Errorf("output before cancellation %q, want %q", out.String(), "started\n")
+			}
+			s.waitGone(t, id, "sleep 471")
+		})
+	}
+	t.Run("NoOtherExecKilled", func(t *testing.T) {
+		// Cancelling one exec leaves the container's other processes be.
+		bg := make(chan result, 1)
+		go func() {
+			var out bytes.Buffer
+			code, _ := s.rt.Exec(context.Background(), id, runtime.ExecSpec{
+				Cmd: []string{"/bin/sh", "-c", "sleep 2; echo survived"}, Stdout: &out})
+			bg <- result{stdout: out.String(), code: code}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _ = s.rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"sleep", "4721"}})
+		if r := <-bg; r.stdout != "survived\n" || r.code != 0 {
+			t.Errorf("an unrelated exec was hit: %+v", r)
+		}
+		s.wantState(t, id, runtime.StateRunning)
+	})
+}
+
+func (s *suite) testImages(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t, 2*time.Minute)
+	if ok, err := s.rt.ImagePresent(ctx, s.image); !ok || err != nil {
+		t.Fatalf("ImagePresent(%s) = %v, %v; want true", s.image, ok, err)
+	}
+	tag := "berth-rt-test/" + s.run + ":1"
+	t.Cleanup(func() { _ = s.rt.RemoveImage(context.Background(), tag) })
+
+	dockerfile := fmt.Sprintf("FROM %s\nRUN echo built-%s > /built\n", s.image, s.run)
+	var progress bytes.Buffer
+	err := s.rt.BuildImage(ctx, runtime.BuildSpec{
+		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": dockerfile}), Labels: map[string]string{"k": "v"},
+	}, &progress)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "built-"+s.run) {
+		t.Errorf("build progress lacks the RUN step:\n%s", progress.String())
+	}
+	if ok, err := s.rt.ImagePresent(ctx, tag); !ok || err != nil {
+		t.Fatalf("built image not present: %v, %v", ok, err)
+	}
+	spec := s.spec(t)
+	spec.Image = tag
+	id := s.start(t, spec)
+	if r := s.sh(t, id, "cat /built"); r.stdout != "built-"+s.run+"\n" {
+		t.Errorf("built image content %q", r.stdout)
+	}
+	wantKind(t, "remove an image in use", s.rt.RemoveImage(ctx, tag), berth.Conflict)
+	if err := s.rt.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rt.RemoveImage(ctx, tag); err != nil {
+		t.Errorf("remove image: %v", err)
+	}
+	if ok, _ := s.rt.ImagePresent(ctx, tag); ok {
+		t.Error("image still present after RemoveImage")
+	}
+
+	// A failing step is Invalid and says why.
+	progress.Reset()
+	err = s.rt.BuildImage(ctx, runtime.BuildSpec{
+		Tag:     tag,
+		Context: tarOf(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo failing-step; exit 3\n", s.image)}),
+	}, &progress)
+	wantKind(t, "failing build", err, berth.Invalid)
+	if !strings.Contains(progress.String(), "failing-step") {
+		t.Errorf("failing build progress lacks the step's output:\n%s", progress.String())
+	}
+
+	// Port 1 on loopback: a registry that refuses connections at once.
+	err = s.rt.PullImage(ctx, "127.0.0.1:1/berth/none:1", &progress)
+	wantKind(t, "pull from an unreachable registry", err, berth.Unavailable)
+}
+
+// tarOf makes a tar stream of files (name → contents).
+func tarOf(t *testing.T, files map[string]string) io.Reader {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}

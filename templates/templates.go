@@ -1,0 +1,249 @@
+// Package templates holds berth's built-in sandbox templates and makes their
+// images present on a runtime.
+//
+// A template is a directory with a template.yaml (name, description, image
+// reference, default resources and environment, and how to build the image)
+// and, for built images, a Dockerfile and any other build-context files. The
+// built-in ones are embedded in the binary.
+//
+// No container registry need be reachable: a template with a build section is
+// built locally, its root filesystem made at build time from what the host has
+// (the static busybox for "base") or can fetch from the Debian mirror
+// (debootstrap for "debian"). A template without a build section names an
+// image that is pulled from its registry when it is not present.
+package templates
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"sync"
+
+	"github.com/dustin/go-humanize"
+	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// Template is a sandbox template.
+type Template struct {
+	Name        string            `yaml:"name" json:"name"`
+	Description string            `yaml:"description" json:"description"`
+	Image       string            `yaml:"image" json:"image"`
+	Build       *Build            `yaml:"build" json:"-"`
+	Resources   Resources         `yaml:"resources" json:"resources"`
+	Env         map[string]string `yaml:"env" json:"env,omitempty"`
+
+	dir fs.FS // the template's directory: build-context files
+}
+
+// Build says how a template's image is made when it is not present.
+type Build struct {
+	// Source names the maker of the root filesystem:
+	//   "busybox":     the host's static busybox (see BusyboxPath) and a
+	//                  minimal /etc, FROM scratch;
+	//   "debootstrap": `debootstrap --variant=Variant Suite <dir> Mirror`;
+	//   "dockerfile":  none, the template directory is the whole context.
+	// For the first two, the generated root filesystem is in the build
+	// context as rootfs.tar, beside the template's Dockerfile.
+	Source  string `yaml:"source"`
+	Suite   string `yaml:"suite"`
+	Variant string `yaml:"variant"`
+	Mirror  string `yaml:"mirror"`
+}
+
+// Resources are a template's default limits, in the API's units.
+type Resources struct {
+	VCPUs  float64 `yaml:"vcpus" json:"vcpus"`
+	Memory string  `yaml:"memory" json:"memory"` // e.g. "1GB", "512MiB"
+	Disk   string  `yaml:"disk" json:"disk"`     // advisory: not enforced by every engine
+	Pids   int64   `yaml:"pids" json:"pids"`
+}
+
+// Limits converts r into a runtime's limits. Sizes follow go-humanize:
+// "1GB" is 10^9 bytes, "1GiB" 2^30.
+func (r Resources) Limits() (runtime.Resources, error) {
+	var out runtime.Resources
+	if r.VCPUs < 0 || r.Pids < 0 {
+		return out, berth.Errorf(berth.Invalid, "resources: negative vcpus or pids")
+	}
+	out.NanoCPUs = int64(r.VCPUs * 1e9)
+	out.PidsLimit = r.Pids
+	if r.Memory != "" {
+		n, err := humanize.ParseBytes(r.Memory)
+		if err != nil {
+			return out, berth.Wrap(berth.Invalid, err, fmt.Sprintf("resources: bad memory size %q", r.Memory))
+		}
+		out.MemoryBytes = int64(n)
+	}
+	return out, nil
+}
+
+//go:embed */template.yaml */Dockerfile
+var builtin embed.FS
+
+// The built-in templates, parsed once. A broken embedded template is a bug
+// that every test run catches, hence the panic.
+var all = func() map[string]Template {
+	list, err := Load(builtin)
+	if err != nil {
+		panic("templates: built-in: " + err.Error())
+	}
+	m := make(map[string]Template, len(list))
+	for _, t := range list {
+		m[t.Name] = t
+	}
+	return m
+}()
+
+// List returns the built-in templates, sorted by name.
+func List() []Template {
+	out := make([]Template, 0, len(all))
+	for _, t := range all {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Get returns the built-in template called name.
+func Get(name string) (Template, error) {
+	t, ok := all[name]
+	if !ok {
+		return Template{}, berth.Errorf(berth.NotFound, "template %q not found", name)
+	}
+	return t, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Load reads the templates of fsys: every top-level directory holding a
+// template.yaml is one template, and its files are its build context.
+func Load(fsys fs.FS) ([]Template, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	var out []Template
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		raw, err := fs.ReadFile(fsys, path.Join(e.Name(), "template.yaml"))
+		if err != nil {
+			continue
+		}
+		t, err := parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s/template.yaml: %w", e.Name(), err)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("%s/template.yaml: duplicate template %q", e.Name(), t.Name)
+		}
+		seen[t.Name] = true
+		if t.dir, err = fs.Sub(fsys, e.Name()); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func parse(raw []byte) (Template, error) {
+	var t Template
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&t); err != nil {
+		return t, err
+	}
+	switch {
+	case !nameRE.MatchString(t.Name):
+		return t, fmt.Errorf("bad name %q", t.Name)
+	case t.Image == "":
+		return t, fmt.Errorf("image is required")
+	}
+	if b := t.Build; b != nil {
+		switch b.Source {
+		case "busybox", "dockerfile":
+		case "debootstrap":
+			if b.Suite == "" || b.Mirror == "" {
+				return t, fmt.Errorf("debootstrap build needs suite and mirror")
+			}
+		default:
+			return t, fmt.Errorf("unknown build source %q", b.Source)
+		}
+	}
+	if _, err := t.Resources.Limits(); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// Ensure makes t's image present on rt: nothing if it is there already,
+// otherwise it is built (templates with a build section) or pulled, with
+// progress lines written to progress (nil discards). Concurrent calls for the
+// same image share one build; only the first caller sees its progress.
+func Ensure(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writer) error {
+	ok, err := rt.ImagePresent(ctx, t.Image)
+	if err != nil || ok {
+		return err
+	}
+	return once(ctx, t.Image, func() error { return Make(ctx, rt, t, progress) })
+}
+
+// Make builds or pulls t's image now, whether or not it is present: the
+// API's "build" action.
+func Make(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writer) error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	if t.Build == nil {
+		fmt.Fprintf(progress, "pulling %s\n", t.Image)
+		return rt.PullImage(ctx, t.Image, progress)
+	}
+	fmt.Fprintf(progress, "building %s for template %s (%s)\n", t.Image, t.Name, t.Build.Source)
+	return build(ctx, rt, t, progress)
+}
+
+// inflight deduplicates concurrent builds of one image.
+var inflight = struct {
+	sync.Mutex
+	m map[string]*call
+}{m: map[string]*call{}}
+
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+func once(ctx context.Context, key string, fn func() error) error {
+	inflight.Lock()
+	if c, ok := inflight.m[key]; ok {
+		inflight.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return berth.Wrap(berth.Unavailable, ctx.Err(), "waiting for image "+key)
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	inflight.m[key] = c
+	inflight.Unlock()
+
+	c.err = fn()
+	inflight.Lock()
+	delete(inflight.m, key)
+	inflight.Unlock()
+	close(c.done)
+	return c.err
+}
