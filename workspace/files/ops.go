@@ -1,0 +1,465 @@
+package files
+
+import (
+	"context"
+	"io/fs"
+	"os"
+
+	"github.com/berth-dev/berth"
+)
+
+// Delete removes the entry at p; a directory is removed with everything
+// below it. Symlinks are never followed: deleting one deletes the link.
+// Deleting the root is Invalid.
+func (w *Workspace) Delete(ctx context.Context, p string) error {
+	rel, err := Clean(p)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		return berth.Errorf(berth.Invalid, "cannot delete the workspace root")
+	}
+	freed, err := w.remove(ctx, rel)
+	w.usage.add(-freed)
+	return fsErr(err, apiPath(rel))
+}
+
+// remove deletes rel (a file or a whole tree) and returns the regular-file
+// bytes it freed.
+func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
+	dirRel, base := splitRel(rel)
+	parent, err := w.root.OpenRoot(dirRel)
+	if err != nil {
+		return 0, err
+	}
+	defer parent.Close()
+	info, err := parent.Lstat(base)
+	if err != nil {
+		return 0, err
+	}
+	if !info.IsDir() {
+		var freed int64
+		if info.Mode().IsRegular() {
+			freed = info.Size()
+		}
+		return freed, parent.Remove(base)
+	}
+	return removeTree(ctx, parent, base, info)
+}
+
+// removeTree deletes the directory name in parent and everything below it,
+// without recursion and without following symlinks. It works at any depth
+// with a bounded number of open directories: a directory found at MaxDepth is
+// first renamed up to the top of the tree being deleted (same filesystem, so
+// a cheap rename) and deleted from there later.
+func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileInfo) (freed int64, err error) {
+	top, err := parent.OpenRoot(name)
+	if err != nil {
+		return 0, err
+	}
+	if st, err := top.Stat("."); err != nil || !os.SameFile(st, info) {
+		top.Close()
+		if err == nil {
+			err = errChanged(name)
+		}
+		return 0, err
+	}
+	wk := &walker{}
+	wk.visit = func(e *entry) (bool, error) {
+		if e.info.IsDir() {
+			if e.depth < MaxDepth {
+				return true, nil
+			}
+			flat := tempName()
+			if err := top.Rename(e.rel(), flat); err != nil {
+				return false, err
+			}
+			wk.stack[0].names = append(wk.stack[0].names, flat)
+			return false, nil
+		}
+		if e.info.Mode().IsRegular() {
+			freed += e.info.Size()
+		}
+		if err := e.parent.Remove(e.name); err != nil && !isNotExist(err) {
+			return false, err
+		}
+		return false, nil
+	}
+	wk.leave = func(e *entry) error {
+		if err := e.parent.Remove(e.name); err != nil && !isNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	err = wk.run(ctx, top)
+	top.Close()
+	if err != nil {
+		return freed, err
+	}
+	return freed, parent.Remove(name)
+}
+
+// Rename gives the entry at p a new name in the same directory.
+func (w *Workspace) Rename(ctx context.Context, p, newName string, overwrite bool) (Entry, error) {
+	rel, err := Clean(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	raw, err := ValidName(newName)
+	if err != nil {
+		return Entry{}, err
+	}
+	dir, _ := splitRel(rel)
+	return w.move(ctx, rel, joinRel(dir, raw), overwrite)
+}
+
+// Move moves the entry at p into the directory targetDir, keeping its name.
+// Moving a directory into itself or below itself is Invalid.
+func (w *Workspace) Move(ctx context.Context, p, targetDir string, overwrite bool) (Entry, error) {
+	rel, err := Clean(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	tdir, err := Clean(targetDir)
+	if err != nil {
+		return Entry{}, err
+	}
+	_, base := splitRel(rel)
+	return w.move(ctx, rel, joinRel(tdir, base), overwrite)
+}
+
+func (w *Workspace) move(ctx context.Context, src, dst string, overwrite bool) (Entry, error) {
+	if src == "." {
+		return Entry{}, berth.Errorf(berth.Invalid, "cannot move the workspace root")
+	}
+	if within(dst, src) && dst != src {
+		return Entry{}, berth.Errorf(berth.Invalid, "cannot move %s into itself", apiPath(src))
+	}
+	info, err := w.root.Lstat(src)
+	if err != nil {
+		return Entry{}, fsErr(err, apiPath(src))
+	}
+	if dst != src {
+		if err := w.place(ctx, src, dst, info, overwrite); err != nil {
+			return Entry{}, err
+		}
+	}
+	return w.Stat(ctx, apiPath(dst))
+}
+
+// place renames src (whose Lstat is info) to dst. If dst exists it is a
+// Conflict unless overwrite; then dst is replaced: atomically by rename(2)
+// when neither is a directory, otherwise by moving the old dst aside to a
+// temporary name first (restored if the second rename fails) and deleting it
+// afterwards. Without overwrite, a dst created by someone else between the
+// check and the rename can still be replaced (no renameat2 in os.Root).
+func (w *Workspace) place(ctx context.Context, src, dst string, info fs.FileInfo, overwrite bool) error {
+	old, err := w.root.Lstat(dst)
+	switch {
+	case isNotExist(err):
+		return fsErr(w.root.Rename(src, dst), apiPath(dst))
+	case err != nil:
+		return fsErr(err, apiPath(dst))
+	case !overwrite:
+		return berth.Errorf(berth.Conflict, "%s: already exists", apiPath(dst))
+	}
+	if !old.IsDir() && !info.IsDir() {
+		if err := w.root.Rename(src, dst); err != nil {
+			return fsErr(err, apiPath(dst))
+		}
+		if old.Mode().IsRegular() {
+			w.usage.add(-old.Size())
+		}
+		return nil
+	}
+	dir, _ := splitRel(dst)
+	aside := joinRel(dir, tempName())
+	if err := w.root.Rename(dst, aside); err != nil {
+		return fsErr(err, apiPath(dst))
+	}
+	if err := w.root.Rename(src, dst); err != nil {
+		w.root.Rename(aside, dst)
+		return fsErr(err, apiPath(dst))
+	}
+	freed, err := w.remove(context.WithoutCancel(ctx), aside)
+	w.usage.add(-freed)
+	if err != nil {
+		w.log.Warn("workspace: removing replaced entry", "dir", w.dir, "path", aside, "err", err)
+	}
+	return nil
+}
+
+// Copy copies the entry at p into the directory targetDir, keeping its name;
+// directories are copied recursively (up to MaxDepth levels; deeper is
+// Invalid). The copy is built under a temporary name and renamed into place,
+// so a failed copy leaves nothing behind and a concurrent reader never sees
+// half of one. Symlinks are copied as symlinks with the same target text and
+// never followed (like cp -P): the copy is as inert as the original, since
+// this package never follows a link out of the workspace. FIFOs, sockets and
+// devices inside a copied directory are skipped; copying one directly is
+// Invalid. Copied bytes count against the quota as they are written.
+func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite bool) (Entry, error) {
+	src, err := Clean(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	tdir, err := Clean(targetDir)
+	if err != nil {
+		return Entry{}, err
+	}
+	if src == "." {
+		return Entry{}, berth.Errorf(berth.Invalid, "cannot copy the workspace root")
+	}
+	_, base := splitRel(src)
+	dst := joinRel(tdir, base)
+	if dst == src {
+		return Entry{}, berth.Errorf(berth.Conflict, "%s: source and target are the same", apiPath(src))
+	}
+	if within(dst, src) {
+		return Entry{}, berth.Errorf(berth.Invalid, "cannot copy %s into itself", apiPath(src))
+	}
+	info, err := w.root.Lstat(src)
+	if err != nil {
+		return Entry{}, fsErr(err, apiPath(src))
+	}
+	if _, err := w.root.Lstat(dst); err == nil && !overwrite {
+		return Entry{}, berth.Errorf(berth.Conflict, "%s: already exists", apiPath(dst))
+	}
+	srcDir, _ := splitRel(src)
+	sparent, err := w.root.OpenRoot(srcDir)
+	if err != nil {
+		return Entry{}, fsErr(err, apiPath(srcDir))
+	}
+	defer sparent.Close()
+	dparent, err := w.root.OpenRoot(tdir)
+	if err != nil {
+		return Entry{}, fsErr(err, apiPath(tdir))
+	}
+	defer dparent.Close()
+
+	res := &reservation{u: w.usage, quota: w.quota.Load()}
+	tmp, err := copyEntry(ctx, sparent, base, info, dparent, res)
+	if err == nil {
+		err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite)
+	}
+	if err != nil {
+		if tmp != "" {
+			w.remove(context.WithoutCancel(ctx), joinRel(tdir, tmp))
+		}
+		res.done(false)
+		return Entry{}, fsErr(err, apiPath(src))
+	}
+	res.done(true)
+	return w.Stat(ctx, apiPath(dst))
+}
+
+// copyEntry copies name in sp (Lstat info) to a new temporary name in dp and
+// returns that name ("" if nothing was created).
+func copyEntry(ctx context.Context, sp *os.Root, name string, info fs.FileInfo, dp *os.Root, res *reservation) (string, error) {
+	mode := info.Mode()
+	switch {
+	case mode.IsRegular():
+		f, err := openRegular(sp, name, info)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		return writeTemp(ctx, dp, f, res, mode.Perm())
+	case mode&fs.ModeSymlink != 0:
+		target, err := sp.Readlink(name)
+		if err != nil {
+			return "", err
+		}
+		tmp := tempName()
+		return tmp, dp.Symlink(target, tmp)
+	case mode.IsDir():
+		tmp := tempName()
+		if err := dp.Mkdir(tmp, mode.Perm()|0o700); err != nil {
+			return "", err
+		}
+		return tmp, copyTree(ctx, sp, name, info, dp, tmp, res)
+	}
+	return "", berth.Errorf(berth.Invalid, "%s: cannot copy a %s", EncodeName(name), typeWord(mode))
+}
+
+func typeWord(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case mode&fs.ModeSocket != 0:
+		return "socket"
+	case mode&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// copyTree copies the contents of directory sname in sp into the (new, empty)
+// directory dname in dp.
+func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo, dp *os.Root, dname string, res *reservation) error {
+	src, err := sp.OpenRoot(sname)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if st, err := src.Stat("."); err != nil || !os.SameFile(st, sinfo) {
+		if err == nil {
+			err = errChanged(EncodeName(sname))
+		}
+		return err
+	}
+	dst, err := dp.OpenRoot(dname)
+	if err != nil {
+		return err
+	}
+	dinfo, err := dst.Stat(".")
+	if err != nil {
+		dst.Close()
+		return err
+	}
+	stack := []*os.Root{dst}
+	defer func() {
+		for _, r := range stack {
+			r.Close()
+		}
+	}()
+	wk := &walker{
+		// Never copy the copy: the target may lie inside the source
+		// through a symlinked directory.
+		skip: func(fi fs.FileInfo) bool { return os.SameFile(fi, dinfo) },
+	}
+	wk.visit = func(e *entry) (bool, error) {
+		d := stack[e.depth-1]
+		mode := e.info.Mode()
+		switch {
+		case e.deep:
+			return false, berth.Errorf(berth.Invalid, "directory tree deeper than %d levels", MaxDepth)
+		case mode.IsDir():
+			if err := d.Mkdir(e.name, mode.Perm()|0o700); err != nil {
+				return false, err
+			}
+			sub, err := d.OpenRoot(e.name)
+			if err != nil {
+				return false, err
+			}
+			stack = append(stack, sub)
+			return true, nil
+		case mode.IsRegular():
+			f, err := openRegular(e.parent, e.name, e.info)
+			if err != nil {
+				if isNotExist(err) {
+					return false, nil
+				}
+				return false, err
+			}
+			defer f.Close()
+			out, err := d.OpenFile(e.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+			if err != nil {
+				return false, err
+			}
+			err = copyStream(ctx, out, f, res)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			return false, err
+		case mode&fs.ModeSymlink != 0:
+			target, err := e.parent.Readlink(e.name)
+			if err != nil {
+				return false, err
+			}
+			return false, d.Symlink(target, e.name)
+		}
+		return false, nil // FIFOs, sockets, devices: skipped
+	}
+	wk.leave = func(e *entry) error {
+		stack[len(stack)-1].Close()
+		stack = stack[:len(stack)-1]
+		return nil
+	}
+	return wk.run(ctx, src)
+}
+
+// openRegular opens name in dir for reading, only if it is the regular file
+// described by want (nil: any regular file, following symlinks inside the
+// root). O_NONBLOCK keeps a FIFO swapped in at the last moment from blocking
+// the open; the check on the opened descriptor refuses it.
+func openRegular(dir *os.Root, name string, want fs.FileInfo) (*os.File, error) {
+	f, err := dir.OpenFile(name, os.O_RDONLY|syscallNonblock, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = berth.Errorf(berth.Invalid, "%s: not a regular file", EncodeName(name))
+	}
+	if err == nil && want != nil && !os.SameFile(st, want) {
+		err = errChanged(EncodeName(name))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// BatchMax is the most ids one batch may name.
+const BatchMax = 250
+
+// Batch operations.
+const (
+	OpCopy   = "copy"
+	OpMove   = "move"
+	OpDelete = "delete"
+)
+
+// BatchResult is the outcome for one id of a batch: Err is nil on success.
+type BatchResult struct {
+	ID    string
+	Entry *Entry // the new entry for copy and move
+	Err   error
+}
+
+// Batch runs op (OpCopy, OpMove into target, or OpDelete) on up to BatchMax
+// ids. The request as a whole is validated first (op, count, every id and the
+// target), and a bad one fails with Invalid before anything is touched. Then
+// each id is done independently, in order, and reported in its BatchResult:
+// one failing id does not stop or undo the others.
+func (w *Workspace) Batch(ctx context.Context, op string, ids []string, target string, overwrite bool) ([]BatchResult, error) {
+	if len(ids) == 0 || len(ids) > BatchMax {
+		return nil, berth.Errorf(berth.Invalid, "ids must name 1..%d entries", BatchMax)
+	}
+	switch op {
+	case OpCopy, OpMove:
+		if _, err := Clean(target); err != nil {
+			return nil, err
+		}
+	case OpDelete:
+	default:
+		return nil, berth.Errorf(berth.Invalid, "operation must be copy, move or delete")
+	}
+	for _, id := range ids {
+		if _, err := Clean(id); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]BatchResult, len(ids))
+	for i, id := range ids {
+		out[i].ID = id
+		var e Entry
+		var err error
+		switch op {
+		case OpCopy:
+			e, err = w.Copy(ctx, id, target, overwrite)
+		case OpMove:
+			e, err = w.Move(ctx, id, target, overwrite)
+		case OpDelete:
+			err = w.Delete(ctx, id)
+		}
+		if err != nil {
+			out[i].Err = err
+		} else if op != OpDelete {
+			out[i].Entry = &e
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,189 @@
+package files
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth"
+)
+
+// Usage tracks a workspace's size (the sum of its regular files' apparent
+// sizes) without walking the tree on every request.
+//
+// The total comes from a full scan, kept in memory. Writes through this
+// package adjust it directly as they commit. Changes made behind the server's
+// back (by a sandbox) are caught by a rescan in the background, triggered by a
+// change notification (Invalidate, gathered for the debounce interval) or,
+// failing those, when the cached value is older than the TTL. Used never
+// waits for a scan: the value it returns is eventually exact.
+//
+// In-flight writes reserve their bytes as they stream (Reserve), so that
+// concurrent writes cannot together pass the quota.
+type Usage struct {
+	scan     func(context.Context) (int64, error)
+	ttl      time.Duration
+	debounce time.Duration
+	onClose  func()
+
+	mu       sync.Mutex
+	used     int64
+	reserved int64
+	scanned  time.Time // when the last scan finished; zero before the first
+	changed  bool      // API commits happened while a scan was running
+	scanning bool
+	lastErr  error
+
+	kick   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newUsage(scan func(context.Context) (int64, error), ttl, debounce time.Duration) *Usage {
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &Usage{
+		scan: scan, ttl: ttl, debounce: debounce,
+		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	go u.loop()
+	u.Invalidate() // first scan right away
+	return u
+}
+
+// Used returns the cached total in bytes (plus nothing in flight). If the
+// cache is older than the TTL it asks for a rescan in the background.
+func (u *Usage) Used() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.scanning && time.Since(u.scanned) > u.ttl {
+		u.kickLocked()
+	}
+	return u.used
+}
+
+// Refresh rescans now and waits for the result.
+func (u *Usage) Refresh(ctx context.Context) error {
+	n, err := u.scan(ctx)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	u.used, u.scanned, u.changed = n, time.Now(), false
+	u.mu.Unlock()
+	return nil
+}
+
+// Invalidate says the tree changed: rescan after the debounce interval.
+func (u *Usage) Invalidate() {
+	u.mu.Lock()
+	u.kickLocked()
+	u.mu.Unlock()
+}
+
+func (u *Usage) kickLocked() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the background scans.
+func (u *Usage) Close() {
+	u.cancel()
+	<-u.done
+	if u.onClose != nil {
+		u.onClose()
+	}
+}
+
+func (u *Usage) loop() {
+	defer close(u.done)
+	first := true
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case <-u.kick:
+		}
+		if !first {
+			// Gather a burst of notifications into one scan.
+			select {
+			case <-u.ctx.Done():
+				return
+			case <-time.After(u.debounce):
+			}
+			select {
+			case <-u.kick:
+			default:
+			}
+		}
+		first = false
+		u.mu.Lock()
+		u.scanning, u.changed = true, false
+		u.mu.Unlock()
+		n, err := u.scan(u.ctx)
+		u.mu.Lock()
+		u.scanning = false
+		u.lastErr = err
+		if err == nil {
+			u.used, u.scanned = n, time.Now()
+			if u.changed {
+				// A commit raced the scan, which may or may not have seen
+				// it: scan again rather than trust either number.
+				u.kickLocked()
+			}
+		}
+		u.mu.Unlock()
+	}
+}
+
+// reservation is the bytes one write (or copy) holds against the quota.
+type reservation struct {
+	u       *Usage
+	quota   int64
+	credit  int64 // bytes the write frees when it commits (the file it replaces)
+	written int64
+	held    int64
+}
+
+// grow accounts n more bytes written, holding more against the quota as
+// needed. It fails with QuotaExceeded once the write would cross the quota.
+func (r *reservation) grow(n int64) error {
+	r.written += n
+	need := r.written - r.credit - r.held
+	if need <= 0 {
+		return nil
+	}
+	u := r.u
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if r.quota > 0 && u.used+u.reserved+need > r.quota {
+		return berth.Errorf(berth.QuotaExceeded, "workspace quota of %d bytes exceeded", r.quota)
+	}
+	u.reserved += need
+	r.held += need
+	return nil
+}
+
+// done releases the reservation and, if the write committed, moves its net
+// bytes (written minus credit) into the total.
+func (r *reservation) done(committed bool) {
+	r.u.commit(-r.held, committed, r.written-r.credit)
+	r.held = 0
+}
+
+func (u *Usage) commit(reserved int64, committed bool, delta int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reserved += reserved
+	if committed {
+		u.used = max(u.used+delta, 0)
+		if u.scanning {
+			u.changed = true
+		}
+	}
+}
+
+// add moves delta bytes into the total (for deletes and overwrites).
+func (u *Usage) add(delta int64) { u.commit(0, true, delta) }

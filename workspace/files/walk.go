@@ -1,0 +1,160 @@
+package files
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+)
+
+// MaxDepth bounds how deep a recursive walk (summary, usage, copy, archive,
+// watch) descends below its starting directory. A walk holds one open
+// directory per level of its current path, so the bound is also its file
+// descriptor budget. Delete is not bounded (see deleteTree).
+const MaxDepth = 1024
+
+// entry is one visited name during a walk.
+type entry struct {
+	parent *os.Root // the directory holding the entry
+	name   string   // raw name in parent
+	info   fs.FileInfo
+	depth  int // 1 for children of the walk's top
+	deep   bool
+	w      *walker
+}
+
+// rel is the entry's raw path relative to the walk's top. It costs O(depth),
+// so callers ask for it only when they need it.
+func (e *entry) rel() string {
+	var b strings.Builder
+	for _, f := range e.w.stack[1:e.depth] {
+		b.WriteString(f.name)
+		b.WriteByte('/')
+	}
+	b.WriteString(e.name)
+	return b.String()
+}
+
+type frame struct {
+	root  *os.Root
+	name  string
+	info  fs.FileInfo
+	names []string
+}
+
+// walker walks a tree depth first with an explicit stack instead of
+// recursion, never following symlinks: a directory is entered only when
+// Lstat says it is one and the directory then opened is that same inode (so a
+// name swapped for a symlink between the two is detected, not followed).
+type walker struct {
+	// visit is called for every entry below the top, parents before
+	// children. For a directory, returning true enters it. entry.deep is set
+	// when entering would pass MaxDepth; the walker then refuses to enter.
+	visit func(e *entry) (enter bool, err error)
+	// leave, if set, is called after the children of every directory visit
+	// asked to enter (also when it vanished before it could be entered).
+	leave func(e *entry) error
+	// skip, if set, names inodes never to visit (a copy's own destination).
+	skip func(fs.FileInfo) bool
+
+	stack []*frame
+}
+
+func readNames(r *os.Root) ([]string, error) {
+	d, err := r.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	slices.Sort(names)
+	return names, err
+}
+
+// run walks below top (which the caller keeps open and closes).
+func (w *walker) run(ctx context.Context, top *os.Root) error {
+	names, err := readNames(top)
+	if err != nil {
+		return err
+	}
+	w.stack = []*frame{{root: top, names: names}}
+	defer func() {
+		for _, f := range w.stack[1:] {
+			f.root.Close()
+		}
+		w.stack = nil
+	}()
+	for len(w.stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		depth := len(w.stack)
+		f := w.stack[depth-1]
+		if len(f.names) == 0 {
+			w.stack = w.stack[:depth-1]
+			if depth == 1 {
+				return nil
+			}
+			f.root.Close()
+			if w.leave != nil {
+				parent := w.stack[depth-2]
+				e := &entry{parent: parent.root, name: f.name, info: f.info, depth: depth - 1, w: w}
+				if err := w.leave(e); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		name := f.names[0]
+		f.names[0] = "" // let the string go
+		f.names = f.names[1:]
+		info, err := f.root.Lstat(name)
+		if err != nil {
+			if isNotExist(err) {
+				continue // removed behind our back: nothing to visit
+			}
+			return err
+		}
+		if w.skip != nil && w.skip(info) {
+			continue
+		}
+		e := &entry{parent: f.root, name: name, info: info, depth: depth, w: w}
+		e.deep = info.IsDir() && depth > MaxDepth
+		enter, err := w.visit(e)
+		if err != nil {
+			return err
+		}
+		if !enter || !info.IsDir() || e.deep {
+			continue
+		}
+		sub, err := f.root.OpenRoot(name)
+		var children []string
+		if err == nil {
+			var st fs.FileInfo
+			if st, err = sub.Stat("."); err == nil && !os.SameFile(st, info) {
+				err = errChanged(apiPath(e.rel()))
+			}
+			if err == nil {
+				children, err = readNames(sub)
+			}
+			if err != nil {
+				sub.Close()
+			}
+		}
+		if isNotExist(err) {
+			// Gone since Lstat: still pair the visit with a leave.
+			if w.leave != nil {
+				if err := w.leave(e); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		w.stack = append(w.stack, &frame{root: sub, name: name, info: info, names: children})
+	}
+	return nil
+}

@@ -1,0 +1,416 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth"
+)
+
+// Event types reported by Watch.
+const (
+	EventCreate = "create"
+	EventWrite  = "write"
+	EventRemove = "remove"
+	EventRename = "rename"
+	// EventOverflow says events were lost (the kernel queue or the
+	// subscriber's buffer overflowed): re-list to resynchronise.
+	EventOverflow = "overflow"
+)
+
+// Event is one change in the workspace. Path is the entry's API path from the
+// workspace root; OldPath is set for renames. A write through this package
+// (temporary file renamed over the target) is one "write" event for the target.
+type Event struct {
+	Type    string `json:"type"`
+	Path    string `json:"path"`
+	OldPath string `json:"oldPath,omitempty"`
+	api     bool   // caused by this package's own atomic replace
+}
+
+// watchBuffer is how many events a slow Watch consumer may lag behind before
+// events are dropped (and an overflow event sent when it catches up).
+const watchBuffer = 256
+
+// Watch reports changes below the directory at p (recursively), whether made
+// through this package or directly in the directory by a sandbox. The channel
+// closes when ctx ends or the Workspace is closed; every watch is then
+// released.
+//
+// All Watch calls and the usage tracker of one Workspace share one inotify
+// instance with one watch per directory, up to Options.MaxWatchDirs and
+// MaxDepth levels; changes in directories past those bounds are not reported.
+// "write" is reported when a writer closes the file (IN_CLOSE_WRITE), not on
+// every write(2).
+func (w *Workspace) Watch(ctx context.Context, p string) (<-chan Event, error) {
+	rel, err := Clean(p)
+	if err != nil {
+		return nil, err
+	}
+	info, err := w.root.Stat(rel)
+	if err != nil {
+		return nil, fsErr(err, apiPath(rel))
+	}
+	if !info.IsDir() {
+		return nil, berth.Errorf(berth.Invalid, "%s: not a directory", apiPath(rel))
+	}
+	ch := make(chan Event, watchBuffer)
+	lost := false
+	send := func(e Event) { // called with the hub's lock held: never blocks
+		if lost {
+			select {
+			case ch <- Event{Type: EventOverflow, Path: apiPath(rel)}:
+				lost = false
+			default:
+				return
+			}
+		}
+		select {
+		case ch <- e:
+		default:
+			lost = true
+		}
+	}
+	unsub, err := w.hub.subscribe(rel, send)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-w.hub.closing:
+		}
+		unsub()
+		close(ch)
+	}()
+	return ch, nil
+}
+
+type subscriber struct {
+	dir string
+	fn  func(Event)
+}
+
+// hub owns a workspace's inotify instance while anyone subscribes.
+type hub struct {
+	w       *Workspace
+	maxDirs int
+	closing chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscriber]struct{}
+	f      *os.File // the inotify descriptor; nil while nobody listens
+	ifd    int      // f's descriptor number (f.Fd would make f blocking)
+	done   chan struct{}
+	wds    map[int32]string // watch descriptor → raw relative directory
+	dirs   map[string]int32
+}
+
+func newHub(w *Workspace, maxDirs int) *hub {
+	return &hub{w: w, maxDirs: maxDirs, closing: make(chan struct{}), subs: map[*subscriber]struct{}{}}
+}
+
+const watchMask = unix.IN_CREATE | unix.IN_CLOSE_WRITE | unix.IN_DELETE | unix.IN_MOVED_FROM |
+	unix.IN_MOVED_TO | unix.IN_ONLYDIR | unix.IN_EXCL_UNLINK
+
+func (h *hub) subscribe(dir string, fn func(Event)) (unsub func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, berth.Errorf(berth.Unavailable, "workspace closed")
+	}
+	if h.f == nil {
+		if err := h.start(); err != nil {
+			return nil, err
+		}
+	}
+	s := &subscriber{dir: dir, fn: fn}
+	h.subs[s] = struct{}{}
+	var once sync.Once
+	return func() { once.Do(func() { h.unsubscribe(s) }) }, nil
+}
+
+func (h *hub) unsubscribe(s *subscriber) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	if len(h.subs) > 0 || h.f == nil {
+		h.mu.Unlock()
+		return
+	}
+	f, done := h.f, h.done
+	h.f = nil
+	h.mu.Unlock()
+	f.Close() // ends readLoop's Read
+	<-done
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	close(h.closing)
+	f, done := h.f, h.done
+	h.f = nil
+	h.mu.Unlock()
+	if f != nil {
+		f.Close()
+		<-done
+	}
+}
+
+// start creates the inotify instance and watches the tree. h.mu is held.
+func (h *hub) start() error {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return berth.Wrap(berth.Unavailable, err, "cannot watch the workspace")
+	}
+	h.f = os.NewFile(uintptr(fd), "inotify") // non-blocking: Close interrupts Read
+	h.ifd = fd
+	h.done = make(chan struct{})
+	h.wds, h.dirs = map[int32]string{}, map[string]int32{}
+	top, err := h.w.root.Open(".")
+	if err == nil {
+		err = h.addWatch(top, ".")
+		top.Close()
+	}
+	if err != nil {
+		h.f.Close()
+		h.f = nil
+		return berth.Wrap(berth.Unavailable, err, "cannot watch the workspace")
+	}
+	h.addTree(".")
+	go h.readLoop(h.f, h.done)
+	return nil
+}
+
+// addWatch watches the already opened directory d. The watch is added through
+// /proc/self/fd, so it lands on exactly the directory opened through the
+// root: inotify_add_watch on a path would follow a symlink swapped in by the
+// sandbox and could watch (and report names in) a directory outside.
+func (h *hub) addWatch(d *os.File, rel string) error {
+	if len(h.dirs) >= h.maxDirs {
+		return nil
+	}
+	var wd int
+	var err error
+	sc, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	cerr := sc.Control(func(fd uintptr) {
+		wd, err = unix.InotifyAddWatch(h.ifd, "/proc/self/fd/"+strconv.Itoa(int(fd)), watchMask)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	if old, ok := h.wds[int32(wd)]; ok {
+		delete(h.dirs, old) // same directory, seen under a new name
+	}
+	h.wds[int32(wd)] = rel
+	h.dirs[rel] = int32(wd)
+	return nil
+}
+
+// addTree watches the directories below rel (already watched itself). h.mu is held.
+func (h *hub) addTree(rel string) {
+	if len(h.dirs) >= h.maxDirs {
+		return
+	}
+	top, err := h.w.root.OpenRoot(rel)
+	if err != nil {
+		return
+	}
+	defer top.Close()
+	wk := &walker{}
+	wk.visit = func(e *entry) (bool, error) {
+		if !e.info.IsDir() || e.deep {
+			return false, nil
+		}
+		if len(h.dirs) >= h.maxDirs {
+			return false, errFull
+		}
+		d, err := e.parent.OpenFile(e.name, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return false, nil
+		}
+		defer d.Close()
+		if st, err := d.Stat(); err != nil || !os.SameFile(st, e.info) {
+			return false, nil
+		}
+		return true, h.addWatch(d, joinRel(rel, e.rel()))
+	}
+	wk.run(context.Background(), top)
+}
+
+var errFull = errors.New("watch limit reached")
+
+// addDir watches a directory that just appeared at rel, and everything below it.
+func (h *hub) addDir(rel string) {
+	dirRel, base := splitRel(rel)
+	parent, err := h.w.root.OpenRoot(dirRel)
+	if err != nil {
+		return
+	}
+	defer parent.Close()
+	info, err := parent.Lstat(base)
+	if err != nil || !info.IsDir() {
+		return
+	}
+	d, err := parent.OpenFile(base, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return
+	}
+	st, err := d.Stat()
+	if err == nil && os.SameFile(st, info) && h.addWatch(d, rel) == nil {
+		d.Close()
+		h.addTree(rel)
+		return
+	}
+	d.Close()
+}
+
+// dropDir forgets the watches at and below rel (moved away or removed).
+func (h *hub) dropDir(rel string) {
+	for r, wd := range h.dirs {
+		if within(r, rel) {
+			unix.InotifyRmWatch(h.ifd, uint32(wd))
+			delete(h.dirs, r)
+			delete(h.wds, wd)
+		}
+	}
+}
+
+func (h *hub) readLoop(f *os.File, done chan struct{}) {
+	defer close(done)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		if h.f != f {
+			h.mu.Unlock()
+			return
+		}
+		h.handle(buf[:n])
+		h.mu.Unlock()
+	}
+}
+
+type pendingMove struct {
+	cookie uint32
+	rel    string
+	isDir  bool
+}
+
+// handle decodes one read of inotify events. h.mu is held.
+func (h *hub) handle(buf []byte) {
+	var from *pendingMove
+	flushFrom := func() {
+		if from != nil {
+			if from.isDir {
+				h.dropDir(from.rel)
+			}
+			if _, base := splitRel(from.rel); !isTemp(base) {
+				h.emit(Event{Type: EventRemove, Path: apiPath(from.rel)}, from.rel)
+			}
+			from = nil
+		}
+	}
+	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+		mask := ev.Mask
+		if mask&unix.IN_Q_OVERFLOW != 0 {
+			flushFrom()
+			h.emit(Event{Type: EventOverflow, Path: "/"}, ".")
+			continue
+		}
+		dir, ok := h.wds[ev.Wd]
+		if mask&unix.IN_IGNORED != 0 {
+			if ok {
+				delete(h.wds, ev.Wd)
+				if h.dirs[dir] == ev.Wd {
+					delete(h.dirs, dir)
+				}
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		name := string(bytes.TrimRight(nameBytes, "\x00"))
+		if name == "" {
+			continue
+		}
+		rel := joinRel(dir, name)
+		isDir := mask&unix.IN_ISDIR != 0
+		if mask&unix.IN_MOVED_TO != 0 && from != nil && from.cookie == ev.Cookie {
+			old := from
+			from = nil
+			if old.isDir {
+				h.dropDir(old.rel)
+				h.addDir(rel)
+			}
+			_, oldBase := splitRel(old.rel)
+			switch {
+			case isTemp(name):
+			case isTemp(oldBase):
+				h.emit(Event{Type: EventWrite, Path: apiPath(rel), api: true}, rel)
+			default:
+				h.emit(Event{Type: EventRename, Path: apiPath(rel), OldPath: apiPath(old.rel)}, rel)
+			}
+			continue
+		}
+		flushFrom()
+		switch {
+		case mask&unix.IN_MOVED_FROM != 0:
+			// Held until the next event: a matching IN_MOVED_TO makes it
+			// a rename, anything else a removal from our view.
+			from = &pendingMove{cookie: ev.Cookie, rel: rel, isDir: isDir}
+		case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+			if isDir {
+				h.addDir(rel)
+			}
+			if !isTemp(name) {
+				h.emit(Event{Type: EventCreate, Path: apiPath(rel)}, rel)
+			}
+		case mask&unix.IN_CLOSE_WRITE != 0:
+			if !isTemp(name) {
+				h.emit(Event{Type: EventWrite, Path: apiPath(rel)}, rel)
+			}
+		case mask&unix.IN_DELETE != 0:
+			if isDir {
+				h.dropDir(rel)
+			}
+			if !isTemp(name) {
+				h.emit(Event{Type: EventRemove, Path: apiPath(rel)}, rel)
+			}
+		}
+	}
+	flushFrom()
+}
+
+func (h *hub) emit(e Event, rel string) {
+	for s := range h.subs {
+		if within(rel, s.dir) {
+			s.fn(e)
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package files
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Workspace. The zero value is usable.
+type Options struct {
+	// QuotaBytes caps the workspace's total size for writes made through this
+	// package. Zero or negative means unlimited.
+	QuotaBytes int64
+	// UsageTTL is how old the cached size may get before a background rescan
+	// even without change notifications (default 10 minutes).
+	UsageTTL time.Duration
+	// UsageDebounce is how long change notifications are gathered before one
+	// rescan (default 2 seconds).
+	UsageDebounce time.Duration
+	// MaxWatchDirs caps the directories one Workspace watches with inotify
+	// (default 8192). Changes in directories past the cap are not reported by
+	// Watch; usage still catches them through UsageTTL.
+	MaxWatchDirs int
+	// NoUsageWatch stops the usage tracker from watching the tree (it then
+	// relies on UsageTTL alone). The inotify instance is then only created
+	// while some Watch is running.
+	NoUsageWatch bool
+	Logger       *slog.Logger
+}
+
+// Workspace is the file side of one workspace directory. All methods are safe
+// for concurrent use. Every filesystem access goes through one os.Root opened
+// on the directory.
+type Workspace struct {
+	dir   string
+	root  *os.Root
+	quota atomic.Int64
+	usage *Usage
+	hub   *hub
+	log   *slog.Logger
+}
+
+// Open opens the workspace directory dir (which must exist) and starts its
+// usage tracker. Close it when done: it holds a directory descriptor, a
+// goroutine and, unless NoUsageWatch, an inotify instance (Linux allows 128
+// per user by default, so callers should keep only active workspaces open).
+func Open(dir string, opt Options) (*Workspace, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fsErr(err, "/")
+	}
+	if opt.UsageTTL <= 0 {
+		opt.UsageTTL = 10 * time.Minute
+	}
+	if opt.UsageDebounce <= 0 {
+		opt.UsageDebounce = 2 * time.Second
+	}
+	if opt.MaxWatchDirs <= 0 {
+		opt.MaxWatchDirs = 8192
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Workspace{dir: dir, root: root, log: opt.Logger}
+	w.quota.Store(opt.QuotaBytes)
+	w.hub = newHub(w, opt.MaxWatchDirs)
+	w.usage = newUsage(w.scanUsage, opt.UsageTTL, opt.UsageDebounce)
+	if !opt.NoUsageWatch {
+		if unsub, err := w.hub.subscribe(".", func(e Event) {
+			if !e.api { // our own writes already updated the total
+				w.usage.Invalidate()
+			}
+		}); err == nil {
+			w.usage.onClose = unsub
+		} else {
+			w.log.Warn("workspace usage: no change notifications, relying on TTL", "dir", dir, "err", err)
+		}
+	}
+	return w, nil
+}
+
+// Close stops the usage tracker and every watch and releases the directory.
+func (w *Workspace) Close() error {
+	w.usage.Close()
+	w.hub.close()
+	return w.root.Close()
+}
+
+// SetQuota changes the quota (zero or negative: unlimited) for later writes.
+func (w *Workspace) SetQuota(n int64) { w.quota.Store(n) }
+
+// Usage returns the workspace's usage tracker.
+func (w *Workspace) Usage() *Usage { return w.usage }
+
+// Entry types.
+const (
+	TypeFile      = "file"
+	TypeDirectory = "directory"
+	TypeSymlink   = "symlink"
+)
+
+// Entry describes one name in the workspace. String fields are in API form
+// (see EncodeName). ID is the entry's path from the workspace root; Path is
+// the directory holding it ("/" for top-level entries). Non-regular files
+// (FIFOs, sockets, devices) are of type "file" with an "inode/..." MimeType;
+// they are listed but never opened.
+type Entry struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Path     string    `json:"path"`
+	Type     string    `json:"type"`
+	Size     int64     `json:"size"`
+	MTime    time.Time `json:"mtime"`
+	MimeType *string   `json:"mimeType"`
+}
+
+func newEntry(rel string, info fs.FileInfo) Entry {
+	dir, base := splitRel(rel)
+	e := Entry{
+		ID:    apiPath(rel),
+		Name:  EncodeName(base),
+		Path:  apiPath(dir),
+		MTime: info.ModTime().UTC(),
+	}
+	if rel == "." {
+		e.Name, e.Path = "", ""
+	}
+	mode := info.Mode()
+	var mt string
+	switch {
+	case mode.IsDir():
+		e.Type = TypeDirectory
+	case mode&fs.ModeSymlink != 0:
+		e.Type = TypeSymlink
+		e.Size = info.Size()
+	default:
+		e.Type = TypeFile
+		e.Size = info.Size()
+		mt = mimeType(base, mode)
+		e.MimeType = &mt
+	}
+	return e
+}
+
+func mimeType(name string, mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "inode/fifo"
+	case mode&fs.ModeSocket != 0:
+		return "inode/socket"
+	case mode&fs.ModeCharDevice != 0:
+		return "inode/chardevice"
+	case mode&fs.ModeDevice != 0:
+		return "inode/blockdevice"
+	case !mode.IsRegular():
+		return "application/octet-stream"
+	}
+	if t := typeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// Stat describes the entry at p without following a final symlink.
+func (w *Workspace) Stat(ctx context.Context, p string) (Entry, error) {
+	rel, err := Clean(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	info, err := w.root.Lstat(rel)
+	if err != nil {
+		return Entry{}, fsErr(err, apiPath(rel))
+	}
+	return newEntry(rel, info), nil
+}
+
+// Summary is an entry plus, for a directory, the number of entries below it;
+// a directory's Size is then the recursive size of the regular files below
+// it. Truncated is set when the tree is deeper than MaxDepth and the deeper
+// part was not counted.
+type Summary struct {
+	Entry
+	Count     int64 `json:"count"`
+	Truncated bool  `json:"truncated,omitempty"`
+}
+
+// DirSummary is Stat plus, for a directory, its recursive size and count.
+// The walk is iterative, bounded by MaxDepth and cancelled with ctx.
+func (w *Workspace) DirSummary(ctx context.Context, p string) (Summary, error) {
+	e, err := w.Stat(ctx, p)
+	if err != nil {
+		return Summary{}, err
+	}
+	s := Summary{Entry: e}
+	if e.Type != TypeDirectory {
+		return s, nil
+	}
+	rel, _ := Clean(p)
+	s.Count, s.Size, s.Truncated, err = w.sizeOf(ctx, rel)
+	return s, fsErr(err, e.ID)
+}
+
+// sizeOf counts the entries and regular-file bytes below the directory rel.
+func (w *Workspace) sizeOf(ctx context.Context, rel string) (count, size int64, truncated bool, err error) {
+	top, err := w.root.OpenRoot(rel)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer top.Close()
+	wk := &walker{visit: func(e *entry) (bool, error) {
+		count++
+		if e.info.Mode().IsRegular() && !isTemp(e.name) {
+			size += e.info.Size()
+		}
+		if e.deep {
+			truncated = true
+		}
+		return true, nil
+	}}
+	err = wk.run(ctx, top)
+	return count, size, truncated, err
+}
+
+func (w *Workspace) scanUsage(ctx context.Context) (int64, error) {
+	_, size, _, err := w.sizeOf(ctx, ".")
+	return size, err
+}
+
+// Info is the workspace's space: used, total (the quota) and free bytes;
+// total and free are -1 when unlimited.
+type Info struct {
+	Used  int64 `json:"used"`
+	Total int64 `json:"total"`
+	Free  int64 `json:"free"`
+}
+
+// Info reports the space used, from the usage tracker's cache (never a walk).
+func (w *Workspace) Info(ctx context.Context) Info {
+	used := w.usage.Used()
+	q := w.quota.Load()
+	if q <= 0 {
+		return Info{Used: used, Total: -1, Free: -1}
+	}
+	return Info{Used: used, Total: q, Free: max(q-used, 0)}
+}
+
+// tempPrefix marks this package's temporary names: in-flight writes and
+// copies, and entries being replaced. Usage scans skip them (in-flight bytes
+// are counted by reservations) and Watch does not report them.
+const tempPrefix = ".berth-tmp-"
+
+func isTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }
+
+func tempName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return tempPrefix + hex.EncodeToString(b[:])
+}
+
+var typeByExtension = mime.TypeByExtension
