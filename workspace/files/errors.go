@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/berth-dev/berth"
@@ -25,14 +26,20 @@ func fsErr(err error, p string) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return berth.Wrap(berth.Unavailable, err, "request cancelled")
 	}
+	if e := escapeErr.Load(); e != nil && errors.Is(err, *e) {
+		return berth.Errorf(berth.Invalid, "%s: resolves outside the workspace", p)
+	}
+	if errors.Is(err, os.ErrClosed) {
+		return berth.Wrap(berth.Unavailable, err, p+": workspace closed")
+	}
 	var errno syscall.Errno
 	if !errors.As(err, &errno) {
 		var pe *fs.PathError
 		var le *os.LinkError
 		if errors.As(err, &pe) || errors.As(err, &le) {
-			// os.Root's own refusal ("path escapes from parent") is the only
-			// non-errno cause it reports: a symlink or name leaving the root.
-			return berth.Wrap(berth.Invalid, err, p+": resolves outside the workspace")
+			// os.Root reports a few conditions without an errno, chiefly
+			// OpenRoot on something that is not a directory.
+			return berth.Errorf(berth.NotFound, "%s: not found or not a directory", p)
 		}
 		return berth.Wrap(berth.Internal, err, p)
 	}
@@ -65,6 +72,24 @@ func fsErr(err error, p string) error {
 		return berth.Errorf(berth.Invalid, "%s: not a regular file", p)
 	}
 	return berth.Wrap(berth.Internal, err, p)
+}
+
+// escapeErr is os.Root's unexported "path escapes from parent" error, learnt
+// from the first root opened (see noteEscapeErr), so that it can be matched
+// with errors.Is rather than by its text.
+var escapeErr atomic.Pointer[error]
+
+func noteEscapeErr(r *os.Root) {
+	if escapeErr.Load() != nil {
+		return
+	}
+	// ".." from the root escapes lexically, before any system call.
+	_, err := r.Lstat("..")
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		e := pe.Err
+		escapeErr.Store(&e)
+	}
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -80,8 +80,10 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 	}
 	w.stack = []*frame{{root: top, names: names}}
 	defer func() {
-		for _, f := range w.stack[1:] {
-			f.root.Close()
+		for _, f := range w.stack {
+			if f.root != top {
+				f.root.Close()
+			}
 		}
 		w.stack = nil
 	}()

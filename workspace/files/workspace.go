@@ -57,6 +57,7 @@ func Open(dir string, opt Options) (*Workspace, error) {
 	if err != nil {
 		return nil, fsErr(err, "/")
 	}
+	noteEscapeErr(root)
 	if opt.UsageTTL <= 0 {
 		opt.UsageTTL = 10 * time.Minute
 	}

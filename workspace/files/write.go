@@ -153,8 +153,8 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 
 // writeTemp streams r into a new temporary file in dir and fsyncs it. It
 // returns the temporary name; on error nothing is left.
-func writeTemp(ctx context.Context, dir *os.Root, r io.Reader, res *reservation, perm fs.FileMode) (name string, err error) {
-	name = tempName()
+func writeTemp(ctx context.Context, dir *os.Root, r io.Reader, res *reservation, perm fs.FileMode) (_ string, err error) {
+	name := tempName()
 	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return "", err
