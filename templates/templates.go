@@ -4,7 +4,9 @@
 // A template is a directory with a template.yaml (name, description, image
 // reference, default resources and environment, and how to build the image)
 // and, for built images, a Dockerfile and any other build-context files. The
-// built-in ones are embedded in the binary.
+// built-in ones are embedded in the binary. A built image whose reference
+// names no tag is tagged with a digest of the template directory, so editing
+// a template never reuses an image built from its old definition.
 //
 // No container registry need be reachable: a template with a build section is
 // built locally, its root filesystem made at build time from what the host has
@@ -16,13 +18,16 @@ package templates
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dustin/go-humanize"
@@ -152,10 +157,46 @@ func Load(fsys fs.FS) ([]Template, error) {
 		if t.dir, err = fs.Sub(fsys, e.Name()); err != nil {
 			return nil, err
 		}
+		if t.Build != nil && !hasTag(t.Image) {
+			d, err := digest(t.dir)
+			if err != nil {
+				return nil, err
+			}
+			t.Image += ":" + d
+		}
 		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// hasTag reports whether an image reference names a tag or digest (a colon
+// after the last slash: before it, a colon is a registry's port).
+func hasTag(ref string) bool {
+	return strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") || strings.Contains(ref, "@")
+}
+
+// digest identifies a template directory's contents. A built template whose
+// image names no tag is tagged with it, so that a changed definition makes a
+// new image instead of reusing a stale one under the same name.
+func digest(dir fs.FS) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(dir, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(dir, name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 func parse(raw []byte) (Template, error) {

@@ -1,0 +1,272 @@
+package templates_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker/dockertest"
+	"github.com/berth-dev/berth/runtime/runtimetest"
+	"github.com/berth-dev/berth/templates"
+)
+
+func TestBuiltins(t *testing.T) {
+	list := templates.List()
+	var names []string
+	for _, tmpl := range list {
+		names = append(names, tmpl.Name)
+		if tmpl.Description == "" || tmpl.Image == "" || tmpl.Build == nil {
+			t.Errorf("template %+v: want description, image and a local build", tmpl)
+		}
+		lim, err := tmpl.Resources.Limits()
+		if err != nil || lim.NanoCPUs <= 0 || lim.MemoryBytes <= 0 || lim.PidsLimit <= 0 {
+			t.Errorf("template %s: limits %+v, %v", tmpl.Name, lim, err)
+		}
+	}
+	if strings.Join(names, ",") != "base,debian" {
+		t.Errorf("built-in templates = %v, want base,debian", names)
+	}
+	base, err := templates.Get("base")
+	if err != nil || !strings.HasPrefix(base.Image, "berth/base:") {
+		t.Errorf("Get(base) = %+v, %v", base, err)
+	}
+	if _, err := templates.Get("nope"); !berth.IsKind(err, berth.NotFound) {
+		t.Errorf("Get(nope) = %v, want not_found", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	for _, tc := range []struct {
+		in   templates.Resources
+		want runtime.Resources
+		ok   bool
+	}{
+		{templates.Resources{VCPUs: 1.5, Memory: "512MiB", Pids: 100}, runtime.Resources{NanoCPUs: 1_500_000_000, MemoryBytes: 512 << 20, PidsLimit: 100}, true},
+		{templates.Resources{Memory: "1GB"}, runtime.Resources{MemoryBytes: 1_000_000_000}, true},
+		{templates.Resources{}, runtime.Resources{}, true},
+		{templates.Resources{Memory: "lots"}, runtime.Resources{}, false},
+		{templates.Resources{VCPUs: -1}, runtime.Resources{}, false},
+	} {
+		got, err := tc.in.Limits()
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("Limits(%+v) = %+v, %v; want %+v ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !berth.IsKind(err, berth.Invalid) {
+			t.Errorf("Limits(%+v) error kind %s, want invalid", tc.in, berth.KindOf(err))
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	good := "name: web\ndescription: d\nimage: example.org/web:1\nresources: {vcpus: 1, memory: 1GB}\n"
+	for _, tc := range []struct {
+		name, yaml string
+		ok         bool
+	}{
+		{"good", good, true},
+		{"unknown field", good + "colour: blue\n", false},
+		{"bad name", strings.Replace(good, "name: web", "name: Web/1", 1), false},
+		{"no image", "name: web\n", false},
+		{"bad source", good + "build: {source: magic}\n", false},
+		{"debootstrap without suite", good + "build: {source: debootstrap}\n", false},
+		{"bad memory", strings.Replace(good, "1GB", "much", 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(tc.yaml)}})
+			if (err == nil) != tc.ok {
+				t.Fatalf("Load = %v, %v; want ok=%v", list, err, tc.ok)
+			}
+			if tc.ok && (len(list) != 1 || list[0].Name != "web" || list[0].Build != nil) {
+				t.Errorf("Load = %+v", list)
+			}
+		})
+	}
+}
+
+// The base image must run an agent's ordinary shell script, as root and as
+// the unprivileged user. This builds it afresh under a throwaway tag.
+func TestBaseImage(t *testing.T) {
+	rt := dockertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tmpl, err := templates.Get("base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.Image = "berth-test/base:" + randomID(t)
+	t.Cleanup(func() { _ = rt.RemoveImage(context.Background(), tmpl.Image) })
+
+	var progress bytes.Buffer
+	start := time.Now()
+	if err := templates.Ensure(ctx, rt, tmpl, &progress); err != nil {
+		t.Fatalf("ensure: %v\n%s", err, progress.String())
+	}
+	t.Logf("base image built in %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(progress.String(), "building "+tmpl.Image) || !strings.Contains(progress.String(), "Step") {
+		t.Errorf("progress lacks the build steps:\n%s", progress.String())
+	}
+	// Present now: a second Ensure does nothing and says nothing.
+	progress.Reset()
+	if err := templates.Ensure(ctx, rt, tmpl, &progress); err != nil || progress.Len() != 0 {
+		t.Errorf("second ensure: %v, progress %q", err, progress.String())
+	}
+
+	lim, _ := tmpl.Resources.Limits()
+	id, err := rt.Create(ctx, runtime.Spec{
+		Name:      "berth-tmpl-" + randomID(t),
+		Image:     tmpl.Image,
+		Env:       tmpl.Env,
+		Resources: lim,
+		Labels:    map[string]string{runtimetest.LabelTest: "templates"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Remove(context.Background(), id)
+	if err := rt.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	script := `set -e
+mkdir /tmp/w$(id -u) && cd /tmp/w$(id -u)
+printf 'b 2\na 1\nc 3\n' > data.txt
+sort data.txt | awk '{ s += $2 } END { print "sum", s }'
+sed -n 's/^c /see /p' data.txt
+grep -c . data.txt
+mkdir -p dir/sub && echo x > dir/sub/f && tar czf d.tgz dir && tar tzf d.tgz | wc -l
+find /etc -name passwd
+echo "$(id -un):$(id -u) $HOME"
+wget --help >/dev/null 2>&1 && echo wget
+`
+	for _, user := range []string{"", "user"} {
+		var out, errb bytes.Buffer
+		code, err := rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"/bin/sh", "-c", script}, User: user, Stdout: &out, Stderr: &errb})
+		if err != nil || code != 0 {
+			t.Fatalf("script as %q: code %d err %v\n%s%s", user, code, err, out.String(), errb.String())
+		}
+		who := "root:0 /root"
+		if user == "user" {
+			who = "user:1000 /home/user"
+		}
+		want := "sum 6\nsee 3\n3\n3\n/etc/passwd\n" + who + "\nwget\n"
+		if out.String() != want {
+			t.Errorf("script as %q printed\n%s\nwant\n%s", user, out.String(), want)
+		}
+	}
+	// The default working directory exists, for agents that assume it.
+	var out bytes.Buffer
+	if _, err := rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"pwd"}, Stdout: &out}); err != nil || out.String() != "/workspace\n" {
+		t.Errorf("default cwd %q, %v; want /workspace", out.String(), err)
+	}
+}
+
+func TestBaseNeedsStaticBusybox(t *testing.T) {
+	rt := dockertest.New(t)
+	old := templates.BusyboxPath
+	t.Cleanup(func() { templates.BusyboxPath = old })
+	templates.BusyboxPath = "/bin/true" // dynamically linked on every distribution
+	tmpl, _ := templates.Get("base")
+	tmpl.Image = "berth-test/never:" + randomID(t)
+	err := templates.Make(context.Background(), rt, tmpl, nil)
+	if !berth.IsKind(err, berth.Unavailable) || !strings.Contains(err.Error(), "busybox-static") {
+		t.Errorf("Make with a dynamic busybox = %v, want unavailable naming busybox-static", err)
+	}
+}
+
+// A template naming a registry image pulls it; with no registry reachable
+// the answer is a clear Unavailable, quickly.
+func TestPullUnreachable(t *testing.T) {
+	rt := dockertest.New(t)
+	tmpl := templates.Template{Name: "remote", Image: "127.0.0.1:1/berth/remote:1"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	err := templates.Ensure(ctx, rt, tmpl, &progress)
+	if !berth.IsKind(err, berth.Unavailable) {
+		t.Errorf("ensure of an unreachable image = %v (kind %s), want unavailable", err, berth.KindOf(err))
+	}
+	if !strings.Contains(progress.String(), "pulling "+tmpl.Image) {
+		t.Errorf("progress %q does not say it pulls", progress.String())
+	}
+}
+
+// The debian template needs the Debian mirror and takes minutes: opt in with
+// BERTH_TEST_DEBIAN=1.
+func TestDebianImage(t *testing.T) {
+	if os.Getenv("BERTH_TEST_DEBIAN") == "" {
+		t.Skip("set BERTH_TEST_DEBIAN=1 to build the debian template (needs the Debian mirror, takes minutes)")
+	}
+	rt := dockertest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	tmpl, err := templates.Get("debian")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := templates.Make(ctx, rt, tmpl, testWriter{t}); err != nil {
+		t.Fatalf("make debian: %v", err)
+	}
+	t.Logf("debian image built in %v", time.Since(start).Round(time.Second))
+	id, err := rt.Create(ctx, runtime.Spec{Name: "berth-tmpl-debian-" + randomID(t), Image: tmpl.Image, Env: tmpl.Env,
+		Labels: map[string]string{runtimetest.LabelTest: "templates"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Remove(context.Background(), id)
+	if err := rt.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	script := `. /etc/os-release && echo "$VERSION_CODENAME"; bash -c 'echo bash $((6*7))'; apt-get --version | head -1 | cut -d' ' -f1; stat -c %U /var/cache/apt/archives/partial`
+	code, err := rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"/bin/sh", "-c", script}, Stdout: &out, Stderr: &errb})
+	want := "bookworm\nbash 42\napt\n_apt\n"
+	if err != nil || code != 0 || out.String() != want {
+		t.Errorf("debian script: code %d err %v\n%s%s\nwant\n%s", code, err, out.String(), errb.String(), want)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func randomID(t *testing.T) string {
+	b := make([]byte, 5)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func TestDigestTag(t *testing.T) {
+	def := "name: web\ndescription: d\nimage: berth/web\nbuild: {source: dockerfile}\n"
+	load := func(dockerfile string) string {
+		t.Helper()
+		list, err := templates.Load(fstest.MapFS{
+			"web/template.yaml": {Data: []byte(def)},
+			"web/Dockerfile":    {Data: []byte(dockerfile)},
+		})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("Load: %v, %v", list, err)
+		}
+		return list[0].Image
+	}
+	a, b := load("FROM scratch\n"), load("FROM scratch\nENV X=1\n")
+	if !strings.HasPrefix(a, "berth/web:") || len(a) != len("berth/web:")+12 || a == b || a != load("FROM scratch\n") {
+		t.Errorf("digest tags %q and %q: want stable, content-derived, different", a, b)
+	}
+	list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(strings.Replace(def, "berth/web", "localhost:5000/web:7", 1))}})
+	if err != nil || list[0].Image != "localhost:5000/web:7" {
+		t.Errorf("an explicit tag was changed: %v, %v", list, err)
+	}
+}
