@@ -31,7 +31,7 @@ type Service struct {
 
 // New returns a Service on d.
 func New(d *db.DB) *Service {
-	return &Service{db: d, now: func() time.Time { return time.Now().UTC() }}
+	return &Service{db: d, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Member is a user of the organization.

@@ -101,7 +101,7 @@ type Service struct {
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
 func New(d *db.DB, dataDir string) *Service {
-	return &Service{db: d, dataDir: dataDir, now: func() time.Time { return time.Now().UTC() }}
+	return &Service{db: d, dataDir: dataDir, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // AddUsageSource registers a provider of workspace references.

@@ -1,0 +1,88 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/berth-dev/berth/server/servertest"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestOpenAPIIsValidAndComplete(t *testing.T) {
+	env := servertest.Start(t, "")
+	st, body := get(t, env.URL+"/v1/openapi.json")
+	if st != 200 {
+		t.Fatalf("openapi.json: %d", st)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData([]byte(body))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("invalid OpenAPI 3: %v", err)
+	}
+	for _, rt := range env.API.Routes() {
+		p := rt.Pattern
+		if strings.HasSuffix(p, "/*") {
+			p = strings.TrimSuffix(p, "/*") + "/{path}"
+		}
+		item := doc.Paths.Find(p)
+		if item == nil || item.GetOperation(rt.Method) == nil {
+			t.Errorf("OpenAPI lacks %s %s", rt.Method, p)
+		}
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	env := servertest.Start(t, "")
+	if st, _ := get(t, env.URL+"/healthz"); st != 200 {
+		t.Errorf("healthz %d", st)
+	}
+	st, body := get(t, env.URL+"/readyz")
+	var ready struct {
+		Data struct {
+			Ready  bool                         `json:"ready"`
+			Checks map[string]map[string]string `json:"checks"`
+		} `json:"data"`
+	}
+	json.Unmarshal([]byte(body), &ready)
+	if st != 200 || !ready.Data.Ready || ready.Data.Checks["database"]["status"] != "up" {
+		t.Errorf("readyz: %d %s", st, body)
+	}
+	if _, err := env.Admin.Me(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	call(t, env.URL, "", "GET", "/v1/me", nil)
+	_, metrics := get(t, env.URL+"/metrics")
+	for _, want := range []string{
+		`berth_http_requests_total{method="GET",route="/v1/me",status="200"} 1`,
+		`berth_http_requests_total{method="GET",route="/v1/me",status="401"} 1`,
+		`berth_http_request_duration_seconds_count{method="GET",route="/v1/me",status="200"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// A database that goes away makes the server unready and says why.
+	env.DB.Close()
+	st, body = get(t, env.URL+"/readyz")
+	if st != 503 || !strings.Contains(body, `"database":{"status":"down","error":`) {
+		t.Errorf("readyz with the database closed: %d %s", st, body)
+	}
+}

@@ -1,0 +1,58 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/db/dbtest"
+)
+
+func TestMigrationsAndErrorKinds(t *testing.T) {
+	dbtest.Engines(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		ins := d.Rebind(`INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)`)
+		if _, err := d.ExecContext(ctx, ins, "org_a", "a", now); err != nil {
+			t.Fatal(err)
+		}
+		_, err := d.ExecContext(ctx, ins, "org_b", "a", now)
+		if !berth.IsKind(db.Err(err), berth.Conflict) {
+			t.Errorf("unique violation: %v, want Conflict", err)
+		}
+		_, err = d.ExecContext(ctx, d.Rebind(`INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)`), "usr_x", "org_missing", "x", "member", now)
+		if !berth.IsKind(db.Err(err), berth.Invalid) {
+			t.Errorf("foreign key violation: %v, want Invalid", err)
+		}
+		var name string
+		err = d.GetContext(ctx, &name, d.Rebind(`SELECT name FROM orgs WHERE id = ?`), "nope")
+		if !berth.IsKind(db.Err(err), berth.NotFound) {
+			t.Errorf("no rows: %v, want NotFound", err)
+		}
+		// Times round-trip in UTC at microsecond precision on both engines.
+		var got time.Time
+		if err := d.GetContext(ctx, &got, d.Rebind(`SELECT created_at FROM orgs WHERE id = ?`), "org_a"); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(now.Truncate(time.Microsecond)) && !got.Equal(now) {
+			t.Errorf("time round trip: %v, want %v", got, now)
+		}
+	})
+}
+
+func TestReopenKeepsSchema(t *testing.T) {
+	path := t.TempDir() + "/berth.db"
+	for i := 0; i < 2; i++ {
+		d, err := db.Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		var n int
+		if err := d.Get(&n, `SELECT COUNT(*) FROM goose_db_version WHERE is_applied`); err != nil || n < 1 {
+			t.Errorf("open %d: schema history %d rows, %v", i, n, err)
+		}
+		d.Close()
+	}
+}

@@ -1,0 +1,76 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/server/servertest"
+)
+
+func TestBootstrapOnceAndKeyFile(t *testing.T) {
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	env := servertest.StartConfig(t, cfg)
+	keyFile := filepath.Join(cfg.DataDir, "admin.key")
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin.key mode %v, want 0600", fi.Mode().Perm())
+	}
+	me, err := env.Admin.Me(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Server.Close()
+
+	// Restart on the same data dir: same org, same key, no new key minted,
+	// even when the key file is gone.
+	os.Remove(keyFile)
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+		t.Errorf("restart wrote a new admin.key")
+	}
+	var orgs, keys int
+	s.DB.Get(&orgs, `SELECT COUNT(*) FROM orgs`)
+	s.DB.Get(&keys, `SELECT COUNT(*) FROM api_keys`)
+	var orgID string
+	s.DB.Get(&orgID, `SELECT id FROM orgs`)
+	if orgs != 1 || keys != 1 || orgID != me.Org.ID {
+		t.Errorf("after restart: %d orgs (%s, want %s), %d keys", orgs, orgID, me.Org.ID, keys)
+	}
+}
+
+func TestBootstrapPresetKey(t *testing.T) {
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.BootstrapKey = "berth_" + strings.Repeat("k", 40)
+	env := servertest.StartConfig(t, cfg)
+	if env.AdminKey != cfg.BootstrapKey {
+		t.Errorf("admin.key holds %q, want the preset key", env.AdminKey)
+	}
+	if _, err := env.Admin.Me(context.Background()); err != nil {
+		t.Errorf("preset key does not authenticate: %v", err)
+	}
+	for _, bad := range []string{"short", "berth_tooshort", "nope_" + strings.Repeat("k", 40)} {
+		c := cfg
+		c.DataDir = t.TempDir()
+		c.BootstrapKey = bad
+		if _, err := server.New(context.Background(), c, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+			t.Errorf("bootstrap key %q accepted", bad)
+		}
+	}
+}

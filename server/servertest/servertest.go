@@ -1,0 +1,109 @@
+// Package servertest starts a real berth server in-process, on a loopback
+// port and a fresh data directory and database, for end-to-end tests that
+// drive it through the Go client.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/server"
+)
+
+// Env is a running server with its admin client.
+type Env struct {
+	*server.Server
+	URL      string
+	AdminKey string
+	Admin    *client.Client
+}
+
+// Engines runs fn against a server on SQLite and, when BERTH_TEST_POSTGRES
+// is set, on PostgreSQL.
+func Engines(t *testing.T, fn func(t *testing.T, env *Env)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, Start(t, "")) })
+	if os.Getenv("BERTH_TEST_POSTGRES") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but BERTH_TEST_POSTGRES is not set")
+		}
+		t.Log("BERTH_TEST_POSTGRES not set: skipping the PostgreSQL run")
+		return
+	}
+	t.Run("postgres", func(t *testing.T) { fn(t, Start(t, dbtest.PostgresDSN(t))) })
+}
+
+// Start runs a server on database (SQLite in the data dir when empty) until
+// the test ends.
+func Start(t testing.TB, database string) *Env {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Database = database
+	return StartConfig(t, cfg)
+}
+
+// StartConfig runs a server with cfg until the test ends.
+func StartConfig(t testing.TB, cfg server.Config) *Env {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("BERTH_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("start server: %v", err)
+	}
+	if err := s.Listen(); err != nil {
+		cancel()
+		s.Close()
+		t.Fatalf("listen: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("server did not shut down")
+		}
+		s.Close()
+	})
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin.key"))
+	if err != nil {
+		t.Fatalf("read admin.key: %v", err)
+	}
+	key := strings.TrimSpace(string(b))
+	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: client.New(s.URL(), key)}
+}
+
+// Member adds a member with role and returns a client using a new key of
+// theirs with scopes (all scopes when none are given).
+func (e *Env) Member(t testing.TB, name, role string, scopes ...string) (*client.Member, *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := e.Admin.AddMember(ctx, name, "", role)
+	if err != nil {
+		t.Fatalf("add member %s: %v", name, err)
+	}
+	k, err := e.Admin.CreateAPIKey(ctx, client.KeyRequest{Name: name + "-key", Scopes: scopes, UserID: m.ID})
+	if err != nil {
+		t.Fatalf("create key for %s: %v", name, err)
+	}
+	return m, e.Admin.WithKey(k.Key)
+}
