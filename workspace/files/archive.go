@@ -55,7 +55,7 @@ func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format
 	default:
 		return berth.Errorf(berth.Invalid, "format must be %q or %q", FormatZip, FormatTarGz)
 	}
-	top, err := w.root.OpenRoot(rel)
+	top, err := openDir(w.root, rel)
 	if err != nil {
 		return fsErr(err, apiPath(rel))
 	}

@@ -88,7 +88,7 @@ func TestClean(t *testing.T) {
 		{"/a\xffb", "", berth.Invalid},
 		{"/a\uf7ffb", "a\xffb", ""},
 		{"/a\uf75cb", "a\\b", ""},
-		{"/a\uf741b", "", berth.Invalid},  // escape of a byte that needs none
+		{"/a\uf741b", "", berth.Invalid},     // escape of a byte that needs none
 		{"/\uf72e\uf72e", "", berth.Invalid}, // ".." spelled with escapes
 		{"/\uf7c3\uf7a9", "", berth.Invalid}, // valid UTF-8 spelled with escapes
 		{"/line\nbreak", "line\nbreak", ""},

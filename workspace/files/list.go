@@ -67,7 +67,7 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 	}
 
 	// OpenRoot follows a symlinked directory only inside the workspace.
-	dir, err := w.root.OpenRoot(rel)
+	dir, err := openDir(w.root, rel)
 	if err != nil {
 		return Page{}, fsErr(err, apiPath(rel))
 	}

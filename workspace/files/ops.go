@@ -28,7 +28,7 @@ func (w *Workspace) Delete(ctx context.Context, p string) error {
 // bytes it freed.
 func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
 	dirRel, base := splitRel(rel)
-	parent, err := w.root.OpenRoot(dirRel)
+	parent, err := openDir(w.root, dirRel)
 	if err != nil {
 		return 0, err
 	}
@@ -53,7 +53,7 @@ func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
 // first renamed up to the top of the tree being deleted (same filesystem, so
 // a cheap rename) and deleted from there later.
 func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileInfo) (freed int64, err error) {
-	top, err := parent.OpenRoot(name)
+	top, err := openDir(parent, name)
 	if err != nil {
 		return 0, err
 	}
@@ -226,12 +226,12 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 		return Entry{}, berth.Errorf(berth.Conflict, "%s: already exists", apiPath(dst))
 	}
 	srcDir, _ := splitRel(src)
-	sparent, err := w.root.OpenRoot(srcDir)
+	sparent, err := openDir(w.root, srcDir)
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(srcDir))
 	}
 	defer sparent.Close()
-	dparent, err := w.root.OpenRoot(tdir)
+	dparent, err := openDir(w.root, tdir)
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(tdir))
 	}
@@ -297,7 +297,7 @@ func typeWord(mode fs.FileMode) string {
 // copyTree copies the contents of directory sname in sp into the (new, empty)
 // directory dname in dp.
 func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo, dp *os.Root, dname string, res *reservation) error {
-	src, err := sp.OpenRoot(sname)
+	src, err := openDir(sp, sname)
 	if err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 		}
 		return err
 	}
-	dst, err := dp.OpenRoot(dname)
+	dst, err := openDir(dp, dname)
 	if err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 			if err := d.Mkdir(e.name, mode.Perm()|0o700); err != nil {
 				return false, err
 			}
-			sub, err := d.OpenRoot(e.name)
+			sub, err := openDir(d, e.name)
 			if err != nil {
 				return false, err
 			}

@@ -130,7 +130,7 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 		if !enter || !info.IsDir() || e.deep {
 			continue
 		}
-		sub, err := f.root.OpenRoot(name)
+		sub, err := openDir(f.root, name)
 		var children []string
 		if err == nil {
 			var st fs.FileInfo
@@ -159,4 +159,13 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 		w.stack = append(w.stack, &frame{root: sub, name: name, info: info, names: children})
 	}
 	return nil
+}
+
+// openDir opens the directory rel in r as a Root. os.Root.OpenRoot opens its
+// final component without O_DIRECTORY or O_NONBLOCK, so on a FIFO it blocks
+// forever and on a device node it opens the device. Asking for "rel/." makes
+// os.Root open rel as an intermediate directory (O_DIRECTORY|O_NOFOLLOW,
+// failing fast with ENOTDIR on anything else) and then only "." inside it.
+func openDir(r *os.Root, rel string) (*os.Root, error) {
+	return r.OpenRoot(rel + "/.")
 }

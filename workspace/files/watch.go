@@ -230,7 +230,7 @@ func (h *hub) addTree(rel string) {
 	if len(h.dirs) >= h.maxDirs {
 		return
 	}
-	top, err := h.w.root.OpenRoot(rel)
+	top, err := openDir(h.w.root, rel)
 	if err != nil {
 		return
 	}
@@ -261,7 +261,7 @@ var errFull = errors.New("watch limit reached")
 // addDir watches a directory that just appeared at rel, and everything below it.
 func (h *hub) addDir(rel string) {
 	dirRel, base := splitRel(rel)
-	parent, err := h.w.root.OpenRoot(dirRel)
+	parent, err := openDir(h.w.root, dirRel)
 	if err != nil {
 		return
 	}

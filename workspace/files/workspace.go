@@ -211,7 +211,7 @@ func (w *Workspace) DirSummary(ctx context.Context, p string) (Summary, error) {
 
 // sizeOf counts the entries and regular-file bytes below the directory rel.
 func (w *Workspace) sizeOf(ctx context.Context, rel string) (count, size int64, truncated bool, err error) {
-	top, err := w.root.OpenRoot(rel)
+	top, err := openDir(w.root, rel)
 	if err != nil {
 		return 0, 0, false, err
 	}

@@ -50,7 +50,7 @@ func (w *Workspace) Write(ctx context.Context, p string, r io.Reader, opt WriteO
 	// All steps go through one handle on the parent directory, so the
 	// temporary file and the rename stay in the same directory even if the
 	// sandbox renames things around us.
-	dir, err := w.root.OpenRoot(dirRel)
+	dir, err := openDir(w.root, dirRel)
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(dirRel))
 	}
@@ -103,7 +103,7 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 		return Entry{}, err
 	}
 	rel := joinRel(dirRel, raw)
-	dir, err := w.root.OpenRoot(dirRel)
+	dir, err := openDir(w.root, dirRel)
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(dirRel))
 	}
