@@ -82,7 +82,9 @@ type Runtime interface {
 	// any process that inherited its environment), waits briefly for the
 	// streams to close, and returns -1 with ctx.Err() (so errors.Is works
 	// for context.DeadlineExceeded). It returns promptly even if the kill
-	// could not be confirmed.
+	// could not be confirmed. (Engines without a kill API for exec'd
+	// processes do this with a second exec, which needs /bin/sh in the
+	// image: see the backend's documentation.)
 	//
 	// Exec on a container that is not running is Conflict.
 	Exec(ctx context.Context, id string, spec ExecSpec) (exitCode int, err error)

@@ -26,6 +26,10 @@ const ExecIDEnv = "BERTH_EXEC_ID"
 // tr and grep, which every template image has. (The environment is split into
 // lines first: BusyBox's grep -F stops reading a line at a NUL byte.)
 //
+// Limits: an image without /bin/sh, tr and grep, a paused container, or one
+// whose pids limit is exhausted (a fork bomb) cannot run the kill; Exec then
+// still returns promptly, and stopping the container is the remedy.
+//
 // Each round finds the processes carrying the marker in their environment
 // and kills them together with every process of their sessions: the engine
 // starts each exec as a session leader, so the session also catches children
@@ -70,6 +74,9 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	if len(spec.Cmd) == 0 {
 		return -1, berth.Errorf(berth.Invalid, "exec: empty command")
 	}
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
 	marker, err := newMarker()
 	if err != nil {
 		return -1, berth.Wrap(berth.Internal, err, "exec: marker")
@@ -85,6 +92,9 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		AttachStderr: true,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return -1, ctx.Err()
+		}
 		return -1, translate(err, "exec in container "+id)
 	}
 	// Attaching starts the command; from here on it may be running.
