@@ -106,19 +106,23 @@ func fixed(path string, body any) func(*testing.T, *fixture) (string, any) {
 // matrix holds an entry for every route that needs a key. A route missing
 // here fails TestAuthorizationMatrix, so new routes cannot skip it.
 var matrix = map[string]authCase{
-	"GET /v1/me":                     {fixed("/v1/me", nil), 200, 200, 200},
-	"GET /v1/members":                {fixed("/v1/members", nil), 200, 200, 200},
-	"POST /v1/members":               {fixed("/v1/members", map[string]string{"name": "new", "role": "member"}), 403, 403, 201},
-	"GET /v1/members/{userId}":       {func(t *testing.T, f *fixture) (string, any) { return "/v1/members/" + f.adminID, nil }, 200, 200, 200},
-	"PATCH /v1/members/{userId}":     {func(t *testing.T, f *fixture) (string, any) { return "/v1/members/" + f.freshMember(t), map[string]string{"role": "admin"} }, 403, 403, 200},
-	"DELETE /v1/members/{userId}":    {func(t *testing.T, f *fixture) (string, any) { return "/v1/members/" + f.freshMember(t), nil }, 403, 403, 200},
-	"GET /v1/api-keys":               {fixed("/v1/api-keys", nil), 200, 200, 200},
-	"POST /v1/api-keys":              {fixed("/v1/api-keys", map[string]string{"name": "k"}), 201, 201, 201},
-	"DELETE /v1/api-keys/{keyId}":    {func(t *testing.T, f *fixture) (string, any) { return "/v1/api-keys/" + f.freshAdminKey(t), nil }, 404, 404, 200},
-	"GET /v1/workspaces":             {fixed("/v1/workspaces", nil), 200, 200, 200},
-	"POST /v1/workspaces":            {fixed("/v1/workspaces", map[string]string{"name": "made"}), 201, 201, 201},
-	"GET /v1/workspaces/{id}":        {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.ws, nil }, 404, 200, 200},
-	"PATCH /v1/workspaces/{id}":      {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.ws, map[string]string{"name": "renamed"} }, 404, 200, 200},
+	"GET /v1/me":               {fixed("/v1/me", nil), 200, 200, 200},
+	"GET /v1/members":          {fixed("/v1/members", nil), 200, 200, 200},
+	"POST /v1/members":         {fixed("/v1/members", map[string]string{"name": "new", "role": "member"}), 403, 403, 201},
+	"GET /v1/members/{userId}": {func(t *testing.T, f *fixture) (string, any) { return "/v1/members/" + f.adminID, nil }, 200, 200, 200},
+	"PATCH /v1/members/{userId}": {func(t *testing.T, f *fixture) (string, any) {
+		return "/v1/members/" + f.freshMember(t), map[string]string{"role": "admin"}
+	}, 403, 403, 200},
+	"DELETE /v1/members/{userId}": {func(t *testing.T, f *fixture) (string, any) { return "/v1/members/" + f.freshMember(t), nil }, 403, 403, 200},
+	"GET /v1/api-keys":            {fixed("/v1/api-keys", nil), 200, 200, 200},
+	"POST /v1/api-keys":           {fixed("/v1/api-keys", map[string]string{"name": "k"}), 201, 201, 201},
+	"DELETE /v1/api-keys/{keyId}": {func(t *testing.T, f *fixture) (string, any) { return "/v1/api-keys/" + f.freshAdminKey(t), nil }, 404, 404, 200},
+	"GET /v1/workspaces":          {fixed("/v1/workspaces", nil), 200, 200, 200},
+	"POST /v1/workspaces":         {fixed("/v1/workspaces", map[string]string{"name": "made"}), 201, 201, 201},
+	"GET /v1/workspaces/{id}":     {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.ws, nil }, 404, 200, 200},
+	"PATCH /v1/workspaces/{id}": {func(t *testing.T, f *fixture) (string, any) {
+		return "/v1/workspaces/" + f.ws, map[string]string{"name": "renamed"}
+	}, 404, 200, 200},
 	"DELETE /v1/workspaces/{id}":     {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.freshWorkspace(t), nil }, 404, 403, 200},
 	"GET /v1/workspaces/{id}/usage":  {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.ws + "/usage", nil }, 404, 200, 200},
 	"GET /v1/workspaces/{id}/access": {func(t *testing.T, f *fixture) (string, any) { return "/v1/workspaces/" + f.ws + "/access", nil }, 403, 403, 200},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
 )
 
@@ -27,6 +28,7 @@ type Check func(ctx context.Context) error
 type Server struct {
 	Auth       *auth.Service
 	Workspaces *workspace.Service
+	Sandboxes  *sandbox.Manager
 	// Checks are the readiness checks by name ("database", "runtime", ...).
 	Checks map[string]Check
 
@@ -55,7 +57,7 @@ type route struct {
 
 func (s *Server) routes() []route {
 	var rs []route
-	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes()} {
+	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.templateRoutes(), s.sandboxRoutes()} {
 		rs = append(rs, group...)
 	}
 	return rs

@@ -18,6 +18,8 @@ import (
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime/docker"
+	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
 )
 
@@ -29,6 +31,9 @@ type Config struct {
 	Database     string // SQLite path or postgres:// DSN; default <DataDir>/berth.db
 	LogFormat    string // text or json
 	BootstrapKey string // preset admin key for a fresh database (secret)
+	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
+
+	Sandbox sandbox.Options // background loop intervals
 }
 
 // Defaults returns the documented defaults.
@@ -49,13 +54,14 @@ func (c Config) LogValue() slog.Value {
 
 // Server is a running berth.
 type Server struct {
-	Config   Config
-	DB       *db.DB
-	API      *api.Server
-	Log      *slog.Logger
-	listener net.Listener
-	http     *http.Server
-	closers  []func()
+	Config    Config
+	DB        *db.DB
+	API       *api.Server
+	Sandboxes *sandbox.Manager
+	Log       *slog.Logger
+	listener  net.Listener
+	http      *http.Server
+	closers   []func()
 }
 
 // NewLogger builds the process logger for format "text" or "json".
@@ -101,6 +107,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	ws := workspace.New(d, cfg.DataDir)
 	s.API = api.New(log, authSvc, ws)
 	s.API.Checks["database"] = func(ctx context.Context) error { return d.PingContext(ctx) }
+
+	// The engine may be down: the client connects lazily, the server still
+	// serves workspaces, and /readyz says the runtime is down.
+	rt, err := docker.New(cfg.DockerHost)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	s.closers = append(s.closers, func() { rt.Close() })
+	mgr, err := sandbox.New(ctx, d, rt, ws, log, cfg.Sandbox)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Sandboxes = mgr
+	s.API.Sandboxes = mgr
+	s.API.Checks["runtime"] = rt.Ping
 	return s, nil
 }
 
@@ -148,6 +171,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
+	s.Sandboxes.Run(ctx)
+	s.closers = append(s.closers, s.Sandboxes.Close)
 	s.http = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()

@@ -1,0 +1,135 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/templates"
+)
+
+func (s *Server) templateRoutes() []route {
+	if s.Sandboxes == nil {
+		return nil
+	}
+	return []route{
+		{Method: "GET", Pattern: "/v1/templates", Summary: "list templates", Scope: "sandbox:read", handler: s.listTemplates},
+		{Method: "GET", Pattern: "/v1/templates/{name}", Summary: "one template", Scope: "sandbox:read", handler: s.getTemplate},
+		{Method: "POST", Pattern: "/v1/templates/{name}/build", Summary: "build or pull a template's image now (?stream=true: SSE progress)", Scope: "sandbox:write", handler: s.buildTemplate},
+	}
+}
+
+type templateView struct {
+	templates.Template
+	Ready bool `json:"ready"`
+}
+
+func (s *Server) view(ctx context.Context, t templates.Template) (templateView, error) {
+	ok, err := s.Sandboxes.Runtime().ImagePresent(ctx, t.Image)
+	if err != nil && !berth.IsKind(err, berth.Unavailable) {
+		return templateView{}, err
+	}
+	return templateView{Template: t, Ready: ok}, nil
+}
+
+func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
+	out := []templateView{}
+	for _, t := range templates.List() {
+		v, err := s.view(r.Context(), t)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out = append(out, v)
+	}
+	writeData(w, r, http.StatusOK, out)
+}
+
+func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
+	t, err := templates.Get(chi.URLParam(r, "name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, err := s.view(r.Context(), t)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, v)
+}
+
+// buildTemplate builds (or pulls) now. With ?stream=true each progress line
+// is an SSE "progress" event, then "done" or "error"; without, the answer
+// comes when the build ends and carries the log.
+func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
+	if _, err := auth.Require(r.Context(), "sandbox:write"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	stream, err := boolParam(r, "stream")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	t, err := templates.Get(chi.URLParam(r, "name"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rt := s.Sandboxes.Runtime()
+	if err := rt.Ping(r.Context()); err != nil {
+		writeError(w, r, berth.Wrap(berth.Unavailable, err, "the container engine is unavailable"))
+		return
+	}
+	if !stream {
+		var log strings.Builder
+		if err := templates.Make(r.Context(), rt, t, &log); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		v, _ := s.view(r.Context(), t)
+		writeData(w, r, http.StatusOK, map[string]any{"template": v, "log": log.String()})
+		return
+	}
+	ev := startSSE(w)
+	lw := &lineWriter{emit: func(line string) { ev.event("progress", line) }}
+	err = templates.Make(r.Context(), rt, t, lw)
+	lw.Close()
+	if err != nil {
+		ev.json("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		return
+	}
+	v, _ := s.view(r.Context(), t)
+	ev.json("done", v)
+}
+
+// lineWriter splits a byte stream into lines.
+type lineWriter struct {
+	buf  []byte
+	emit func(string)
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *lineWriter) Close() {
+	if len(l.buf) > 0 {
+		l.emit(string(l.buf))
+		l.buf = nil
+	}
+}

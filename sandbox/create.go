@@ -1,0 +1,346 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/templates"
+)
+
+// CreateInput is the body of POST /v1/sandboxes.
+type CreateInput struct {
+	Name        string            `json:"name"`
+	Template    string            `json:"template"`
+	Tags        []string          `json:"tags"`
+	Env         map[string]string `json:"env"`
+	Resources   *Resources        `json:"resources"`
+	IdleTimeout int64             `json:"idleTimeout"`
+	Network     string            `json:"network"`
+	Mounts      []Mount           `json:"mounts"`
+	Metadata    map[string]string `json:"metadata"`
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	tagRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:=/-]{0,127}$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,255}$`)
+)
+
+// WorkspaceRoot is where workspace mounts live inside a sandbox.
+const WorkspaceRoot = "/workspace"
+
+// ValidMountPath checks a mount target: /workspace or a clean subpath of it,
+// with no "." or ".." segments, no empty segments and no trailing slash.
+func ValidMountPath(p string) error {
+	bad := func(why string) error {
+		return berth.Errorf(berth.Invalid, "mount path %q is invalid: %s", p, why)
+	}
+	if p != WorkspaceRoot && !strings.HasPrefix(p, WorkspaceRoot+"/") {
+		return bad("it must be /workspace or a path under /workspace/")
+	}
+	if strings.HasSuffix(p, "/") {
+		return bad("no trailing slash")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		switch {
+		case seg == "":
+			return bad("empty path segment")
+		case seg == "." || seg == "..":
+			return bad("no '.' or '..' segments")
+		case len(seg) > 255:
+			return bad("segment longer than 255 bytes")
+		case strings.ContainsFunc(seg, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' || r == ',' || r == ':' }):
+			return bad("control characters, backslashes, commas and colons are not allowed")
+		}
+	}
+	if path.Clean(p) != p || len(p) > 1024 {
+		return bad("not a clean path")
+	}
+	return nil
+}
+
+// resolvedMount is a validated mount with its host directory.
+type resolvedMount struct {
+	Mount
+	source string
+}
+
+// resolveMounts validates mount paths and checks each workspace is visible
+// to the caller and not personal. Nothing is created before this passes.
+func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolvedMount, error) {
+	seen := map[string]bool{}
+	out := make([]resolvedMount, 0, len(mounts))
+	for _, mt := range mounts {
+		if err := ValidMountPath(mt.Path); err != nil {
+			return nil, err
+		}
+		if seen[mt.Path] {
+			return nil, berth.Errorf(berth.Invalid, "mount path %q appears twice", mt.Path)
+		}
+		seen[mt.Path] = true
+		if mt.WorkspaceID == "" {
+			return nil, berth.Errorf(berth.Invalid, "mount %q needs a workspaceId", mt.Path)
+		}
+		w, err := m.ws.Resolve(ctx, mt.WorkspaceID, "files:read")
+		if err != nil {
+			return nil, err
+		}
+		if w.IsPersonal {
+			return nil, berth.Errorf(berth.Invalid, "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
+		}
+		if !mt.ReadOnly {
+			if _, err := m.ws.Resolve(ctx, mt.WorkspaceID, "files:write"); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, resolvedMount{Mount: mt, source: m.ws.Dir(w.ID)})
+	}
+	// Parents first, so that nested mounts land on top of their parent.
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+func validateCreate(in *CreateInput) (templates.Template, runtime.Resources, error) {
+	var zero runtime.Resources
+	if in.Template == "" {
+		return templates.Template{}, zero, berth.Errorf(berth.Invalid, "template is required")
+	}
+	tmpl, err := templates.Get(in.Template)
+	if err != nil {
+		if berth.IsKind(err, berth.NotFound) {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "unknown template %q", in.Template)
+		}
+		return tmpl, zero, err
+	}
+	if in.Name != "" && !nameRE.MatchString(in.Name) {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "name must be 1..63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit")
+	}
+	if len(in.Tags) > 50 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 50 tags")
+	}
+	for _, t := range in.Tags {
+		if !tagRE.MatchString(t) {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "tag %q is invalid (1..128 of letters, digits and _.:=/-)", t)
+		}
+	}
+	if len(in.Env) > 256 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 256 environment variables")
+	}
+	for k, v := range in.Env {
+		if !envKeyRE.MatchString(k) {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "environment variable name %q is invalid", k)
+		}
+		if strings.ContainsRune(v, 0) || len(v) > 64<<10 {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "environment variable %s: value has a NUL byte or exceeds 64 KiB", k)
+		}
+	}
+	if in.IdleTimeout < 0 || in.IdleTimeout > 30*24*3600 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout must be 0 (never) or a number of seconds up to 30 days")
+	}
+	switch in.Network {
+	case "":
+		in.Network = runtime.NetworkBridge
+	case runtime.NetworkNone, runtime.NetworkBridge:
+	default:
+		return tmpl, zero, berth.Errorf(berth.Invalid, "network must be \"none\" or \"bridge\"")
+	}
+	if len(in.Metadata) > 64 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 64 metadata entries")
+	}
+	for k, v := range in.Metadata {
+		if k == "" || len(k) > 128 || len(v) > 4096 {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "metadata keys are 1..128 bytes, values at most 4 KiB")
+		}
+	}
+	if len(in.Mounts) > 32 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 32 mounts")
+	}
+	res := templates.Resources{VCPUs: tmpl.Resources.VCPUs, Memory: tmpl.Resources.Memory, Disk: tmpl.Resources.Disk, Pids: tmpl.Resources.Pids}
+	if r := in.Resources; r != nil {
+		if r.VCPUs < 0 || r.VCPUs > 256 {
+			return tmpl, zero, berth.Errorf(berth.Invalid, "resources.vcpus must be between 0 and 256")
+		}
+		if r.VCPUs > 0 {
+			res.VCPUs = r.VCPUs
+		}
+		if r.Memory != "" {
+			res.Memory = r.Memory
+		}
+		if r.Disk != "" {
+			res.Disk = r.Disk
+		}
+	}
+	limits, err := res.Limits()
+	if err != nil {
+		return tmpl, zero, err
+	}
+	if limits.MemoryBytes != 0 && limits.MemoryBytes < 8<<20 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "resources.memory must be at least 8MiB")
+	}
+	in.Resources = &Resources{VCPUs: res.VCPUs, Memory: res.Memory, Disk: res.Disk}
+	return tmpl, limits, nil
+}
+
+// Create makes a sandbox. Synchronously it returns once the sandbox runs
+// (a failure leaves nothing behind); with async it returns at once with
+// status creating, and a failure later leaves the sandbox in error with a
+// reason.
+func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sandbox, error) {
+	c, err := auth.Require(ctx, "sandbox:create")
+	if err != nil {
+		return nil, err
+	}
+	tmpl, limits, err := validateCreate(&in)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := m.resolveMounts(ctx, in.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.rt.Ping(ctx); err != nil {
+		return nil, berth.Wrap(berth.Unavailable, err, "the container engine is unavailable")
+	}
+
+	id := db.NewID("sbx")
+	if in.Name == "" {
+		in.Name = strings.ReplaceAll(id, "_", "-")
+	}
+	keys := make([]string, 0, len(in.Env))
+	for k := range in.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	kj, _ := json.Marshal(keys)
+	rj, _ := json.Marshal(in.Resources)
+	if in.Metadata == nil {
+		in.Metadata = map[string]string{}
+	}
+	mj, _ := json.Marshal(in.Metadata)
+	now := m.now()
+	r := row{ID: id, OrgID: c.OrgID, OwnerUserID: c.UserID, Name: in.Name, Template: tmpl.Name, Image: tmpl.Image,
+		Status: Creating, EnvKeys: string(kj), Resources: string(rj), Metadata: string(mj), IdleTimeout: in.IdleTimeout,
+		Network: in.Network, CreatedAt: now, UpdatedAt: now, LastActivityAt: now}
+
+	l := m.lock(id)
+	l.Lock()
+	err = m.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		_, err := tx.NamedExecContext(ctx, `INSERT INTO sandboxes (id, org_id, owner_user_id, name, template, image, status,
+			status_reason, env_keys, resources, metadata, idle_timeout, network, container_id, ip, created_at, updated_at, last_activity_at)
+			VALUES (:id, :org_id, :owner_user_id, :name, :template, :image, :status, :status_reason, :env_keys, :resources,
+			:metadata, :idle_timeout, :network, :container_id, :ip, :created_at, :updated_at, :last_activity_at)`, &r)
+		if err != nil {
+			if berth.IsKind(db.Err(err), berth.Conflict) {
+				return berth.Errorf(berth.Conflict, "a sandbox named %q already exists", in.Name)
+			}
+			return db.Err(err)
+		}
+		for _, mt := range mounts {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sandbox_mounts (sandbox_id, workspace_id, path, read_only) VALUES (?, ?, ?, ?)`),
+				id, mt.WorkspaceID, mt.Path, mt.ReadOnly); err != nil {
+				return db.Err(err)
+			}
+		}
+		seen := map[string]bool{}
+		for _, t := range in.Tags {
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sandbox_tags (sandbox_id, tag) VALUES (?, ?)`), id, t); err != nil {
+				return db.Err(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.Unlock()
+		return nil, err
+	}
+
+	spec := runtime.Spec{
+		Name:     "berth-" + id,
+		Image:    tmpl.Image,
+		Hostname: in.Name,
+		Labels:   map[string]string{LabelSandbox: id, LabelOrg: c.OrgID, LabelInstance: m.instance},
+		Env:      map[string]string{},
+		Network:  in.Network,
+		WorkDir:  WorkspaceRoot,
+	}
+	spec.Resources = limits
+	for k, v := range tmpl.Env {
+		spec.Env[k] = v
+	}
+	for k, v := range in.Env {
+		spec.Env[k] = v
+	}
+	spec.Env["BERTH_SANDBOX_ID"] = id
+	spec.Env["BERTH_SANDBOX_NAME"] = in.Name
+	for _, mt := range mounts {
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: mt.source, Target: mt.Path, ReadOnly: mt.ReadOnly})
+	}
+
+	if async {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer l.Unlock()
+			if err := m.provision(m.bg, id, tmpl, spec); err != nil {
+				m.log.Warn("async sandbox create failed", "sandbox", id, "err", err)
+				m.setStatus(context.Background(), id, Error, "create failed: "+berth.Message(err))
+			}
+		}()
+		return m.load(ctx, m.db, `s.id = ?`, id)
+	}
+	defer l.Unlock()
+	if err := m.provision(ctx, id, tmpl, spec); err != nil {
+		// A synchronous create that fails leaves nothing behind.
+		m.db.ExecContext(context.Background(), m.db.Rebind(`DELETE FROM sandboxes WHERE id = ?`), id)
+		return nil, err
+	}
+	return m.load(ctx, m.db, `s.id = ?`, id)
+}
+
+// provision makes the image present, creates and starts the container and
+// records it. On failure it removes whatever container it made.
+func (m *Manager) provision(ctx context.Context, id string, tmpl templates.Template, spec runtime.Spec) error {
+	if err := templates.Ensure(ctx, m.rt, tmpl, nil); err != nil {
+		return fmt.Errorf("template %s: %w", tmpl.Name, err)
+	}
+	cid, err := m.rt.Create(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET container_id = ? WHERE id = ?`), cid, id); err != nil {
+		m.rt.Remove(context.Background(), cid)
+		return db.Err(err)
+	}
+	if err := m.rt.Start(ctx, cid); err != nil {
+		m.rt.Remove(context.Background(), cid)
+		return err
+	}
+	info, err := m.rt.Inspect(ctx, cid)
+	if err != nil {
+		m.rt.Remove(context.Background(), cid)
+		return err
+	}
+	now := m.now()
+	_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET status = ?, status_reason = '', ip = ?, updated_at = ?, last_activity_at = ? WHERE id = ? AND status = ?`),
+		Running, info.IPAddress, now, now, id, Creating)
+	if err != nil {
+		m.rt.Remove(context.Background(), cid)
+		return db.Err(err)
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// find loads the sandbox named by idOrName that c may see: admins see the
+// whole org, members their own. An id wins over a name.
+func (m *Manager) find(ctx context.Context, c *berth.Caller, idOrName string) (*Sandbox, error) {
+	where := `s.org_id = ? AND (s.id = ? OR (s.name = ? AND s.status <> 'destroyed'))`
+	args := []any{c.OrgID, idOrName, idOrName}
+	if !c.IsAdmin() {
+		where += ` AND s.owner_user_id = ?`
+		args = append(args, c.UserID)
+	}
+	s, err := m.load(ctx, m.db, where+` ORDER BY CASE WHEN s.id = ? THEN 0 ELSE 1 END LIMIT 1`, append(args, idOrName)...)
+	if berth.IsKind(err, berth.NotFound) {
+		return nil, berth.Errorf(berth.NotFound, "sandbox %q not found", idOrName)
+	}
+	return s, err
+}
+
+// Get returns one visible sandbox by id or name.
+func (m *Manager) Get(ctx context.Context, idOrName string) (*Sandbox, error) {
+	c, err := auth.Require(ctx, "sandbox:read")
+	if err != nil {
+		return nil, err
+	}
+	return m.find(ctx, c, idOrName)
+}
+
+// Filter selects sandboxes for List.
+type Filter struct {
+	Status   Status
+	Tags     []string
+	Template string
+	All      bool // admins: every sandbox of the org
+	Limit    int
+	Cursor   string
+}
+
+// List returns a page of sandboxes, oldest first, and the cursor of the next
+// page ("" on the last). Destroyed sandboxes are listed only when asked for
+// with Status.
+func (m *Manager) List(ctx context.Context, f Filter) ([]Sandbox, string, error) {
+	c, err := auth.Require(ctx, "sandbox:read")
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Limit == 0 {
+		f.Limit = 50
+	}
+	if f.Limit < 1 || f.Limit > 500 {
+		return nil, "", berth.Errorf(berth.Invalid, "limit must be between 1 and 500")
+	}
+	where := []string{`s.org_id = ?`}
+	args := []any{c.OrgID}
+	if f.All {
+		if !c.IsAdmin() {
+			return nil, "", berth.Errorf(berth.Forbidden, "only organization admins may list every sandbox (all=true)")
+		}
+	} else {
+		where = append(where, `s.owner_user_id = ?`)
+		args = append(args, c.UserID)
+	}
+	switch f.Status {
+	case "":
+		where = append(where, `s.status <> 'destroyed'`)
+	case Creating, Running, Pausing, Paused, Resuming, Stopping, Stopped, Destroying, Destroyed, Error:
+		where = append(where, `s.status = ?`)
+		args = append(args, f.Status)
+	default:
+		return nil, "", berth.Errorf(berth.Invalid, "unknown status %q", f.Status)
+	}
+	if f.Template != "" {
+		where = append(where, `s.template = ?`)
+		args = append(args, f.Template)
+	}
+	for _, t := range f.Tags {
+		where = append(where, `EXISTS (SELECT 1 FROM sandbox_tags t WHERE t.sandbox_id = s.id AND t.tag = ?)`)
+		args = append(args, t)
+	}
+	if f.Cursor != "" {
+		ts, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, `(s.created_at > ? OR (s.created_at = ? AND s.id > ?))`)
+		args = append(args, ts, ts, id)
+	}
+	q := `SELECT ` + sbxCols + ` FROM sandboxes s WHERE ` + strings.Join(where, " AND ") +
+		fmt.Sprintf(` ORDER BY s.created_at, s.id LIMIT %d`, f.Limit+1)
+	var rows []row
+	if err := m.db.SelectContext(ctx, &rows, m.db.Rebind(q), args...); err != nil {
+		return nil, "", db.Err(err)
+	}
+	next := ""
+	if len(rows) > f.Limit {
+		rows = rows[:f.Limit]
+		last := rows[len(rows)-1]
+		next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	out, err := m.hydrate(ctx, m.db, rows)
+	return out, next, err
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(s string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		ts, id, ok := strings.Cut(string(b), "|")
+		if t, perr := time.Parse(time.RFC3339Nano, ts); ok && perr == nil {
+			return t, id, nil
+		}
+	}
+	return time.Time{}, "", berth.Errorf(berth.Invalid, "cursor is not one this server gave out")
+}
+
+// transition runs one lifecycle step under the sandbox's lock: the current
+// status must be one of from; the sandbox shows via while act runs, then
+// to. If act fails, the status is set from what the engine reports.
+func (m *Manager) transition(ctx context.Context, idOrName, verb string, from []Status, via, to Status, act func(ctx context.Context, s *Sandbox) error) (*Sandbox, error) {
+	c, err := auth.Require(ctx, "sandbox:write")
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.find(ctx, c, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	l := m.lock(s.ID)
+	l.Lock()
+	defer l.Unlock()
+	return m.transitionLocked(ctx, s.ID, verb, from, via, to, act)
+}
+
+func (m *Manager) transitionLocked(ctx context.Context, id, verb string, from []Status, via, to Status, act func(ctx context.Context, s *Sandbox) error) (*Sandbox, error) {
+	s, err := m.load(ctx, m.db, `s.id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(from, s.Status) {
+		return nil, berth.Errorf(berth.Conflict, "cannot %s sandbox %q: it is %s", verb, s.Name, s.Status)
+	}
+	before := s.Status
+	if err := m.setStatus(ctx, id, via, ""); err != nil {
+		return nil, err
+	}
+	if err := act(ctx, s); err != nil {
+		// Whatever happened, the row must not stay in a transitional state.
+		m.settle(context.Background(), s, before, err)
+		return nil, err
+	}
+	if err := m.setStatus(ctx, id, to, ""); err != nil {
+		return nil, err
+	}
+	return m.load(ctx, m.db, `s.id = ?`, id)
+}
+
+// settle sets a sandbox's status after a failed step: back to before when
+// the engine is unreachable (nothing happened), else what the engine says.
+func (m *Manager) settle(ctx context.Context, s *Sandbox, before Status, cause error) {
+	if berth.IsKind(cause, berth.Unavailable) {
+		m.setStatus(ctx, s.ID, before, "")
+		return
+	}
+	info, err := m.rt.Inspect(ctx, s.containerID)
+	switch {
+	case berth.IsKind(err, berth.NotFound):
+		m.setStatus(ctx, s.ID, Error, "container disappeared: "+berth.Message(cause))
+	case err != nil:
+		m.setStatus(ctx, s.ID, before, "")
+	default:
+		m.setStatus(ctx, s.ID, statusOf(info.State), "")
+	}
+}
+
+// statusOf maps an engine state to the sandbox status it means.
+func statusOf(st runtime.State) Status {
+	switch st {
+	case runtime.StateRunning, runtime.StateRestarting:
+		return Running
+	case runtime.StatePaused:
+		return Paused
+	case runtime.StateRemoving:
+		return Destroying
+	}
+	return Stopped
+}
+
+// Pause freezes a running sandbox.
+func (m *Manager) Pause(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return m.transition(ctx, idOrName, "pause", []Status{Running}, Pausing, Paused, func(ctx context.Context, s *Sandbox) error {
+		return m.rt.Pause(ctx, s.containerID)
+	})
+}
+
+// Resume thaws a paused sandbox; it counts as activity.
+func (m *Manager) Resume(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return m.transition(ctx, idOrName, "resume", []Status{Paused}, Resuming, Running, m.unpause)
+}
+
+func (m *Manager) unpause(ctx context.Context, s *Sandbox) error {
+	if err := m.rt.Unpause(ctx, s.containerID); err != nil {
+		return err
+	}
+	m.touch(ctx, s.ID)
+	return nil
+}
+
+// Stop stops a running or paused sandbox, keeping its filesystem.
+func (m *Manager) Stop(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return m.transition(ctx, idOrName, "stop", []Status{Running, Paused}, Stopping, Stopped, func(ctx context.Context, s *Sandbox) error {
+		return m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout)
+	})
+}
+
+// Start starts a stopped sandbox.
+func (m *Manager) Start(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return m.transition(ctx, idOrName, "start", []Status{Stopped}, Resuming, Running, func(ctx context.Context, s *Sandbox) error {
+		if err := m.rt.Start(ctx, s.containerID); err != nil {
+			return err
+		}
+		info, err := m.rt.Inspect(ctx, s.containerID)
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = ?, last_activity_at = ? WHERE id = ?`), info.IPAddress, now, s.ID)
+		return db.Err(err)
+	})
+}
+
+// Destroy removes a sandbox's container and its own files; its workspaces
+// are untouched.
+func (m *Manager) Destroy(ctx context.Context, idOrName string) (*Sandbox, error) {
+	all := []Status{Creating, Running, Pausing, Paused, Resuming, Stopping, Stopped, Destroying, Error}
+	return m.transition(ctx, idOrName, "destroy", all, Destroying, Destroyed, func(ctx context.Context, s *Sandbox) error {
+		return m.removeContainer(ctx, s.ID, s.containerID)
+	})
+}
+
+// removeContainer removes a sandbox's container, found by id or by label
+// (a create may have died before recording the id). Gone already is fine.
+func (m *Manager) removeContainer(ctx context.Context, sandboxID, containerID string) error {
+	if containerID != "" {
+		if err := m.rt.Remove(ctx, containerID); err != nil && !berth.IsKind(err, berth.NotFound) {
+			return err
+		}
+	}
+	cs, err := m.rt.List(ctx, map[string]string{LabelSandbox: sandboxID, LabelInstance: m.instance})
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if err := m.rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
+			return err
+		}
+	}
+	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), sandboxID)
+	return nil
+}
+
+// Keepalive resets a sandbox's idle timer.
+func (m *Manager) Keepalive(ctx context.Context, idOrName string) (*Sandbox, error) {
+	c, err := auth.Require(ctx, "sandbox:write")
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.find(ctx, c, idOrName)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status != Running && s.Status != Paused {
+		return nil, berth.Errorf(berth.Conflict, "cannot keep sandbox %q alive: it is %s", s.Name, s.Status)
+	}
+	m.touch(ctx, s.ID)
+	return m.load(ctx, m.db, `s.id = ?`, s.ID)
+}
+
+func (m *Manager) touch(ctx context.Context, id string) {
+	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ? WHERE id = ?`), m.now(), id)
+}
+
+// ensureRunning resumes a paused sandbox (as activity) and refuses one that
+// is not running.
+func (m *Manager) ensureRunning(ctx context.Context, s *Sandbox) (*Sandbox, error) {
+	if s.Status == Running {
+		return s, nil
+	}
+	if s.Status != Paused && s.Status != Pausing && s.Status != Resuming {
+		return nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
+	}
+	l := m.lock(s.ID)
+	l.Lock()
+	defer l.Unlock()
+	cur, err := m.load(ctx, m.db, `s.id = ?`, s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status == Running {
+		return cur, nil
+	}
+	return m.transitionLocked(ctx, s.ID, "resume", []Status{Paused}, Resuming, Running, m.unpause)
+}

@@ -1,0 +1,139 @@
+package sandbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// Reconcile compares the database (desired state) with the engine (actual
+// state) and closes the gap:
+//   - a sandbox whose lock is held is mid-operation here and is left alone;
+//   - creating (no create in flight: the server died mid-create) → its
+//     container, if any, is removed and the sandbox is error;
+//   - destroying → the container is removed and the sandbox destroyed;
+//   - a sandbox whose container is gone → error, with the reason;
+//   - otherwise the status follows the container (running, paused, stopped);
+//   - a container of this instance with no live sandbox is removed.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	cs, err := m.rt.List(ctx, map[string]string{LabelInstance: m.instance})
+	if err != nil {
+		return err
+	}
+	byID := map[string]runtime.Container{}
+	for _, c := range cs {
+		byID[c.Labels[LabelSandbox]] = c
+	}
+	var ids []string
+	if err := m.db.SelectContext(ctx, &ids, `SELECT id FROM sandboxes WHERE status <> 'destroyed'`); err != nil {
+		return db.Err(err)
+	}
+	live := map[string]bool{}
+	for _, id := range ids {
+		live[id] = true
+		l := m.lock(id)
+		if !l.TryLock() {
+			continue
+		}
+		err := m.reconcileOne(ctx, id, byID)
+		l.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	for sid, c := range byID {
+		if live[sid] {
+			continue
+		}
+		l := m.lock(sid)
+		if !l.TryLock() {
+			continue // being created right now
+		}
+		// Re-check under the lock: the create may have committed meanwhile.
+		var n int
+		m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid)
+		if n == 0 {
+			m.log.Info("reconcile: removing container without a sandbox", "container", c.ID, "sandbox", sid)
+			if err := m.rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
+				l.Unlock()
+				return err
+			}
+		}
+		l.Unlock()
+	}
+	return nil
+}
+
+func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]runtime.Container) error {
+	s, err := m.load(ctx, m.db, `s.id = ?`, id)
+	if err != nil {
+		return err
+	}
+	c, exists := byID[id]
+	switch {
+	case s.Status == Creating:
+		m.log.Warn("reconcile: sandbox was left creating (server stopped mid-create)", "sandbox", id)
+		if err := m.removeContainer(ctx, id, s.containerID); err != nil {
+			return err
+		}
+		return m.setStatus(ctx, id, Error, "interrupted while creating: the server stopped before the sandbox was ready")
+	case s.Status == Destroying:
+		if err := m.removeContainer(ctx, id, s.containerID); err != nil {
+			return err
+		}
+		return m.setStatus(ctx, id, Destroyed, "")
+	case !exists:
+		if s.Status == Error {
+			return nil
+		}
+		m.log.Warn("reconcile: container is gone", "sandbox", id, "status", s.Status)
+		return m.setStatus(ctx, id, Error, "its container was removed outside berth (last status "+string(s.Status)+")")
+	case s.Status == Error:
+		return nil
+	}
+	if actual := statusOf(c.State); actual != s.Status {
+		m.log.Info("reconcile: status follows the engine", "sandbox", id, "was", s.Status, "now", actual)
+		return m.setStatus(ctx, id, actual, "")
+	}
+	return nil
+}
+
+// PauseIdle pauses every running sandbox whose idleTimeout has passed since
+// its last activity.
+func (m *Manager) PauseIdle(ctx context.Context) error {
+	var rows []struct {
+		ID           string    `db:"id"`
+		IdleTimeout  int64     `db:"idle_timeout"`
+		LastActivity time.Time `db:"last_activity_at"`
+	}
+	if err := m.db.SelectContext(ctx, &rows, `SELECT id, idle_timeout, last_activity_at FROM sandboxes WHERE status = 'running' AND idle_timeout > 0`); err != nil {
+		return db.Err(err)
+	}
+	now := m.now()
+	for _, r := range rows {
+		if now.Sub(r.LastActivity) < time.Duration(r.IdleTimeout)*time.Second {
+			continue
+		}
+		l := m.lock(r.ID)
+		if !l.TryLock() {
+			continue
+		}
+		// Re-read under the lock: an exec may have just counted as activity.
+		var last time.Time
+		err := m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID)
+		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second {
+			m.log.Info("pausing idle sandbox", "sandbox", r.ID, "idleTimeout", r.IdleTimeout)
+			_, err = m.transitionLocked(ctx, r.ID, "pause", []Status{Running}, Pausing, Paused, func(ctx context.Context, s *Sandbox) error {
+				return m.rt.Pause(ctx, s.containerID)
+			})
+			if err != nil {
+				m.log.Warn("idle pause failed", "sandbox", r.ID, "err", err)
+			}
+		}
+		l.Unlock()
+	}
+	return nil
+}

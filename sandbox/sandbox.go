@@ -1,0 +1,328 @@
+// Package sandbox is the sandbox manager: the lifecycle state machine over a
+// container runtime, validated workspace mounts, exec, idle auto-pause, and
+// the reconciler that closes the gap between the database (desired state)
+// and the engine (actual state).
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/workspace"
+)
+
+// Status is a sandbox's lifecycle state.
+type Status string
+
+// Statuses, as in API.md.
+const (
+	Creating   Status = "creating"
+	Running    Status = "running"
+	Pausing    Status = "pausing"
+	Paused     Status = "paused"
+	Resuming   Status = "resuming"
+	Stopping   Status = "stopping"
+	Stopped    Status = "stopped"
+	Destroying Status = "destroying"
+	Destroyed  Status = "destroyed"
+	Error      Status = "error"
+)
+
+// Container labels berth sets on every sandbox container.
+const (
+	LabelSandbox  = "berth.sandbox.id"
+	LabelOrg      = "berth.org.id"
+	LabelInstance = "berth.instance"
+)
+
+// Mount is a workspace mounted into a sandbox.
+type Mount struct {
+	WorkspaceID string `json:"workspaceId" db:"workspace_id"`
+	Path        string `json:"path" db:"path"`
+	ReadOnly    bool   `json:"readOnly" db:"read_only"`
+}
+
+// Resources are a sandbox's limits in the API's units.
+type Resources struct {
+	VCPUs  float64 `json:"vcpus,omitempty"`
+	Memory string  `json:"memory,omitempty"`
+	Disk   string  `json:"disk,omitempty"`
+}
+
+// Sandbox is the API's sandbox object.
+type Sandbox struct {
+	ID                        string            `json:"id"`
+	Name                      string            `json:"name"`
+	Status                    Status            `json:"status"`
+	StatusReason              string            `json:"statusReason,omitempty"`
+	Template                  string            `json:"template"`
+	Tags                      []string          `json:"tags"`
+	Env                       []string          `json:"env"`
+	Resources                 Resources         `json:"resources"`
+	Mounts                    []Mount           `json:"mounts"`
+	HasWritableWorkspaceMount bool              `json:"hasWritableWorkspaceMount"`
+	IdleTimeout               int64             `json:"idleTimeout"`
+	Network                   string            `json:"network"`
+	Metadata                  map[string]string `json:"metadata"`
+	OwnerUserID               string            `json:"ownerUserId"`
+	CreatedAt                 time.Time         `json:"createdAt"`
+	UpdatedAt                 time.Time         `json:"updatedAt"`
+	LastActivityAt            time.Time         `json:"lastActivityAt"`
+	IP                        string            `json:"ip"`
+
+	orgID       string
+	image       string
+	containerID string
+}
+
+// row is a sandboxes table row.
+type row struct {
+	ID             string    `db:"id"`
+	OrgID          string    `db:"org_id"`
+	OwnerUserID    string    `db:"owner_user_id"`
+	Name           string    `db:"name"`
+	Template       string    `db:"template"`
+	Image          string    `db:"image"`
+	Status         Status    `db:"status"`
+	StatusReason   string    `db:"status_reason"`
+	EnvKeys        string    `db:"env_keys"`
+	Resources      string    `db:"resources"`
+	Metadata       string    `db:"metadata"`
+	IdleTimeout    int64     `db:"idle_timeout"`
+	Network        string    `db:"network"`
+	ContainerID    string    `db:"container_id"`
+	IP             string    `db:"ip"`
+	CreatedAt      time.Time `db:"created_at"`
+	UpdatedAt      time.Time `db:"updated_at"`
+	LastActivityAt time.Time `db:"last_activity_at"`
+}
+
+const sbxCols = `s.id, s.org_id, s.owner_user_id, s.name, s.template, s.image, s.status, s.status_reason,
+	s.env_keys, s.resources, s.metadata, s.idle_timeout, s.network, s.container_id, s.ip,
+	s.created_at, s.updated_at, s.last_activity_at`
+
+// Options tune the manager's background loops.
+type Options struct {
+	// ReconcileInterval is how often the database is compared with the
+	// engine (default 10s).
+	ReconcileInterval time.Duration
+	// IdleInterval is how often idle sandboxes are looked for (default 5s).
+	IdleInterval time.Duration
+	// StopTimeout is the grace period of stop before processes are killed
+	// (default 5s).
+	StopTimeout time.Duration
+}
+
+// Manager runs sandboxes on one runtime.
+type Manager struct {
+	db       *db.DB
+	rt       runtime.Runtime
+	ws       *workspace.Service
+	log      *slog.Logger
+	opts     Options
+	instance string
+	now      func() time.Time
+
+	locks sync.Map // sandbox id → *sync.Mutex: one lifecycle operation at a time
+
+	bg     context.Context // background work (async creates, loops)
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a manager; Run begins its background loops.
+func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Service, log *slog.Logger, opts Options) (*Manager, error) {
+	if opts.ReconcileInterval <= 0 {
+		opts.ReconcileInterval = 10 * time.Second
+	}
+	if opts.IdleInterval <= 0 {
+		opts.IdleInterval = 5 * time.Second
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 5 * time.Second
+	}
+	m := &Manager{db: d, rt: rt, ws: ws, log: log, opts: opts,
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	id, err := m.instanceID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.instance = id
+	m.bg, m.cancel = context.WithCancel(context.Background())
+	ws.AddUsageSource(m.workspaceUsage)
+	return m, nil
+}
+
+// instanceID reads (or on first use creates) this database's instance id.
+func (m *Manager) instanceID(ctx context.Context) (string, error) {
+	var id string
+	err := m.db.Tx(ctx, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &id, `SELECT id FROM instance`)
+		if err == nil {
+			return nil
+		}
+		if !berth.IsKind(db.Err(err), berth.NotFound) {
+			return db.Err(err)
+		}
+		id = db.NewID("inst")
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO instance (id, created_at) VALUES (?, ?)`), id, m.now())
+		return db.Err(err)
+	})
+	return id, err
+}
+
+// Instance is the label value that marks this installation's containers.
+func (m *Manager) Instance() string { return m.instance }
+
+// Runtime is the engine the manager drives.
+func (m *Manager) Runtime() runtime.Runtime { return m.rt }
+
+// Run reconciles once, then runs the reconcile and idle loops until Close.
+func (m *Manager) Run(ctx context.Context) {
+	if err := m.Reconcile(ctx); err != nil {
+		m.log.Warn("initial reconcile failed; will retry", "err", err)
+	}
+	m.loop(m.opts.ReconcileInterval, func(ctx context.Context) error { return m.Reconcile(ctx) }, "reconcile")
+	m.loop(m.opts.IdleInterval, m.PauseIdle, "idle")
+}
+
+func (m *Manager) loop(every time.Duration, fn func(context.Context) error, name string) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.bg.Done():
+				return
+			case <-t.C:
+				if err := fn(m.bg); err != nil && m.bg.Err() == nil {
+					m.log.Warn(name+" failed", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Close stops the background loops and waits for async work.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+}
+
+func (m *Manager) lock(id string) *sync.Mutex {
+	l, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
+	return l.(*sync.Mutex)
+}
+
+// load returns the sandbox with mounts and tags filled in.
+func (m *Manager) load(ctx context.Context, q sqlx.QueryerContext, where string, args ...any) (*Sandbox, error) {
+	var r row
+	if err := sqlx.GetContext(ctx, q, &r, m.db.Rebind(`SELECT `+sbxCols+` FROM sandboxes s WHERE `+where), args...); err != nil {
+		return nil, db.Err(err)
+	}
+	sbs, err := m.hydrate(ctx, q, []row{r})
+	if err != nil {
+		return nil, err
+	}
+	return &sbs[0], nil
+}
+
+// hydrate turns rows into sandboxes, loading their mounts and tags.
+func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row) ([]Sandbox, error) {
+	out := make([]Sandbox, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(rows))
+	idx := map[string]int{}
+	for i, r := range rows {
+		ids[i] = r.ID
+		idx[r.ID] = i
+		s := Sandbox{ID: r.ID, Name: r.Name, Status: r.Status, StatusReason: r.StatusReason, Template: r.Template,
+			Tags: []string{}, Env: []string{}, Mounts: []Mount{}, Metadata: map[string]string{},
+			IdleTimeout: r.IdleTimeout, Network: r.Network, OwnerUserID: r.OwnerUserID, CreatedAt: r.CreatedAt.UTC(),
+			UpdatedAt: r.UpdatedAt.UTC(), LastActivityAt: r.LastActivityAt.UTC(), IP: r.IP,
+			orgID: r.OrgID, image: r.Image, containerID: r.ContainerID}
+		json.Unmarshal([]byte(r.EnvKeys), &s.Env)
+		json.Unmarshal([]byte(r.Resources), &s.Resources)
+		json.Unmarshal([]byte(r.Metadata), &s.Metadata)
+		out[i] = s
+	}
+	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, path, read_only FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
+	if err != nil {
+		return nil, err
+	}
+	var mounts []struct {
+		SandboxID string `db:"sandbox_id"`
+		Mount
+	}
+	if err := sqlx.SelectContext(ctx, q, &mounts, m.db.Rebind(query), args...); err != nil {
+		return nil, db.Err(err)
+	}
+	for _, mt := range mounts {
+		s := &out[idx[mt.SandboxID]]
+		s.Mounts = append(s.Mounts, mt.Mount)
+		if !mt.ReadOnly {
+			s.HasWritableWorkspaceMount = true
+		}
+	}
+	query, args, _ = sqlx.In(`SELECT sandbox_id, tag FROM sandbox_tags WHERE sandbox_id IN (?) ORDER BY tag`, ids)
+	var tags []struct {
+		SandboxID string `db:"sandbox_id"`
+		Tag       string `db:"tag"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &tags, m.db.Rebind(query), args...); err != nil {
+		return nil, db.Err(err)
+	}
+	for _, t := range tags {
+		s := &out[idx[t.SandboxID]]
+		s.Tags = append(s.Tags, t.Tag)
+	}
+	return out, nil
+}
+
+// setStatus records a status (and reason) for id.
+func (m *Manager) setStatus(ctx context.Context, id string, st Status, reason string) error {
+	_, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?`),
+		st, reason, m.now(), id)
+	return db.Err(err)
+}
+
+// workspaceUsage lists the live sandboxes mounting a workspace.
+func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.MountedSandbox, []workspace.AgentUse, error) {
+	var rows []struct {
+		ID       string `db:"id"`
+		Name     string `db:"name"`
+		Status   string `db:"status"`
+		Path     string `db:"path"`
+		ReadOnly bool   `db:"read_only"`
+	}
+	err := m.db.SelectContext(ctx, &rows, m.db.Rebind(`SELECT s.id, s.name, s.status, mt.path, mt.read_only
+		FROM sandbox_mounts mt JOIN sandboxes s ON s.id = mt.sandbox_id
+		WHERE mt.workspace_id = ? AND s.status <> 'destroyed' ORDER BY s.created_at, s.id, mt.path`), wsID)
+	if err != nil {
+		return nil, nil, db.Err(err)
+	}
+	out := make([]workspace.MountedSandbox, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, workspace.MountedSandbox{SandboxID: r.ID, SandboxName: r.Name, SandboxStatus: r.Status, MountPath: r.Path, ReadOnly: r.ReadOnly})
+	}
+	return out, nil, nil
+}
+
+// TouchWorkspace counts file activity through the API under a workspace as
+// activity of every running sandbox that mounts it.
+func (m *Manager) TouchWorkspace(ctx context.Context, wsID string) {
+	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ?
+		WHERE status = 'running' AND id IN (SELECT sandbox_id FROM sandbox_mounts WHERE workspace_id = ?)`), m.now(), wsID)
+}
