@@ -18,6 +18,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(newServe())
 	addClientCommands(root)
+	addSandboxCommands(root)
 	return root
 }
 
