@@ -104,8 +104,23 @@ func fixed(path string, body any) func(*testing.T, *fixture) (string, any) {
 }
 
 // matrix holds an entry for every route that needs a key. A route missing
-// here fails TestAuthorizationMatrix, so new routes cannot skip it.
-var matrix = map[string]authCase{
+// here fails TestAuthorizationMatrix, so new routes cannot skip it. Each
+// resource adds its routes from its own authz_<resource>_test.go with
+// addCases in an init function.
+var matrix = map[string]authCase{}
+
+func addCases(cases map[string]authCase) {
+	for k, v := range cases {
+		if _, dup := matrix[k]; dup {
+			panic("authorization matrix: duplicate entry " + k)
+		}
+		matrix[k] = v
+	}
+}
+
+func init() { addCases(orgAndWorkspaceCases) }
+
+var orgAndWorkspaceCases = map[string]authCase{
 	"GET /v1/me":               {fixed("/v1/me", nil), 200, 200, 200},
 	"GET /v1/members":          {fixed("/v1/members", nil), 200, 200, 200},
 	"POST /v1/members":         {fixed("/v1/members", map[string]string{"name": "new", "role": "member"}), 403, 403, 201},
