@@ -237,7 +237,10 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 	}
 	defer dparent.Close()
 
-	res := &reservation{u: w.usage, quota: w.quota.Load()}
+	res, err := w.reserve(ctx, 0)
+	if err != nil {
+		return Entry{}, err
+	}
 	tmp, err := copyEntry(ctx, sparent, base, info, dparent, res)
 	if err == nil {
 		err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite)

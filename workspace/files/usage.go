@@ -34,17 +34,19 @@ type Usage struct {
 	scanning bool
 	lastErr  error
 
-	kick   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	kick      chan struct{}
+	ready     chan struct{} // closed when the first scan has ended
+	readyOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 func newUsage(scan func(context.Context) (int64, error), ttl, debounce time.Duration) *Usage {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &Usage{
 		scan: scan, ttl: ttl, debounce: debounce,
-		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		kick: make(chan struct{}, 1), ready: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	go u.loop()
 	u.Invalidate() // first scan right away
@@ -60,6 +62,17 @@ func (u *Usage) Used() int64 {
 		u.kickLocked()
 	}
 	return u.used
+}
+
+// wait blocks until the first scan has ended, so that quota checks right
+// after Open do not start from zero.
+func (u *Usage) wait(ctx context.Context) error {
+	select {
+	case <-u.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Refresh rescans now and waits for the result.
@@ -99,6 +112,7 @@ func (u *Usage) Close() {
 
 func (u *Usage) loop() {
 	defer close(u.done)
+	defer u.readyOnce.Do(func() { close(u.ready) })
 	first := true
 	for {
 		select {
@@ -118,7 +132,6 @@ func (u *Usage) loop() {
 			default:
 			}
 		}
-		first = false
 		u.mu.Lock()
 		u.scanning, u.changed = true, false
 		u.mu.Unlock()
@@ -135,6 +148,10 @@ func (u *Usage) loop() {
 			}
 		}
 		u.mu.Unlock()
+		if first {
+			first = false
+			u.readyOnce.Do(func() { close(u.ready) })
+		}
 	}
 }
 

@@ -69,7 +69,10 @@ func (w *Workspace) Write(ctx context.Context, p string, r io.Reader, opt WriteO
 		return Entry{}, fsErr(err, apiPath(rel))
 	}
 
-	res := &reservation{u: w.usage, quota: w.quota.Load(), credit: oldSize}
+	res, err := w.reserve(ctx, oldSize)
+	if err != nil {
+		return Entry{}, err
+	}
 	tmp, err := writeTemp(ctx, dir, r, res, perm)
 	if err != nil {
 		res.done(false)
@@ -118,7 +121,10 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 		if _, err := dir.Lstat(raw); err == nil {
 			return Entry{}, berth.Errorf(berth.Conflict, "%s: already exists", apiPath(rel))
 		}
-		res := &reservation{u: w.usage, quota: w.quota.Load()}
+		res, err := w.reserve(ctx, 0)
+		if err != nil {
+			return Entry{}, err
+		}
 		tmp, err := writeTemp(ctx, dir, contents, res, 0o644)
 		if err != nil {
 			res.done(false)
@@ -222,4 +228,16 @@ func syncDir(dir *os.Root) {
 		d.Sync()
 		d.Close()
 	}
+}
+
+// reserve starts a quota reservation for a write that will free credit bytes.
+// With a quota set it first waits for the initial usage scan.
+func (w *Workspace) reserve(ctx context.Context, credit int64) (*reservation, error) {
+	q := w.quota.Load()
+	if q > 0 {
+		if err := w.usage.wait(ctx); err != nil {
+			return nil, fsErr(err, "/")
+		}
+	}
+	return &reservation{u: w.usage, quota: q, credit: credit}, nil
 }
