@@ -120,6 +120,10 @@ func (m *Manager) ExecIn(ctx context.Context, s *Sandbox, req ExecRequest, stdou
 	if err != nil {
 		return nil, err
 	}
+	// A running exec is activity for its whole length: idle pause skips
+	// sandboxes with execs in flight.
+	done := m.busy(s.ID)
+	defer done()
 	m.touch(ctx, s.ID)
 	defer m.touch(context.Background(), s.ID)
 	ectx, cancel := context.WithTimeout(ctx, req.Timeout)

@@ -114,7 +114,7 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 	}
 	now := m.now()
 	for _, r := range rows {
-		if now.Sub(r.LastActivity) < time.Duration(r.IdleTimeout)*time.Second {
+		if now.Sub(r.LastActivity) < time.Duration(r.IdleTimeout)*time.Second || m.execsInFlight(r.ID) > 0 {
 			continue
 		}
 		l := m.lock(r.ID)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -132,6 +133,7 @@ type Manager struct {
 	now      func() time.Time
 
 	locks sync.Map // sandbox id → *sync.Mutex: one lifecycle operation at a time
+	execs sync.Map // sandbox id → *atomic.Int64: execs in flight
 
 	bg     context.Context // background work (async creates, loops)
 	cancel context.CancelFunc
@@ -217,6 +219,21 @@ func (m *Manager) loop(every time.Duration, fn func(context.Context) error, name
 func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
+}
+
+// busy counts an exec in flight on id until the returned func is called.
+func (m *Manager) busy(id string) func() {
+	n, _ := m.execs.LoadOrStore(id, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	return func() { n.(*atomic.Int64).Add(-1) }
+}
+
+// execsInFlight reports how many execs run in id now.
+func (m *Manager) execsInFlight(id string) int64 {
+	if n, ok := m.execs.Load(id); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 func (m *Manager) lock(id string) *sync.Mutex {
