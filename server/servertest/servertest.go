@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
 )
 
@@ -82,6 +83,7 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		case <-time.After(20 * time.Second):
 			t.Errorf("server did not shut down")
 		}
+		removeContainers(s)
 		s.Close()
 	})
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin.key"))
@@ -106,4 +108,23 @@ func (e *Env) Member(t testing.TB, name, role string, scopes ...string) (*client
 		t.Fatalf("create key for %s: %v", name, err)
 	}
 	return m, e.Admin.WithKey(k.Key)
+}
+
+// removeContainers removes every container of the server's instance, so that
+// no test leaks sandboxes whatever it forgot to destroy. An engine that is
+// down (or never was) has nothing to remove.
+func removeContainers(s *server.Server) {
+	if s.Sandboxes == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rt := s.Sandboxes.Runtime()
+	cs, err := rt.List(ctx, map[string]string{sandbox.LabelInstance: s.Sandboxes.Instance()})
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		_ = rt.Remove(ctx, c.ID)
+	}
 }

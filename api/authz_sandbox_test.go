@@ -1,0 +1,101 @@
+package api_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/berth-dev/berth/client"
+)
+
+// The sandbox and template routes of the authorization matrix. Sandboxes are
+// owned by their creator: members, granted a workspace or not, get 404 on the
+// admin's sandbox. The admin's sandbox is shared by the routes of one fixture
+// and brought into the state each route needs before every call (a call that
+// is refused leaves it as it was), so the matrix makes only a handful of
+// containers.
+func init() { addCases(sandboxCases) }
+
+var sandboxCases = map[string]authCase{
+	"POST /v1/sandboxes": {func(t *testing.T, f *fixture) (string, any) {
+		needEngine(t, f.env)
+		return "/v1/sandboxes", smallSandbox()
+	}, 201, 201, 201},
+	"GET /v1/sandboxes":      {fixed("/v1/sandboxes", nil), 200, 200, 200},
+	"GET /v1/sandboxes/{id}": {sandboxIn("running", ""), 404, 404, 200},
+	"DELETE /v1/sandboxes/{id}": {sandboxIn("running", ""), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/pause":     {sandboxIn("running", "/pause"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/resume":    {sandboxIn("paused", "/resume"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/stop":      {sandboxIn("running", "/stop"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/start":     {sandboxIn("stopped", "/start"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/keepalive": {sandboxIn("running", "/keepalive"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/exec": {func(t *testing.T, f *fixture) (string, any) {
+		return "/v1/sandboxes/" + adminSandbox(t, f, "running") + "/exec", map[string]any{"command": "true"}
+	}, 404, 404, 200},
+
+	"GET /v1/templates":        {fixed("/v1/templates", nil), 200, 200, 200},
+	"GET /v1/templates/{name}": {fixed("/v1/templates/base", nil), 200, 200, 200},
+	// Building is idempotent; the base image builds from the engine's cache.
+	"POST /v1/templates/{name}/build": {func(t *testing.T, f *fixture) (string, any) {
+		needEngine(t, f.env)
+		return "/v1/templates/base/build", nil
+	}, 200, 200, 200},
+}
+
+func sandboxIn(status, suffix string) func(*testing.T, *fixture) (string, any) {
+	return func(t *testing.T, f *fixture) (string, any) {
+		return "/v1/sandboxes/" + adminSandbox(t, f, status) + suffix, nil
+	}
+}
+
+// shared is the admin's sandbox of each fixture.
+var shared struct {
+	sync.Mutex
+	id map[*fixture]string
+}
+
+// adminSandbox returns the id of the fixture's admin sandbox after bringing
+// it to status (running, paused or stopped); a destroyed one is replaced.
+// servertest removes its container when the server stops.
+func adminSandbox(t *testing.T, f *fixture, status string) string {
+	t.Helper()
+	needEngine(t, f.env)
+	ctx := context.Background()
+	a := f.env.Admin
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.id == nil {
+		shared.id = map[*fixture]string{}
+	}
+	id := shared.id[f]
+	var cur string
+	if id != "" {
+		s, err := a.Sandbox(ctx, id)
+		must(t, err)
+		cur = s.Status
+	}
+	if id == "" || cur == "destroyed" {
+		s, err := a.CreateSandbox(ctx, smallSandbox(), false)
+		must(t, err)
+		id, cur = s.ID, s.Status
+		shared.id[f] = id
+	}
+	// From any of running, paused and stopped to the wanted one.
+	steps := map[[2]string][]string{
+		{"running", "paused"}:  {"pause"},
+		{"running", "stopped"}: {"stop"},
+		{"paused", "running"}:  {"resume"},
+		{"paused", "stopped"}:  {"stop"},
+		{"stopped", "running"}: {"start"},
+		{"stopped", "paused"}:  {"start", "pause"},
+	}
+	for _, act := range steps[[2]string{cur, status}] {
+		_, err := a.SandboxAction(ctx, id, act)
+		must(t, err)
+	}
+	return id
+}
+
+func smallSandbox() client.SandboxRequest {
+	return client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}}
+}
