@@ -21,9 +21,9 @@ var sandboxCases = map[string]authCase{
 		needEngine(t, f.env)
 		return "/v1/sandboxes", smallSandbox()
 	}, 201, 201, 201},
-	"GET /v1/sandboxes":      {fixed("/v1/sandboxes", nil), 200, 200, 200},
-	"GET /v1/sandboxes/{id}": {sandboxIn("running", ""), 404, 404, 200},
-	"DELETE /v1/sandboxes/{id}": {sandboxIn("running", ""), 404, 404, 200},
+	"GET /v1/sandboxes":                 {fixed("/v1/sandboxes", nil), 200, 200, 200},
+	"GET /v1/sandboxes/{id}":            {sandboxIn("running", ""), 404, 404, 200},
+	"DELETE /v1/sandboxes/{id}":         {sandboxIn("running", ""), 404, 404, 200},
 	"POST /v1/sandboxes/{id}/pause":     {sandboxIn("running", "/pause"), 404, 404, 200},
 	"POST /v1/sandboxes/{id}/resume":    {sandboxIn("paused", "/resume"), 404, 404, 200},
 	"POST /v1/sandboxes/{id}/stop":      {sandboxIn("running", "/stop"), 404, 404, 200},
