@@ -16,8 +16,12 @@ import (
 //     container, if any, is removed and the sandbox is error;
 //   - destroying → the container is removed and the sandbox destroyed;
 //   - a sandbox whose container is gone → error, with the reason;
+//   - a sandbox in error keeps no container (one can appear after the
+//     server died mid-create: the engine finishes a create whose caller is
+//     gone), since only destroy is allowed from there;
 //   - otherwise the status follows the container (running, paused, stopped);
-//   - a container of this instance with no live sandbox is removed.
+//   - a container of this instance with no live sandbox is removed (every
+//     one: several may carry the same sandbox label, or none).
 func (m *Manager) Reconcile(ctx context.Context) error {
 	cs, err := m.rt.List(ctx, map[string]string{LabelInstance: m.instance})
 	if err != nil {
@@ -44,7 +48,8 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			return err
 		}
 	}
-	for sid, c := range byID {
+	for _, c := range cs {
+		sid := c.Labels[LabelSandbox]
 		if live[sid] {
 			continue
 		}
@@ -92,7 +97,8 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 		m.log.Warn("reconcile: container is gone", "sandbox", id, "status", s.Status)
 		return m.setStatus(ctx, id, Error, "its container was removed outside berth (last status "+string(s.Status)+")")
 	case s.Status == Error:
-		return nil
+		m.log.Warn("reconcile: removing the container of a sandbox in error", "sandbox", id, "container", c.ID)
+		return m.removeContainer(ctx, id, s.containerID)
 	}
 	if actual := statusOf(c.State); actual != s.Status {
 		m.log.Info("reconcile: status follows the engine", "sandbox", id, "was", s.Status, "now", actual)
