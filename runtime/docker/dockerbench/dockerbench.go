@@ -1,0 +1,92 @@
+// Package dockerbench makes the raw Docker Engine API calls that berth's
+// benchmark compares itself with: the same operations on an equivalent
+// (equally hardened) container, straight through the SDK, with none of
+// berth's bookkeeping. It lives under runtime/docker because only that
+// subtree may import the Docker SDK.
+package dockerbench
+
+import (
+	"context"
+	"io"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/berth-dev/berth/runtime"
+)
+
+// Raw talks to the engine named by DOCKER_HOST (or the local socket).
+type Raw struct{ cli *client.Client }
+
+// New returns a raw client; it does not contact the engine.
+func New() (*Raw, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	return &Raw{cli: cli}, nil
+}
+
+// Close releases the client.
+func (r *Raw) Close() error { return r.cli.Close() }
+
+// CreateStart creates and starts a container configured as berth configures
+// a sandbox (init, no new privileges, capabilities, limits, bridge network,
+// idle command) and returns its id once it runs.
+func (r *Raw) CreateStart(ctx context.Context, image, name string, labels map[string]string, memory, pids int64) (string, error) {
+	init := true
+	cfg := &container.Config{Image: image, Cmd: runtime.IdleCommand, Labels: labels, WorkingDir: "/workspace"}
+	host := &container.HostConfig{
+		NetworkMode: "bridge",
+		Init:        &init,
+		SecurityOpt: []string{"no-new-privileges"},
+		CapDrop:     []string{"ALL"},
+		CapAdd:      runtime.SafeCapabilities,
+		Resources:   container.Resources{Memory: memory, MemorySwap: memory, PidsLimit: &pids},
+	}
+	c, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	if err != nil {
+		return "", err
+	}
+	if err := r.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return c.ID, err
+	}
+	return c.ID, nil
+}
+
+// Exec runs cmd, drains its output and returns its exit code.
+func (r *Raw) Exec(ctx context.Context, id string, cmd []string) (int, error) {
+	e, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, err
+	}
+	hj, err := r.cli.ContainerExecAttach(ctx, e.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return -1, err
+	}
+	defer hj.Close()
+	if _, err := stdcopy.StdCopy(io.Discard, io.Discard, hj.Reader); err != nil {
+		return -1, err
+	}
+	for {
+		info, err := r.cli.ContainerExecInspect(ctx, e.ID)
+		if err != nil {
+			return -1, err
+		}
+		if !info.Running {
+			return info.ExitCode, nil
+		}
+	}
+}
+
+// Pause freezes a container.
+func (r *Raw) Pause(ctx context.Context, id string) error { return r.cli.ContainerPause(ctx, id) }
+
+// Unpause thaws a container.
+func (r *Raw) Unpause(ctx context.Context, id string) error { return r.cli.ContainerUnpause(ctx, id) }
+
+// Remove force-removes a container.
+func (r *Raw) Remove(ctx context.Context, id string) error {
+	return r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+}
