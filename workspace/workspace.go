@@ -95,8 +95,11 @@ type Service struct {
 	now     func() time.Time
 	sources []UsageSource
 	// Size reports a workspace's size; the default walks nothing and says 0
-	// until the file layer installs its tracker.
+	// until the file layer installs its tracker (NewFiles).
 	Size SizeFunc
+	// onDelete runs after a workspace's row is gone and before its
+	// directory is removed (NewFiles closes the open directory there).
+	onDelete []func(id string)
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
@@ -417,6 +420,9 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	}
 	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM workspaces WHERE id = ?`), w.ID); err != nil {
 		return db.Err(err)
+	}
+	for _, fn := range s.onDelete {
+		fn(w.ID)
 	}
 	if err := os.RemoveAll(s.Dir(w.ID)); err != nil {
 		return fmt.Errorf("remove workspace directory: %w", err)

@@ -31,6 +31,10 @@ func (f *File) ReadAt(p []byte, off int64) (int, error)      { return f.f.ReadAt
 func (f *File) Seek(offset int64, whence int) (int64, error) { return f.f.Seek(offset, whence) }
 func (f *File) Close() error                                 { return f.f.Close() }
 
+// SyscallConn exposes the descriptor of the (already checked) regular file,
+// so that io.Copy into a TCP connection can use sendfile(2).
+func (f *File) SyscallConn() (syscall.RawConn, error) { return f.f.SyscallConn() }
+
 // Open opens the regular file at p for reading. A symlink is followed only
 // while it stays inside the workspace. Directories, FIFOs, sockets and devices
 // are Invalid (a directory is downloaded with Archive instead); a FIFO can

@@ -75,6 +75,23 @@ func (u *Usage) wait(ctx context.Context) error {
 	}
 }
 
+// Wait blocks until the first scan has ended, then reports why no scan has
+// succeeded yet, if none has: after it, Used is a real total.
+func (u *Usage) Wait(ctx context.Context) error {
+	if err := u.wait(ctx); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.scanned.IsZero() {
+		if u.lastErr != nil {
+			return u.lastErr
+		}
+		return berth.Errorf(berth.Unavailable, "workspace closed before its size was known")
+	}
+	return nil
+}
+
 // Refresh rescans now and waits for the result.
 func (u *Usage) Refresh(ctx context.Context) error {
 	n, err := u.scan(ctx)
