@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
@@ -29,6 +30,9 @@ type Server struct {
 	Auth       *auth.Service
 	Workspaces *workspace.Service
 	Sandboxes  *sandbox.Manager
+	Agents     *agent.Service
+	// Files keeps the open directories of active workspaces (file routes).
+	Files *workspace.Files
 	// Checks are the readiness checks by name ("database", "runtime", ...).
 	Checks map[string]Check
 
@@ -57,7 +61,7 @@ type route struct {
 
 func (s *Server) routes() []route {
 	var rs []route
-	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.templateRoutes(), s.sandboxRoutes()} {
+	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.fileRoutes(), s.templateRoutes(), s.sandboxRoutes(), s.agentRoutes()} {
 		rs = append(rs, group...)
 	}
 	return rs

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/db"
@@ -58,6 +59,7 @@ type Server struct {
 	DB        *db.DB
 	API       *api.Server
 	Sandboxes *sandbox.Manager
+	Agents    *agent.Service
 	Log       *slog.Logger
 	listener  net.Listener
 	http      *http.Server
@@ -106,6 +108,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ws := workspace.New(d, cfg.DataDir)
 	s.API = api.New(log, authSvc, ws)
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log})
+	s.closers = append(s.closers, func() { wf.Close() })
+	s.API.Files = wf
 	s.API.Checks["database"] = func(ctx context.Context) error { return d.PingContext(ctx) }
 
 	// The engine may be down: the client connects lazily, the server still
@@ -124,6 +129,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Sandboxes = mgr
 	s.API.Sandboxes = mgr
 	s.API.Checks["runtime"] = rt.Ping
+	// Runs a previous process left in flight are marked interrupted here.
+	agents, err := agent.New(ctx, d, mgr, ws, log)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.closers = append(s.closers, agents.Close)
+	s.Agents = agents
+	s.API.Agents = agents
 	return s, nil
 }
 
@@ -174,6 +188,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.Sandboxes.Run(ctx)
 	s.closers = append(s.closers, s.Sandboxes.Close)
 	s.http = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Interrupt runs in flight, so that their streams end and Shutdown need not wait.
+	s.http.RegisterOnShutdown(s.Agents.Close)
+	s.http.RegisterOnShutdown(s.API.Files.Shutdown) // end watch streams
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.Log.Info("berth serving", "url", s.URL(), "config", s.Config)

@@ -1,0 +1,659 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/workspace"
+	"github.com/berth-dev/berth/workspace/files"
+)
+
+func (s *Server) fileRoutes() []route {
+	return []route{
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", handler: s.workspaceSpace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", handler: s.fileInfo},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", handler: s.uploadFiles},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", handler: s.uploadFiles},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", handler: s.batchFiles},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite)", Scope: "files:write", handler: s.updateFile},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", handler: s.batchDeleteFiles},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files/*", Summary: "delete a file or directory (recursive)", Scope: "files:write", handler: s.deleteFile},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/direct", Summary: "download a file (?id=/path, download, Range); a directory as zip or tar.gz (format)", Scope: "files:read", handler: s.downloadFile},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/watch", Summary: "Server-Sent Events of changes below ?path=", Scope: "files:read", handler: s.watchFiles},
+	}
+}
+
+// openFiles resolves the route's workspace for scope and acquires its open
+// directory; release it when done.
+func (s *Server) openFiles(r *http.Request, scope string) (*workspace.Workspace, *files.Workspace, func(), error) {
+	if s.Files == nil {
+		return nil, nil, nil, berth.Errorf(berth.Unavailable, "workspace files are not configured")
+	}
+	w, err := s.Workspaces.Resolve(r.Context(), chi.URLParam(r, "id"), scope)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fw, release, err := s.Files.Acquire(r.Context(), w)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return w, fw, release, nil
+}
+
+// wrote passes a write on as activity of the sandboxes that mount the
+// workspace (throttled per workspace).
+func (s *Server) wrote(ctx context.Context, id string) {
+	if s.Sandboxes != nil && s.Files.Wrote(id) {
+		s.Sandboxes.TouchWorkspace(ctx, id)
+	}
+}
+
+// routePath returns the workspace path in the route's "*" wildcard. chi
+// matches on the escaped path (URL.RawPath) whenever the request has one, and
+// the wildcard is then still escaped; otherwise it is already decoded. Either
+// way it is decoded exactly once here, so "%252e%252e" names a file called
+// "%2e%2e", never "..". files.Clean then validates it.
+func routePath(r *http.Request) (string, error) {
+	p := chi.URLParam(r, "*")
+	if r.URL.RawPath != "" {
+		var err error
+		if p, err = url.PathUnescape(p); err != nil {
+			return "", berth.Errorf(berth.Invalid, "malformed escape in the path")
+		}
+	}
+	p = "/" + p
+	if _, err := files.Clean(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
+	p, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	hidden, err := boolParam(r, "showHidden")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	_, fw, release, err := s.openFiles(r, "files:read")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	page, err := fw.List(r.Context(), p, files.ListOptions{ShowHidden: hidden, Limit: limit, Cursor: r.URL.Query().Get("cursor")})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, page.Entries, page.NextCursor)
+}
+
+func (s *Server) workspaceSpace(w http.ResponseWriter, r *http.Request) {
+	_, fw, release, err := s.openFiles(r, "files:read")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	// Right after opening, wait for the first scan so that "used" is real.
+	if err := fw.Usage().Wait(r.Context()); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, fw.Info(r.Context()))
+}
+
+func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
+	p, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	_, fw, release, err := s.openFiles(r, "files:read")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	sum, err := fw.DirSummary(r.Context(), p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, sum)
+}
+
+func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
+	dir, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in struct {
+		Name     string  `json:"name"`
+		Type     string  `json:"type"`
+		Contents *string `json:"contents"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var contents io.Reader
+	if in.Contents != nil {
+		if in.Type != files.TypeFile {
+			writeError(w, r, berth.Errorf(berth.Invalid, "contents may only be given for type %q", files.TypeFile))
+			return
+		}
+		contents = strings.NewReader(*in.Contents)
+	}
+	ws, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	e, err := fw.Create(r.Context(), dir, in.Name, in.Type, contents)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.wrote(r.Context(), ws.ID)
+	writeData(w, r, http.StatusCreated, e)
+}
+
+// uploadBuffer is the read buffer in front of the multipart parser, which
+// itself reads in 4 KiB steps: it turns those into few large socket reads.
+const uploadBuffer = 1 << 20
+
+// uploadFiles streams each "file" part of a multipart body straight into an
+// atomic write; nothing is buffered beyond a few small buffers, whatever the
+// size. A "name" field, which must come before the (single) file part,
+// overrides the part's file name.
+func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
+	dir, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ws, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	mr, err := multipartReader(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	entries, err := upload(r.Context(), fw, dir, mr)
+	if len(entries) > 0 {
+		s.wrote(r.Context(), ws.ID)
+	}
+	if err != nil {
+		// The client may still be sending: do not try to reuse the connection.
+		w.Header().Set("Connection", "close")
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, entries)
+}
+
+func multipartReader(r *http.Request) (*multipart.Reader, error) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return nil, berth.Errorf(berth.Invalid, "an upload must be a multipart/form-data body")
+	}
+	return multipart.NewReader(bufio.NewReaderSize(r.Body, uploadBuffer), params["boundary"]), nil
+}
+
+func upload(ctx context.Context, fw *files.Workspace, dir string, mr *multipart.Reader) ([]files.Entry, error) {
+	entries := []files.Entry{}
+	name, nfiles := "", 0
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return entries, berth.Wrap(berth.Invalid, err, "malformed multipart body")
+		}
+		switch part.FormName() {
+		case "name":
+			if nfiles > 0 {
+				return entries, berth.Errorf(berth.Invalid, "the name field must come before the file part")
+			}
+			b, err := io.ReadAll(io.LimitReader(part, 4*files.MaxNameLen+1))
+			if err != nil {
+				return entries, berth.Wrap(berth.Invalid, err, "malformed multipart body")
+			}
+			if _, err := files.ValidName(string(b)); err != nil {
+				return entries, err
+			}
+			name = string(b)
+		case "file":
+			nfiles++
+			target, err := uploadTarget(dir, name, part, nfiles)
+			if err != nil {
+				return entries, err
+			}
+			e, err := fw.Write(ctx, target, fillReader{part}, files.WriteOptions{MakeParents: true})
+			if err != nil {
+				return entries, err
+			}
+			entries = append(entries, e)
+		default:
+			return entries, berth.Errorf(berth.Invalid, "unknown form field %q: an upload takes \"file\" parts and an optional \"name\"", part.FormName())
+		}
+	}
+	if nfiles == 0 {
+		return entries, berth.Errorf(berth.Invalid, "no \"file\" part in the upload")
+	}
+	return entries, nil
+}
+
+// uploadTarget is where file part number n goes: dir joined with the name
+// field, or else with the part's file name, which may be a relative path
+// (folder uploads send "sub/file.txt"). The raw Content-Disposition value is
+// used rather than Part.FileName, which would silently drop directories and
+// turn "../x" into "x" instead of refusing it.
+func uploadTarget(dir, name string, part *multipart.Part, n int) (string, error) {
+	if name != "" {
+		if n > 1 {
+			return "", berth.Errorf(berth.Invalid, "the name field may only be given with a single file part")
+		}
+		return strings.TrimSuffix(dir, "/") + "/" + name, nil
+	}
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	fn := params["filename"]
+	if err != nil || fn == "" {
+		return "", berth.Errorf(berth.Invalid, "file part %d has no filename (or give a name field)", n)
+	}
+	if strings.HasPrefix(fn, "/") {
+		return "", berth.Errorf(berth.Invalid, "file name %q must be relative", fn)
+	}
+	rel, err := files.Clean(fn)
+	if err != nil {
+		return "", err
+	}
+	if rel == "." {
+		return "", berth.Errorf(berth.Invalid, "invalid file name %q", fn)
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + fn, nil
+}
+
+// fillReader fills the caller's buffer before returning, so that the write
+// loop behind it issues large writes rather than one per multipart chunk.
+// Errors, including an unexpected EOF from a client that went away, pass
+// through unchanged.
+type fillReader struct{ r io.Reader }
+
+func (f fillReader) Read(p []byte) (n int, err error) {
+	for n < len(p) && err == nil {
+		var m int
+		m, err = f.r.Read(p[n:])
+		n += m
+	}
+	return n, err
+}
+
+func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
+	p, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	overwrite, err := boolParam(r, "overwrite")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in struct {
+		Operation string  `json:"operation"`
+		Target    *string `json:"target"`
+		Contents  *string `json:"contents"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	switch in.Operation {
+	case "rename", "move", "copy":
+		if in.Target == nil || in.Contents != nil {
+			writeError(w, r, berth.Errorf(berth.Invalid, "%s takes a target and no contents", in.Operation))
+			return
+		}
+	case "write":
+		if in.Contents == nil || in.Target != nil {
+			writeError(w, r, berth.Errorf(berth.Invalid, "write takes contents and no target"))
+			return
+		}
+	default:
+		writeError(w, r, berth.Errorf(berth.Invalid, "operation must be rename, move, copy or write"))
+		return
+	}
+	ws, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	ctx := r.Context()
+	var e files.Entry
+	switch in.Operation {
+	case "rename":
+		e, err = fw.Rename(ctx, p, *in.Target, overwrite)
+	case "move":
+		e, err = fw.Move(ctx, p, *in.Target, overwrite)
+	case "copy":
+		e, err = fw.Copy(ctx, p, *in.Target, overwrite)
+	case "write":
+		e, err = fw.Write(ctx, p, strings.NewReader(*in.Contents), files.WriteOptions{})
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.wrote(ctx, ws.ID)
+	writeData(w, r, http.StatusOK, e)
+}
+
+func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
+	p, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ws, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	if err := fw.Delete(r.Context(), p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.wrote(r.Context(), ws.ID)
+	writeData(w, r, http.StatusOK, map[string]any{"id": p, "deleted": true})
+}
+
+// batchResult is one id's outcome in a batch answer.
+type batchResult struct {
+	ID    string       `json:"id"`
+	OK    bool         `json:"ok"`
+	Entry *files.Entry `json:"entry,omitempty"`
+	Error *errorBody   `json:"error,omitempty"`
+}
+
+func (s *Server) batchFiles(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Operation string   `json:"operation"`
+		IDs       []string `json:"ids"`
+		Target    *string  `json:"target"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if in.Operation != files.OpCopy && in.Operation != files.OpMove {
+		writeError(w, r, berth.Errorf(berth.Invalid, "operation must be copy or move (delete with DELETE)"))
+		return
+	}
+	if in.Target == nil {
+		writeError(w, r, berth.Errorf(berth.Invalid, "target is required"))
+		return
+	}
+	s.batch(w, r, in.Operation, in.IDs, *in.Target)
+}
+
+func (s *Server) batchDeleteFiles(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		IDs []string `json:"ids"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.batch(w, r, files.OpDelete, in.IDs, "")
+}
+
+// batch runs one validated batch and answers every id's outcome (200 even
+// when some failed: each result says so).
+func (s *Server) batch(w http.ResponseWriter, r *http.Request, op string, ids []string, target string) {
+	overwrite, err := boolParam(r, "overwrite")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ws, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	res, err := fw.Batch(r.Context(), op, ids, target, overwrite)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := make([]batchResult, len(res))
+	for i, br := range res {
+		out[i] = batchResult{ID: br.ID, OK: br.Err == nil, Entry: br.Entry}
+		if br.Err != nil {
+			kind := berth.KindOf(br.Err)
+			if kind == berth.Internal {
+				loggerFrom(r.Context()).Error("batch item failed", "err", br.Err, "requestId", requestID(r.Context()), "id", br.ID)
+			}
+			out[i].Error = &errorBody{Code: string(kind), Message: berth.Message(br.Err), RequestID: requestID(r.Context())}
+		}
+	}
+	s.wrote(r.Context(), ws.ID)
+	writeData(w, r, http.StatusOK, out)
+}
+
+// downloadFile serves a file with http.ServeContent (Range, conditional
+// requests) or streams a directory as an archive.
+func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := q.Get("id")
+	if p == "" {
+		writeError(w, r, berth.Errorf(berth.Invalid, "query parameter id (the file's path) is required"))
+		return
+	}
+	if _, err := files.Clean(p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	attach, err := boolParam(r, "download")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	format := q.Get("format")
+	if format != "" && format != files.FormatZip && format != files.FormatTarGz {
+		writeError(w, r, berth.Errorf(berth.Invalid, "format must be %q or %q", files.FormatZip, files.FormatTarGz))
+		return
+	}
+	ws, fw, release, err := s.openFiles(r, "files:read")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	ctx := r.Context()
+	e, err := fw.Stat(ctx, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if e.Type == files.TypeDirectory {
+		s.downloadArchive(w, r, fw, e, ws.Slug, format)
+		return
+	}
+	f, err := fw.Open(ctx, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", f.MimeType)
+	h.Set("ETag", f.ETag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Served inline, a workspace's HTML must not run as the API's origin.
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Content-Disposition", disposition(attach, f.Name))
+	http.ServeContent(w, r, f.Name, f.ModTime, f)
+}
+
+func disposition(attach bool, name string) string {
+	t := "inline"
+	if attach {
+		t = "attachment"
+	}
+	if v := mime.FormatMediaType(t, map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	return t
+}
+
+// archiveBuffer batches the archive writers' small writes into large ones.
+const archiveBuffer = 256 << 10
+
+func (s *Server) downloadArchive(w http.ResponseWriter, r *http.Request, fw *files.Workspace, e files.Entry, slug, format string) {
+	name := e.Name
+	if e.ID == "/" {
+		name = slug
+	}
+	ext, ct := ".zip", "application/zip"
+	if format == files.FormatTarGz {
+		ext, ct = ".tar.gz", "application/gzip"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Disposition", disposition(true, name+ext))
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, archiveBuffer)
+	err := fw.Archive(r.Context(), e.ID, bw, format)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		return
+	}
+	if cw.n == 0 {
+		h.Del("Content-Disposition")
+		writeError(w, r, err)
+		return
+	}
+	// Part of the archive is out with a 200: cut the connection so that the
+	// client sees a failed transfer, not a short archive.
+	loggerFrom(r.Context()).Warn("archive download failed midway", "err", err, "requestId", requestID(r.Context()))
+	panic(http.ErrAbortHandler)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// watchKeepAlive is how often an idle watch stream sends a comment, which
+// also notices clients that went away without closing.
+const watchKeepAlive = 20 * time.Second
+
+// watchFiles streams the workspace's changes below ?path= as Server-Sent
+// Events: first "ready" (the watch is in place), then one event per change,
+// named by its type, with {"type", "path", "oldPath"?} as data. It ends when
+// the client goes away, the workspace is deleted or the server shuts down.
+func (s *Server) watchFiles(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		p = "/"
+	}
+	if _, err := files.Clean(p); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	_, fw, release, err := s.openFiles(r, "files:read")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel() // releases the watch
+	events, err := fw.Watch(ctx, p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	stream := startSSE(w)
+	if err := stream.json("ready", map[string]string{"path": p}); err != nil {
+		return
+	}
+	tick := time.NewTicker(watchKeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				return
+			}
+			if err := stream.json(e.Type, e); err != nil {
+				return
+			}
+		case <-tick.C:
+			if err := stream.comment("keep-alive"); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		case <-s.Files.Stopping():
+			return
+		}
+	}
+}
+
+// comment sends an SSE comment line, which clients ignore.
+func (s *sse) comment(text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write([]byte(": " + text + "\n\n")); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}

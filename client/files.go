@@ -1,0 +1,286 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FileEntry is one entry of a workspace. ID is its path from the workspace
+// root; Path the directory holding it.
+type FileEntry struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Path     string    `json:"path"`
+	Type     string    `json:"type"` // file, directory or symlink
+	Size     int64     `json:"size"`
+	MTime    time.Time `json:"mtime"`
+	MimeType *string   `json:"mimeType"`
+}
+
+// FileSummary is an entry plus, for a directory, its recursive size (in
+// Size) and entry count.
+type FileSummary struct {
+	FileEntry
+	Count     int64 `json:"count"`
+	Truncated bool  `json:"truncated"`
+}
+
+// Space is a workspace's used, total and free bytes; -1 means unlimited.
+type Space struct {
+	Used  int64 `json:"used"`
+	Total int64 `json:"total"`
+	Free  int64 `json:"free"`
+}
+
+// BatchResult is one id's outcome of a batch operation.
+type BatchResult struct {
+	ID    string     `json:"id"`
+	OK    bool       `json:"ok"`
+	Entry *FileEntry `json:"entry"`
+	Error *Error     `json:"error"`
+}
+
+// FileEvent is one change reported by WatchFiles. Type is create, write,
+// remove, rename or overflow (events were lost: list again).
+type FileEvent struct {
+	Type    string `json:"type"`
+	Path    string `json:"path"`
+	OldPath string `json:"oldPath"`
+}
+
+// ListFilesOptions select a page of a listing.
+type ListFilesOptions struct {
+	ShowHidden bool
+	Limit      int
+	Cursor     string
+}
+
+// filesURL is /v1/workspaces/{ws}/{kind}{p}, with each segment of the
+// workspace path p escaped.
+func filesURL(ws, kind, p string) string {
+	u := "/v1/workspaces/" + url.PathEscape(ws) + "/" + kind
+	if p = strings.TrimPrefix(p, "/"); p != "" {
+		segs := strings.Split(p, "/")
+		for i, s := range segs {
+			segs[i] = url.PathEscape(s)
+		}
+		u += "/" + strings.Join(segs, "/")
+	}
+	return u
+}
+
+// ListFiles lists one page of the directory dir ("/" for the root) and
+// returns the cursor of the next page ("" on the last).
+func (c *Client) ListFiles(ctx context.Context, ws, dir string, opt ListFilesOptions) ([]FileEntry, string, error) {
+	var out []FileEntry
+	lim := ""
+	if opt.Limit > 0 {
+		lim = strconv.Itoa(opt.Limit)
+	}
+	m, err := c.Do(ctx, "GET", filesURL(ws, "files", dir)+query("showHidden", boolStr(opt.ShowHidden), "limit", lim, "cursor", opt.Cursor), nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if m.NextCursor != nil {
+		next = *m.NextCursor
+	}
+	return out, next, nil
+}
+
+// WorkspaceSpace reports a workspace's used, total and free bytes.
+func (c *Client) WorkspaceSpace(ctx context.Context, ws string) (*Space, error) {
+	var s Space
+	_, err := c.Do(ctx, "GET", "/v1/workspaces/"+url.PathEscape(ws)+"/info", nil, &s)
+	return &s, err
+}
+
+// FileInfo describes the entry at p; for a directory, with its recursive
+// size and count.
+func (c *Client) FileInfo(ctx context.Context, ws, p string) (*FileSummary, error) {
+	var s FileSummary
+	_, err := c.Do(ctx, "GET", filesURL(ws, "info", p), nil, &s)
+	return &s, err
+}
+
+// CreateFile creates a file (with contents, which may be nil) or a
+// directory (typ "directory") named name in the directory dir.
+func (c *Client) CreateFile(ctx context.Context, ws, dir, name, typ string, contents *string) (*FileEntry, error) {
+	body := map[string]any{"name": name, "type": typ}
+	if contents != nil {
+		body["contents"] = *contents
+	}
+	var e FileEntry
+	_, err := c.Do(ctx, "POST", filesURL(ws, "files", dir), body, &e)
+	return &e, err
+}
+
+// UploadPart is one file of an upload. Name is its file name, which may be
+// a relative path below the upload directory ("sub/a.txt").
+type UploadPart struct {
+	Name string
+	Body io.Reader
+}
+
+// Upload streams parts into the directory dir as one multipart request
+// (nothing is held in memory); each file is replaced atomically.
+func (c *Client) Upload(ctx context.Context, ws, dir string, parts ...UploadPart) ([]FileEntry, error) {
+	return c.upload(ctx, ws, dir, "", parts)
+}
+
+// UploadAs uploads body as the single file named name in the directory dir
+// (the "name" field).
+func (c *Client) UploadAs(ctx context.Context, ws, dir, name string, body io.Reader) (*FileEntry, error) {
+	es, err := c.upload(ctx, ws, dir, name, []UploadPart{{Name: "upload", Body: body}})
+	if err != nil {
+		return nil, err
+	}
+	if len(es) != 1 {
+		return nil, fmt.Errorf("upload answered %d entries, want 1", len(es))
+	}
+	return &es[0], nil
+}
+
+func (c *Client) upload(ctx context.Context, ws, dir, name string, parts []UploadPart) ([]FileEntry, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := func() error {
+			if name != "" {
+				if err := mw.WriteField("name", name); err != nil {
+					return err
+				}
+			}
+			for _, p := range parts {
+				w, err := mw.CreateFormFile("file", p.Name)
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(w, p.Body); err != nil {
+					return err
+				}
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	req, err := c.NewRequest(ctx, "POST", filesURL(ws, "upload", dir), pr)
+	if err != nil {
+		pr.Close()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.HTTP.Do(req)
+	pr.Close() // stops the writer if the server answered early
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []FileEntry
+	_, err = decodeEnvelope(resp, &out)
+	return out, err
+}
+
+// WriteFile replaces (or creates) the file at p with contents.
+func (c *Client) WriteFile(ctx context.Context, ws, p, contents string) (*FileEntry, error) {
+	return c.fileOp(ctx, ws, p, map[string]any{"operation": "write", "contents": contents}, false)
+}
+
+// RenameFile gives the entry at p a new name in the same directory.
+func (c *Client) RenameFile(ctx context.Context, ws, p, newName string, overwrite bool) (*FileEntry, error) {
+	return c.fileOp(ctx, ws, p, map[string]any{"operation": "rename", "target": newName}, overwrite)
+}
+
+// MoveFile moves the entry at p into the directory target.
+func (c *Client) MoveFile(ctx context.Context, ws, p, target string, overwrite bool) (*FileEntry, error) {
+	return c.fileOp(ctx, ws, p, map[string]any{"operation": "move", "target": target}, overwrite)
+}
+
+// CopyFile copies the entry at p (recursively) into the directory target.
+func (c *Client) CopyFile(ctx context.Context, ws, p, target string, overwrite bool) (*FileEntry, error) {
+	return c.fileOp(ctx, ws, p, map[string]any{"operation": "copy", "target": target}, overwrite)
+}
+
+func (c *Client) fileOp(ctx context.Context, ws, p string, body map[string]any, overwrite bool) (*FileEntry, error) {
+	var e FileEntry
+	_, err := c.Do(ctx, "PUT", filesURL(ws, "files", p)+query("overwrite", boolStr(overwrite)), body, &e)
+	return &e, err
+}
+
+// BatchFiles copies or moves (op) up to 250 entries into the directory target.
+func (c *Client) BatchFiles(ctx context.Context, ws, op string, ids []string, target string, overwrite bool) ([]BatchResult, error) {
+	var out []BatchResult
+	_, err := c.Do(ctx, "PUT", filesURL(ws, "files", "")+query("overwrite", boolStr(overwrite)),
+		map[string]any{"operation": op, "ids": ids, "target": target}, &out)
+	return out, err
+}
+
+// DeleteFile deletes the entry at p (a directory with everything below it).
+func (c *Client) DeleteFile(ctx context.Context, ws, p string) error {
+	_, err := c.Do(ctx, "DELETE", filesURL(ws, "files", p), nil, nil)
+	return err
+}
+
+// DeleteFiles deletes up to 250 entries.
+func (c *Client) DeleteFiles(ctx context.Context, ws string, ids []string) ([]BatchResult, error) {
+	var out []BatchResult
+	_, err := c.Do(ctx, "DELETE", filesURL(ws, "files", ""), map[string]any{"ids": ids}, &out)
+	return out, err
+}
+
+// DownloadOptions tune Download.
+type DownloadOptions struct {
+	Attachment bool   // download=true: Content-Disposition attachment
+	Format     string // for a directory: "zip" (default) or "tar.gz"
+	Header     http.Header
+}
+
+// Download opens the file at p (a directory: an archive of it). The caller
+// reads and closes the response body; headers such as Range go in
+// opt.Header. An error status is returned as *Error.
+func (c *Client) Download(ctx context.Context, ws, p string, opt DownloadOptions) (*http.Response, error) {
+	req, err := c.NewRequest(ctx, "GET", "/v1/workspaces/"+url.PathEscape(ws)+"/direct"+
+		query("id", p, "download", boolStr(opt.Attachment), "format", opt.Format), nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range opt.Header {
+		req.Header[k] = v
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		return nil, ErrorFrom(resp)
+	}
+	return resp, nil
+}
+
+// WatchFiles calls fn for each change below the directory dir until ctx
+// ends or fn returns an error. ready (may be nil) is called once the watch is
+// in place.
+func (c *Client) WatchFiles(ctx context.Context, ws, dir string, ready func(), fn func(FileEvent) error) error {
+	return c.Stream(ctx, "GET", "/v1/workspaces/"+url.PathEscape(ws)+"/watch"+query("path", dir), nil, func(e Event) error {
+		if e.Name == "ready" {
+			if ready != nil {
+				ready()
+			}
+			return nil
+		}
+		var fe FileEvent
+		if err := json.Unmarshal([]byte(e.Data), &fe); err != nil {
+			return fmt.Errorf("watch event %q: %w", e.Name, err)
+		}
+		return fn(fe)
+	})
+}
