@@ -255,6 +255,9 @@ func TestSandboxLifecycle(t *testing.T) {
 		sh(t, a, s.ID, "kill -0 $(cat /tmp/bg)")
 		act("stop", 200, "stopped")
 		engine(runtime.StateExited)
+		if got, _ := a.Sandbox(ctx, s.ID); got.IP != "" {
+			t.Errorf("a stopped sandbox shows ip %q", got.IP)
+		}
 		act("stop", 409, "stopped")
 		act("pause", 409, "stopped")
 		act("resume", 409, "stopped")
@@ -262,6 +265,9 @@ func TestSandboxLifecycle(t *testing.T) {
 		execRefused("stopped")
 		act("start", 200, "running")
 		engine(runtime.StateRunning)
+		if got, _ := a.Sandbox(ctx, s.ID); got.IP == "" {
+			t.Errorf("a started sandbox has no ip")
+		}
 		// Stop keeps the sandbox's own filesystem.
 		if out := sh(t, a, s.ID, "cat /tmp/local"); out != "kept\n" {
 			t.Errorf("sandbox file after stop/start: %q", out)

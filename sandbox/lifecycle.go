@@ -224,7 +224,12 @@ func (m *Manager) unpause(ctx context.Context, s *Sandbox) error {
 // Stop stops a running or paused sandbox, keeping its filesystem.
 func (m *Manager) Stop(ctx context.Context, idOrName string) (*Sandbox, error) {
 	return m.transition(ctx, idOrName, "stop", []Status{Running, Paused}, Stopping, Stopped, func(ctx context.Context, s *Sandbox) error {
-		return m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout)
+		if err := m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout); err != nil {
+			return err
+		}
+		// A stopped container has no address; start assigns a new one.
+		_, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), s.ID)
+		return db.Err(err)
 	})
 }
 
