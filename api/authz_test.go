@@ -152,15 +152,22 @@ var codeOf = map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_fou
 func call(t *testing.T, base, key, method, path string, body any) (int, string) {
 	t.Helper()
 	var rd *bytes.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
+	contentType := ""
+	switch b := body.(type) {
+	case nil:
 		rd = bytes.NewReader(nil)
+	case rawBody: // sent verbatim (multipart uploads)
+		rd, contentType = bytes.NewReader(b.data), b.contentType
+	default:
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, base+path, rd)
 	if key != "" {
 		req.Header.Set("X-API-Key", key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
