@@ -116,13 +116,12 @@ func (m *Manager) Exec(ctx context.Context, idOrName string, req ExecRequest, st
 
 // ExecIn is Exec for a sandbox already resolved (agents use it).
 func (m *Manager) ExecIn(ctx context.Context, s *Sandbox, req ExecRequest, stdout, stderr io.Writer) (*ExecResult, error) {
-	s, err := m.ensureRunning(ctx, s)
+	// A running exec is activity for its whole length: idle pause skips
+	// sandboxes with execs in flight.
+	s, done, err := m.startExec(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	// A running exec is activity for its whole length: idle pause skips
-	// sandboxes with execs in flight.
-	done := m.busy(s.ID)
 	defer done()
 	m.touch(ctx, s.ID)
 	defer m.touch(context.Background(), s.ID)

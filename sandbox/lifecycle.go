@@ -300,24 +300,28 @@ func (m *Manager) touch(ctx context.Context, id string) {
 	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ? WHERE id = ?`), m.now(), id)
 }
 
-// ensureRunning resumes a paused sandbox (as activity) and refuses one that
-// is not running.
-func (m *Manager) ensureRunning(ctx context.Context, s *Sandbox) (*Sandbox, error) {
-	if s.Status == Running {
-		return s, nil
-	}
-	if s.Status != Paused && s.Status != Pausing && s.Status != Resuming {
-		return nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
+// startExec makes sure a sandbox runs — resuming a paused one, as activity —
+// and marks an exec in flight, under the sandbox's lock so that idle pause
+// (which checks for execs under the same lock) cannot freeze it in between.
+// The caller must call the returned func when the exec ends.
+func (m *Manager) startExec(ctx context.Context, s *Sandbox) (*Sandbox, func(), error) {
+	if s.Status != Running && s.Status != Paused && s.Status != Pausing && s.Status != Resuming {
+		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
 	}
 	l := m.lock(s.ID)
 	l.Lock()
 	defer l.Unlock()
 	cur, err := m.load(ctx, m.db, `s.id = ?`, s.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if cur.Status == Running {
-		return cur, nil
+	if cur.Status == Paused {
+		if cur, err = m.transitionLocked(ctx, s.ID, "resume", []Status{Paused}, Resuming, Running, m.unpause); err != nil {
+			return nil, nil, err
+		}
 	}
-	return m.transitionLocked(ctx, s.ID, "resume", []Status{Paused}, Resuming, Running, m.unpause)
+	if cur.Status != Running {
+		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", cur.Name, cur.Status)
+	}
+	return cur, m.busy(s.ID), nil
 }

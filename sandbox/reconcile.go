@@ -130,7 +130,7 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		// Re-read under the lock: an exec may have just counted as activity.
 		var last time.Time
 		err := m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID)
-		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second {
+		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second && m.execsInFlight(r.ID) == 0 {
 			m.log.Info("pausing idle sandbox", "sandbox", r.ID, "idleTimeout", r.IdleTimeout)
 			_, err = m.transitionLocked(ctx, r.ID, "pause", []Status{Running}, Pausing, Paused, func(ctx context.Context, s *Sandbox) error {
 				return m.rt.Pause(ctx, s.containerID)
