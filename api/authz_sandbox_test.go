@@ -36,10 +36,11 @@ var sandboxCases = map[string]authCase{
 	"GET /v1/templates":        {fixed("/v1/templates", nil), 200, 200, 200},
 	"GET /v1/templates/{name}": {fixed("/v1/templates/base", nil), 200, 200, 200},
 	// Building is idempotent; the base image builds from the engine's cache.
+	// Template images are shared by the whole org: only admins rebuild them.
 	"POST /v1/templates/{name}/build": {func(t *testing.T, f *fixture) (string, any) {
 		needEngine(t, f.env)
 		return "/v1/templates/base/build", nil
-	}, 200, 200, 200},
+	}, 403, 403, 200},
 }
 
 func sandboxIn(status, suffix string) func(*testing.T, *fixture) (string, any) {

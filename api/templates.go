@@ -19,7 +19,7 @@ func (s *Server) templateRoutes() []route {
 	return []route{
 		{Method: "GET", Pattern: "/v1/templates", Summary: "list templates", Scope: "sandbox:read", handler: s.listTemplates},
 		{Method: "GET", Pattern: "/v1/templates/{name}", Summary: "one template", Scope: "sandbox:read", handler: s.getTemplate},
-		{Method: "POST", Pattern: "/v1/templates/{name}/build", Summary: "build or pull a template's image now (?stream=true: SSE progress)", Scope: "sandbox:write", handler: s.buildTemplate},
+		{Method: "POST", Pattern: "/v1/templates/{name}/build", Summary: "build or pull a template's image now (admin; ?stream=true: SSE progress)", Scope: "sandbox:write", handler: s.buildTemplate},
 	}
 }
 
@@ -67,7 +67,9 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 // is an SSE "progress" event, then "done" or "error"; without, the answer
 // comes when the build ends and carries the log.
 func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
-	if _, err := auth.Require(r.Context(), "sandbox:write"); err != nil {
+	// Every sandbox of the org uses the same template images, so rebuilding
+	// one is an admin's decision.
+	if _, err := auth.RequireAdmin(r.Context(), "sandbox:write"); err != nil {
 		writeError(w, r, err)
 		return
 	}
