@@ -78,6 +78,19 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 		return err
 	}
 	c, exists := byID[id]
+	// The list was taken before this sandbox's lock: an operation may have
+	// changed the container since. Look again, now that nothing else can.
+	if s.containerID != "" {
+		fresh, err := m.rt.Inspect(ctx, s.containerID)
+		switch {
+		case err == nil:
+			c, exists = fresh, true
+		case berth.IsKind(err, berth.NotFound):
+			exists = false
+		default:
+			return err
+		}
+	}
 	switch {
 	case s.Status == Creating:
 		m.log.Warn("reconcile: sandbox was left creating (server stopped mid-create)", "sandbox", id)
