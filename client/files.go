@@ -154,6 +154,7 @@ func (c *Client) upload(ctx context.Context, ws, dir, name string, parts []Uploa
 	mw := multipart.NewWriter(pw)
 	go func() {
 		err := func() error {
+			buf := make([]byte, 256<<10)
 			if name != "" {
 				if err := mw.WriteField("name", name); err != nil {
 					return err
@@ -164,7 +165,7 @@ func (c *Client) upload(ctx context.Context, ws, dir, name string, parts []Uploa
 				if err != nil {
 					return err
 				}
-				if _, err := io.Copy(w, p.Body); err != nil {
+				if _, err := io.CopyBuffer(w, p.Body, buf); err != nil {
 					return err
 				}
 			}
