@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"strings"
 	"time"
 
@@ -63,11 +61,9 @@ func (s *Service) ListThreads(ctx context.Context, f ThreadFilter) ([]Thread, st
 	if err != nil {
 		return nil, "", err
 	}
-	if f.Limit == 0 {
-		f.Limit = 50
-	}
-	if f.Limit < 1 || f.Limit > 500 {
-		return nil, "", berth.Errorf(berth.Invalid, "limit must be between 1 and 500")
+	page, err := db.ParsePage(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	where := []string{`t.org_id = ?`}
 	args := []any{c.OrgID}
@@ -83,28 +79,16 @@ func (s *Service) ListThreads(ctx context.Context, f ThreadFilter) ([]Thread, st
 		where = append(where, `t.agent_slug = ?`)
 		args = append(args, f.Agent)
 	}
-	if f.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
-		ts, id, ok := strings.Cut(string(b), "|")
-		t, perr := time.Parse(time.RFC3339Nano, ts)
-		if err != nil || !ok || perr != nil {
-			return nil, "", berth.Errorf(berth.Invalid, "cursor is not one this server gave out")
-		}
-		where = append(where, `(t.created_at > ? OR (t.created_at = ? AND t.id > ?))`)
-		args = append(args, t, t, id)
+	if cond, cargs, ok := page.Where("t"); ok {
+		where = append(where, cond)
+		args = append(args, cargs...)
 	}
 	out := []Thread{}
-	q := `SELECT ` + threadCols + ` FROM threads t WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(` ORDER BY t.created_at, t.id LIMIT %d`, f.Limit+1)
+	q := `SELECT ` + threadCols + ` FROM threads t WHERE ` + strings.Join(where, " AND ") + page.OrderLimit("t")
 	if err := s.db.SelectContext(ctx, &out, s.db.Rebind(q), args...); err != nil {
 		return nil, "", db.Err(err)
 	}
-	next := ""
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		last := out[len(out)-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(last.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + last.ID))
-	}
+	out, next := db.Trim(page, out, func(t Thread) (time.Time, string) { return t.CreatedAt, t.ID })
 	for i := range out {
 		out[i].CreatedAt, out[i].UpdatedAt = out[i].CreatedAt.UTC(), out[i].UpdatedAt.UTC()
 	}

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -57,11 +55,9 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]Sandbox, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	if f.Limit == 0 {
-		f.Limit = 50
-	}
-	if f.Limit < 1 || f.Limit > 500 {
-		return nil, "", berth.Errorf(berth.Invalid, "limit must be between 1 and 500")
+	page, err := db.ParsePage(f.Limit, f.Cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	where := []string{`s.org_id = ?`}
 	args := []any{c.OrgID}
@@ -90,43 +86,18 @@ func (m *Manager) List(ctx context.Context, f Filter) ([]Sandbox, string, error)
 		where = append(where, `EXISTS (SELECT 1 FROM sandbox_tags t WHERE t.sandbox_id = s.id AND t.tag = ?)`)
 		args = append(args, t)
 	}
-	if f.Cursor != "" {
-		ts, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, `(s.created_at > ? OR (s.created_at = ? AND s.id > ?))`)
-		args = append(args, ts, ts, id)
+	if cond, cargs, ok := page.Where("s"); ok {
+		where = append(where, cond)
+		args = append(args, cargs...)
 	}
-	q := `SELECT ` + sbxCols + ` FROM sandboxes s WHERE ` + strings.Join(where, " AND ") +
-		fmt.Sprintf(` ORDER BY s.created_at, s.id LIMIT %d`, f.Limit+1)
+	q := `SELECT ` + sbxCols + ` FROM sandboxes s WHERE ` + strings.Join(where, " AND ") + page.OrderLimit("s")
 	var rows []row
 	if err := m.db.SelectContext(ctx, &rows, m.db.Rebind(q), args...); err != nil {
 		return nil, "", db.Err(err)
 	}
-	next := ""
-	if len(rows) > f.Limit {
-		rows = rows[:f.Limit]
-		last := rows[len(rows)-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
+	rows, next := db.Trim(page, rows, func(r row) (time.Time, string) { return r.CreatedAt, r.ID })
 	out, err := m.hydrate(ctx, m.db, rows)
 	return out, next, err
-}
-
-func encodeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-func decodeCursor(s string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		ts, id, ok := strings.Cut(string(b), "|")
-		if t, perr := time.Parse(time.RFC3339Nano, ts); ok && perr == nil {
-			return t, id, nil
-		}
-	}
-	return time.Time{}, "", berth.Errorf(berth.Invalid, "cursor is not one this server gave out")
 }
 
 // transition runs one lifecycle step under the sandbox's lock: the current
