@@ -115,6 +115,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	}
 	if actual := statusOf(c.State); actual != s.Status {
 		m.log.Info("reconcile: status follows the engine", "sandbox", id, "was", s.Status, "now", actual)
+		if _, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = ? WHERE id = ?`), c.IPAddress, id); err != nil {
+			return db.Err(err)
+		}
 		return m.setStatus(ctx, id, actual, "")
 	}
 	return nil
