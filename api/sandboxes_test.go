@@ -904,6 +904,9 @@ func TestSandboxReconcile(t *testing.T) {
 		if got := status(t, a, follow.ID); got != "stopped" {
 			t.Errorf("after an engine-side stop: %s", got)
 		}
+		if sb, err := a.Sandbox(ctx, follow.ID); err != nil || sb.IP != "" {
+			t.Errorf("a sandbox stopped behind berth's back keeps ip %q (%v)", sb.IP, err)
+		}
 
 		// Containers of this instance without a live sandbox are removed;
 		// another instance's are not touched.
