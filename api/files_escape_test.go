@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,80 +15,20 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/server/servertest"
 	"github.com/berth-dev/berth/workspace/files"
+	"github.com/berth-dev/berth/workspace/files/filestest"
 )
 
-const escapeSecret = "TOPSECRET-api-51c9"
+const escapeSecret = filestest.Secret
 
 // plantHostileWS fills <ws>/h with every object a sandbox could leave to
-// trick the server, pointing at a secret file and directory next to the
-// workspaces directory (<data>/outside). It returns the planted names.
+// trick the server, pointing at secrets next to the workspaces directory
+// (<data>/outside). It returns the planted names.
 func plantHostileWS(t *testing.T, dataDir, ws string) []string {
 	t.Helper()
-	outside := filepath.Join(dataDir, "outside")
-	must(t, os.MkdirAll(outside, 0o755))
-	must(t, os.WriteFile(filepath.Join(outside, "secret.txt"), []byte(escapeSecret), 0o644))
-	h := filepath.Join(ws, "h")
-	must(t, os.MkdirAll(h, 0o755))
-	var names []string
-	add := func(name string, err error) {
-		t.Helper()
-		must(t, err)
-		names = append(names, name)
-	}
-	// <data>/workspaces/<id>/h/x: "../../../outside" is <data>/outside.
-	add("abs-link", os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(h, "abs-link")))
-	add("rel-link", os.Symlink("../../../outside/secret.txt", filepath.Join(h, "rel-link")))
-	add("abs-dir-link", os.Symlink(outside, filepath.Join(h, "abs-dir-link")))
-	add("rel-dir-link", os.Symlink("../../../outside", filepath.Join(h, "rel-dir-link")))
-	add("root-link", os.Symlink("/", filepath.Join(h, "root-link")))
-	add("loop-a", os.Symlink("loop-b", filepath.Join(h, "loop-a")))
-	add("loop-b", os.Symlink("loop-a", filepath.Join(h, "loop-b")))
-	add("fifo", unix.Mkfifo(filepath.Join(h, "fifo"), 0o644))
-	l, err := net.Listen("unix", filepath.Join(h, "sock"))
-	add("sock", err)
-	t.Cleanup(func() { l.Close() })
-	if err := unix.Mknod(filepath.Join(h, "dev"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
-		names = append(names, "dev")
-	} else {
-		t.Logf("mknod not permitted (%v): no device node", err)
-	}
-	long := strings.Repeat("L", 255)
-	add(long, os.WriteFile(filepath.Join(h, long), []byte("long"), 0o644))
-	add("new\nline", os.WriteFile(filepath.Join(h, "new\nline"), []byte("nl"), 0o644))
-	add("bad\xff\xfeutf8", os.WriteFile(filepath.Join(h, "bad\xff\xfeutf8"), []byte("bad"), 0o644))
-	add(`back\..\..\slash`, os.WriteFile(filepath.Join(h, `back\..\..\slash`), []byte("bs"), 0o644))
-	add("deep", mkDeepTree(filepath.Join(h, "deep"), 10000))
-	return names
-}
-
-// mkDeepTree makes n nested directories "d" below dir with *at calls (the
-// full path is far beyond PATH_MAX).
-func mkDeepTree(dir string, n int) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	for range n {
-		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		next, err := unix.Openat(fd, "d", unix.O_DIRECTORY|unix.O_RDONLY, 0)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-		fd = next
-	}
-	return unix.Close(fd)
+	return filestest.Plant(t, ws, filepath.Join(dataDir, "outside"))
 }
 
 // outsideSnapshot records everything under dataDir except the workspaces.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,20 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/workspace/files/filestest"
 )
 
 const (
-	secretToken  = "TOPSECRET-7f3a"
-	outsiderName = "outsider-9b2c"
-	deepLevels   = 10000
+	secretToken  = filestest.Secret
+	outsiderName = filestest.OutsiderName
 )
 
-// hostile plants, in ws/h/, every kind of object a sandbox could leave to trick
-// the server, next to a secret outside the workspace. It returns the
-// workspace directory and the names planted.
+// hostileFixture is a workspace planted by filestest.Plant, with the secret
+// directory next to it.
 type hostileFixture struct {
 	base, ws, outside string
 	names             []string
@@ -38,78 +34,8 @@ func plantHostile(t *testing.T) *hostileFixture {
 	t.Helper()
 	base := t.TempDir()
 	fx := &hostileFixture{base: base, ws: filepath.Join(base, "data", "ws"), outside: filepath.Join(base, "outside")}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(fx.outside, 0o755))
-	must(os.WriteFile(filepath.Join(fx.outside, "secret.txt"), []byte(secretToken), 0o644))
-	must(os.WriteFile(filepath.Join(fx.outside, outsiderName), []byte(secretToken), 0o644))
-	h := filepath.Join(fx.ws, "h")
-	must(os.MkdirAll(h, 0o755))
-	add := func(name string, err error) {
-		t.Helper()
-		must(err)
-		fx.names = append(fx.names, name)
-	}
-	add("abs-link", os.Symlink(filepath.Join(fx.outside, "secret.txt"), filepath.Join(h, "abs-link")))
-	add("rel-link", os.Symlink("../../../outside/secret.txt", filepath.Join(h, "rel-link")))
-	add("abs-dir-link", os.Symlink(fx.outside, filepath.Join(h, "abs-dir-link")))
-	add("rel-dir-link", os.Symlink("../../../outside", filepath.Join(h, "rel-dir-link")))
-	add("root-link", os.Symlink("/", filepath.Join(h, "root-link")))
-	add("loop-a", os.Symlink("loop-b", filepath.Join(h, "loop-a")))
-	add("loop-b", os.Symlink("loop-a", filepath.Join(h, "loop-b")))
-	add("self-link", os.Symlink("self-link", filepath.Join(h, "self-link")))
-	add("dot-link", os.Symlink(".", filepath.Join(h, "dot-link")))
-	add("fifo", unix.Mkfifo(filepath.Join(h, "fifo"), 0o644))
-	l, err := net.Listen("unix", filepath.Join(h, "sock"))
-	add("sock", err)
-	t.Cleanup(func() { l.Close() })
-	if err := unix.Mknod(filepath.Join(h, "dev"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
-		fx.names = append(fx.names, "dev")
-	} else {
-		t.Logf("mknod not permitted (%v): no device node", err)
-	}
-	long := strings.Repeat("L", 255)
-	add(long, os.WriteFile(filepath.Join(h, long), []byte("long"), 0o644))
-	add("new\nline", os.WriteFile(filepath.Join(h, "new\nline"), []byte("nl"), 0o644))
-	add("bad\xff\xfeutf8", os.WriteFile(filepath.Join(h, "bad\xff\xfeutf8"), []byte("bad"), 0o644))
-	add(`back\..\..\slash`, os.WriteFile(filepath.Join(h, `back\..\..\slash`), []byte("bs"), 0o644))
-	add("deep", mkDeep(filepath.Join(h, "deep"), deepLevels))
+	fx.names = filestest.Plant(t, fx.ws, fx.outside)
 	return fx
-}
-
-// mkDeep makes a chain of n directories "d" below dir, with a file at the
-// bottom, using *at calls since the full path is far beyond PATH_MAX.
-func mkDeep(dir string, n int) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	fd, err := unix.Open(dir, unix.O_DIRECTORY|unix.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	for range n {
-		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		next, err := unix.Openat(fd, "d", unix.O_DIRECTORY|unix.O_RDONLY, 0)
-		unix.Close(fd)
-		if err != nil {
-			return err
-		}
-		fd = next
-	}
-	defer unix.Close(fd)
-	ffd, err := unix.Openat(fd, "bottom", unix.O_CREAT|unix.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	unix.Write(ffd, []byte("bottom"))
-	return unix.Close(ffd)
 }
 
 // snapshot records everything under base except the workspace.
