@@ -83,6 +83,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data directory is required")
 	}
+	// Workspace directories are bind-mounted into containers, and the engine
+	// takes only absolute host paths: a relative --data-dir is resolved now.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	cfg.DataDir = abs
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "workspaces"), 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

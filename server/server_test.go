@@ -74,3 +74,23 @@ func TestBootstrapPresetKey(t *testing.T) {
 		}
 	}
 }
+
+// A relative data directory is resolved at start: workspace directories are
+// bind-mounted into containers, and the engine refuses relative host paths.
+func TestRelativeDataDirBecomesAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = "./relative-data"
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !filepath.IsAbs(s.Config.DataDir) || filepath.Base(s.Config.DataDir) != "relative-data" {
+		t.Errorf("data dir %q is not the absolute form of ./relative-data", s.Config.DataDir)
+	}
+	if _, err := os.Stat(filepath.Join(s.Config.DataDir, "admin.key")); err != nil {
+		t.Errorf("admin.key not in the resolved data dir: %v", err)
+	}
+}

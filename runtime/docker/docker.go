@@ -260,11 +260,17 @@ func translate(err error, what string) error {
 	case cerrdefs.IsNotFound(err):
 		return berth.Wrap(berth.NotFound, err, what+": not found")
 	case cerrdefs.IsConflict(err):
-		return berth.Wrap(berth.Conflict, err, what)
+		return berth.Wrap(berth.Conflict, err, what+": "+engineMessage(err))
 	case cerrdefs.IsInvalidArgument(err):
-		return berth.Wrap(berth.Invalid, err, what)
+		// The engine's complaint is what a caller needs to fix the spec.
+		return berth.Wrap(berth.Invalid, err, what+": "+engineMessage(err))
 	}
 	return berth.Wrap(berth.Internal, err, what)
+}
+
+// engineMessage is the engine's own words, without the SDK's prefix.
+func engineMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), "Error response from daemon: ")
 }
 
 func isNetErr(err error) bool {
