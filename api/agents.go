@@ -149,7 +149,7 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, runID, cursor
 		case agent.EventStatus:
 			data = string(e.Data)
 		}
-		return ev.eventWithID(strconv.FormatInt(e.Seq, 10), e.Type, data)
+		return ev.send(strconv.FormatInt(e.Seq, 10), e.Type, data)
 	})
 	switch {
 	case err != nil && ev == nil:
@@ -159,24 +159,6 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, runID, cursor
 	case ev == nil:
 		startSSE(w) // a run with no events left after cursor
 	}
-}
-
-// eventWithID is event with an SSE id line, so that a client can resume
-// with Last-Event-ID.
-func (s *sse) eventWithID(id, name, data string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var b strings.Builder
-	b.WriteString("id: " + id + "\nevent: " + name + "\n")
-	for _, line := range strings.Split(data, "\n") {
-		b.WriteString("data: " + line + "\n")
-	}
-	b.WriteString("\n")
-	if _, err := s.w.Write([]byte(b.String())); err != nil {
-		return err
-	}
-	s.flush()
-	return nil
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

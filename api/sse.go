@@ -36,15 +36,25 @@ func (s *sse) flush() {
 	}
 }
 
-// event sends one event; data is split on newlines into data lines, so a
-// client that joins them with "\n" gets it back exactly.
-func (s *sse) event(name, data string) error {
+// event sends one event; see send.
+func (s *sse) event(name, data string) error { return s.send("", name, data) }
+
+// send sends one event with an optional id. The data is split on line ends
+// into data lines, so a client that joins them with "\n" gets the text back.
+// SSE cannot carry a carriage return inside data (it ends a line there), so
+// "\r\n" and a lone "\r" (progress bars) arrive as "\n": no text is lost.
+func (s *sse) send(id, name, data string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: " + id + "\n")
+	}
 	if name != "" {
 		b.WriteString("event: " + name + "\n")
 	}
+	data = strings.ReplaceAll(data, "\r\n", "\n")
+	data = strings.ReplaceAll(data, "\r", "\n")
 	for _, line := range strings.Split(data, "\n") {
 		b.WriteString("data: " + line + "\n")
 	}
