@@ -55,14 +55,6 @@ func (s *Server) openFiles(r *http.Request, scope string) (*workspace.Workspace,
 	return w, fw, release, nil
 }
 
-// wrote passes a write on as activity of the sandboxes that mount the
-// workspace (throttled per workspace).
-func (s *Server) wrote(ctx context.Context, id string) {
-	if s.Sandboxes != nil && s.Files.Wrote(id) {
-		s.Sandboxes.TouchWorkspace(ctx, id)
-	}
-}
-
 // routePath returns the workspace path in the route's "*" wildcard. chi
 // matches on the escaped path (URL.RawPath) whenever the request has one, and
 // the wildcard is then still escaped; otherwise it is already decoded. Either
@@ -171,7 +163,7 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 		}
 		contents = strings.NewReader(*in.Contents)
 	}
-	ws, fw, release, err := s.openFiles(r, "files:write")
+	_, fw, release, err := s.openFiles(r, "files:write")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -182,7 +174,6 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.wrote(r.Context(), ws.ID)
 	writeData(w, r, http.StatusCreated, e)
 }
 
@@ -200,7 +191,7 @@ func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	ws, fw, release, err := s.openFiles(r, "files:write")
+	_, fw, release, err := s.openFiles(r, "files:write")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -213,7 +204,6 @@ func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	entries, err := upload(r.Context(), fw, dir, mr)
 	if len(entries) > 0 {
-		s.wrote(r.Context(), ws.ID)
 	}
 	if err != nil {
 		// The client may still be sending: do not try to reuse the connection.
@@ -357,7 +347,7 @@ func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, berth.Errorf(berth.Invalid, "operation must be rename, move, copy or write"))
 		return
 	}
-	ws, fw, release, err := s.openFiles(r, "files:write")
+	_, fw, release, err := s.openFiles(r, "files:write")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -379,7 +369,6 @@ func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.wrote(ctx, ws.ID)
 	writeData(w, r, http.StatusOK, e)
 }
 
@@ -389,7 +378,7 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	ws, fw, release, err := s.openFiles(r, "files:write")
+	_, fw, release, err := s.openFiles(r, "files:write")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -399,7 +388,6 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.wrote(r.Context(), ws.ID)
 	writeData(w, r, http.StatusOK, map[string]any{"id": p, "deleted": true})
 }
 
@@ -451,7 +439,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, op string, ids []
 		writeError(w, r, err)
 		return
 	}
-	ws, fw, release, err := s.openFiles(r, "files:write")
+	_, fw, release, err := s.openFiles(r, "files:write")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -473,7 +461,6 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, op string, ids []
 			out[i].Error = &errorBody{Code: string(kind), Message: berth.Message(br.Err), RequestID: requestID(r.Context())}
 		}
 	}
-	s.wrote(r.Context(), ws.ID)
 	writeData(w, r, http.StatusOK, out)
 }
 

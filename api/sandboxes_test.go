@@ -776,6 +776,11 @@ func TestSandboxIdlePause(t *testing.T) {
 			age()
 			env.Sandboxes.TouchWorkspace(ctx, w.ID)
 			pauseIdle("running")
+			// Reading the mounted workspace through the file API is activity.
+			age()
+			_, _, err = a.ListFiles(ctx, w.ID, "/", client.ListFilesOptions{})
+			must(t, err)
+			pauseIdle("running")
 			age()
 			pauseIdle("paused")
 			sh(t, a, s.ID, "true")

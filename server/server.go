@@ -115,9 +115,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ws := workspace.New(d, cfg.DataDir)
 	s.API = api.New(log, authSvc, ws)
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log})
-	s.closers = append(s.closers, func() { wf.Close() })
-	s.API.Files = wf
 	s.API.Checks["database"] = func(ctx context.Context) error { return d.PingContext(ctx) }
 
 	// The engine may be down: the client connects lazily, the server still
@@ -135,6 +132,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.Sandboxes = mgr
 	s.API.Sandboxes = mgr
+	// File API access in a workspace is activity of the sandboxes mounting it.
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace})
+	s.closers = append(s.closers, func() { wf.Close() })
+	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping
 	// Runs a previous process left in flight are marked interrupted here.
 	agents, err := agent.New(ctx, d, mgr, ws, log)

@@ -24,9 +24,13 @@ type FilesOptions struct {
 	// before a background rescan (default 1m). Open workspaces report their
 	// live usage instead.
 	SizeTTL time.Duration
-	// TouchEvery throttles lastAccessedAt writes and Wrote per workspace
-	// (default 10s).
+	// TouchEvery throttles, per workspace, what an access records: the
+	// lastAccessedAt write and OnAccess (default 1s, well below any useful
+	// sandbox idleTimeout).
 	TouchEvery time.Duration
+	// OnAccess, when set, is told of file API activity in a workspace (the
+	// sandbox manager counts it as activity of the sandboxes mounting it).
+	OnAccess func(ctx context.Context, id string)
 	// Open is passed to files.Open; QuotaBytes is set from each workspace's
 	// metadata on every Acquire.
 	Open   files.Options
@@ -62,7 +66,6 @@ type openWS struct {
 	refs      int
 	lastUsed  time.Time
 	lastTouch time.Time
-	lastWrite time.Time
 }
 
 type sizeEntry struct {
@@ -83,7 +86,7 @@ func NewFiles(svc *Service, opt FilesOptions) *Files {
 		opt.SizeTTL = time.Minute
 	}
 	if opt.TouchEvery <= 0 {
-		opt.TouchEvery = 10 * time.Second
+		opt.TouchEvery = time.Second
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -145,6 +148,9 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 	o.ws.SetQuota(q) // so a PATCH of quotaBytes applies from the next request on
 	if touch {
 		f.svc.Touch(ctx, w.ID)
+		if f.opt.OnAccess != nil {
+			f.opt.OnAccess(ctx, w.ID)
+		}
 	}
 	return o.ws, sync.OnceFunc(func() {
 		f.mu.Lock()
@@ -170,24 +176,6 @@ func (f *Files) Stats() FilesStats {
 		st.InUse += o.refs
 	}
 	return st
-}
-
-// Wrote reports whether a write to workspace id should be passed on as
-// activity now: at most once per TouchEvery per workspace, so that a burst
-// of writes costs one database update.
-func (f *Files) Wrote(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	o := f.open[id]
-	if o == nil {
-		return true
-	}
-	now := time.Now()
-	if now.Sub(o.lastWrite) < f.opt.TouchEvery {
-		return false
-	}
-	o.lastWrite = now
-	return true
 }
 
 // Stopping is closed when Shutdown is called: long-lived streams (Watch)
