@@ -106,6 +106,11 @@ type Runtime interface {
 	// RemoveImage deletes a local image (by reference or id). Containers
 	// still using it make it a Conflict.
 	RemoveImage(ctx context.Context, ref string) error
+
+	// PruneImages deletes the untagged (dangling) images that carry every
+	// label in labels and that no container uses, and says how many went.
+	// Rebuilding a tag leaves the previous image untagged; this reclaims it.
+	PruneImages(ctx context.Context, labels map[string]string) (int, error)
 }
 
 // ManagedLabel marks every container berth creates, so that List can tell

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -66,7 +67,15 @@ func build(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writ
 	if werr := <-written; werr != nil && err != nil && !errors.Is(werr, io.ErrClosedPipe) {
 		return berth.Wrap(berth.Internal, werr, "template "+t.Name+": build context")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The previous build of this template is now untagged; reclaim it unless
+	// a sandbox still runs on it. Failing here does not fail the build.
+	if n, perr := rt.PruneImages(ctx, map[string]string{LabelTemplate: t.Name}); perr == nil && n > 0 {
+		fmt.Fprintf(progress, "removed %d unused earlier image(s) of template %s\n", n, t.Name)
+	}
+	return nil
 }
 
 // writeContext writes a tar build context: every file of dir (but

@@ -10,6 +10,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/berth-dev/berth"
@@ -155,4 +156,24 @@ func readMessages(r io.Reader, w io.Writer) error {
 func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
 	return translate(err, "remove image "+ref)
+}
+
+// PruneImages removes dangling images carrying every label; the engine
+// skips those that containers still use.
+func (d *Docker) PruneImages(ctx context.Context, labels map[string]string) (int, error) {
+	args := filters.NewArgs(filters.Arg("dangling", "true"))
+	for k, v := range labels {
+		args.Add("label", k+"="+v)
+	}
+	rep, err := d.cli.ImagesPrune(ctx, args)
+	if err != nil {
+		return 0, translate(err, "prune images")
+	}
+	n := 0
+	for _, del := range rep.ImagesDeleted {
+		if del.Deleted != "" {
+			n++
+		}
+	}
+	return n, nil
 }

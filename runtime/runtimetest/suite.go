@@ -697,7 +697,7 @@ func (s *suite) testImages(t *testing.T) {
 	dockerfile := fmt.Sprintf("FROM %s\nRUN echo built-%s > /built\n", s.image, s.run)
 	var progress bytes.Buffer
 	err := s.rt.BuildImage(ctx, runtime.BuildSpec{
-		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": dockerfile}), Labels: map[string]string{"k": "v"},
+		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": dockerfile}), Labels: map[string]string{"k": "v", "run": s.run},
 	}, &progress)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, progress.String())
@@ -713,6 +713,36 @@ func (s *suite) testImages(t *testing.T) {
 	id := s.start(t, spec)
 	if r := s.sh(t, id, "cat /built"); r.stdout != "built-"+s.run+"\n" {
 		t.Errorf("built image content %q", r.stdout)
+	}
+	// Rebuilding the tag leaves the first image dangling: PruneImages takes
+	// it (and only images with the label), and the tag stays.
+	rebuild := fmt.Sprintf("FROM %s\nRUN echo rebuilt-%s > /built\n", s.image, s.run)
+	if err := s.rt.BuildImage(ctx, runtime.BuildSpec{
+		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": rebuild}), Labels: map[string]string{"k": "v", "run": s.run},
+	}, nil); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run, "other": "x"}); err != nil || n != 0 {
+		t.Errorf("prune by a label the dangling image lacks: %d, %v; want 0", n, err)
+	}
+	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run}); err != nil {
+		t.Errorf("prune: %v", err)
+	} else if n != 0 {
+		// The first image is still used by the container: nothing to take yet.
+		t.Errorf("prune took %d images still in use by a container", n)
+	}
+	if ok, _ := s.rt.ImagePresent(ctx, tag); !ok {
+		t.Fatal("the rebuilt tag is gone after a prune")
+	}
+	if err := s.rt.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run}); err != nil || n < 1 {
+		t.Errorf("prune of the unused dangling image: %d, %v; want at least 1", n, err)
+	}
+	id = s.start(t, spec)
+	if r := s.sh(t, id, "cat /built"); r.stdout != "rebuilt-"+s.run+"\n" {
+		t.Errorf("rebuilt image content %q", r.stdout)
 	}
 	wantKind(t, "remove an image in use", s.rt.RemoveImage(ctx, tag), berth.Conflict)
 	if err := s.rt.Remove(ctx, id); err != nil {
