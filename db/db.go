@@ -98,12 +98,37 @@ func openSQLite(path string) (*DB, error) {
 }
 
 func openPostgres(dsn string) (*DB, error) {
+	dsn, err := utcSession(dsn)
+	if err != nil {
+		return nil, err
+	}
 	x, err := sqlx.Open("postgres", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	x.SetMaxOpenConns(20)
 	return &DB{DB: x, Engine: Postgres}, nil
+}
+
+// utcSession pins the session time zone to UTC, whatever the server's
+// TimeZone setting or the DSN's options say: the driver returns timestamps
+// in the session's zone, and the API answers RFC 3339 UTC (API.md). An
+// explicit startup parameter overrides "options=-c TimeZone=...".
+func utcSession(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Not %w: url.Error quotes the whole DSN, password included.
+		return "", fmt.Errorf("the postgres DSN is not a valid URL")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "timezone") {
+			q.Del(k)
+		}
+	}
+	q.Set("timezone", "UTC")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 func (d *DB) migrate(ctx context.Context) error {

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +37,8 @@ func TestMigrationsAndErrorKinds(t *testing.T) {
 		if err := d.GetContext(ctx, &got, d.Rebind(`SELECT created_at FROM orgs WHERE id = ?`), "org_a"); err != nil {
 			t.Fatal(err)
 		}
-		if !got.Equal(now.Truncate(time.Microsecond)) && !got.Equal(now) {
+		// (PostgreSQL rounds to the microsecond, SQLite keeps what it got.)
+		if d := got.Sub(now); d >= time.Microsecond || d <= -time.Microsecond {
 			t.Errorf("time round trip: %v, want %v", got, now)
 		}
 	})
@@ -54,5 +56,23 @@ func TestReopenKeepsSchema(t *testing.T) {
 			t.Errorf("open %d: schema history %d rows, %v", i, n, err)
 		}
 		d.Close()
+	}
+}
+
+// The API answers UTC timestamps (API.md), so the session is pinned to UTC
+// whatever the server's TimeZone or the DSN's options say.
+func TestPostgresTimesAreUTC(t *testing.T) {
+	dsn := dbtest.PostgresDSN(t) + "&options=-c%20TimeZone%3DAmerica%2FNew_York&TimeZone=Asia%2FTokyo"
+	d, err := db.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var got time.Time
+	if err := d.Get(&got, `SELECT now()`); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := got.MarshalJSON(); !strings.HasSuffix(string(b), `Z"`) {
+		t.Errorf("timestamp from a non-UTC session: %s, want UTC", b)
 	}
 }
