@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	cfg.DataDir = abs
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "workspaces"), 0o755); err != nil {
+	if err := privateDirs(cfg.DataDir, filepath.Join(cfg.DataDir, "workspaces")); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.Database == "" {
@@ -147,6 +147,30 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Agents = agents
 	s.API.Agents = agents
 	return s, nil
+}
+
+// privateDirs creates dirs (in order) and takes away every group and other
+// permission from them. The data directory holds the SQLite database (agent
+// env values, run output) and the workspaces, in which root inside a sandbox
+// can leave set-uid-root binaries and world-writable files: no other host user
+// may enter it. The engine bind-mounts workspaces as root, so sandboxes are
+// not affected.
+func privateDirs(dirs ...string) error {
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(d, perm&^0o077); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // bootstrap creates org, admin and key on an empty database and writes the

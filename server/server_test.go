@@ -94,3 +94,37 @@ func TestRelativeDataDirBecomesAbsolute(t *testing.T) {
 		t.Errorf("admin.key not in the resolved data dir: %v", err)
 	}
 }
+
+// The data directory (database with agent secrets, workspaces in which a
+// sandbox's root may plant set-uid binaries) is closed to other host users,
+// also when it existed before with looser permissions.
+func TestDataDirIsPrivate(t *testing.T) {
+	for name, pre := range map[string]bool{"fresh": false, "existing 0755": true} {
+		t.Run(name, func(t *testing.T) {
+			cfg := server.Defaults()
+			cfg.Addr = "127.0.0.1:0"
+			cfg.DataDir = filepath.Join(t.TempDir(), "data")
+			if pre {
+				if err := os.MkdirAll(filepath.Join(cfg.DataDir, "workspaces"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(cfg.DataDir, 0o755)
+				os.Chmod(filepath.Join(cfg.DataDir, "workspaces"), 0o777)
+			}
+			s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "workspaces")} {
+				fi, err := os.Stat(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+					t.Errorf("%s has mode %v: other host users can enter it", d, perm)
+				}
+			}
+		})
+	}
+}
