@@ -290,6 +290,9 @@ func (s *Service) validate(ctx context.Context, c *berth.Caller, in *Input) ([]s
 		if in.Template != "" || len(in.Mounts) > 0 {
 			return nil, "", berth.Errorf(berth.Invalid, "template and mounts are for managed agents; an in_sandbox agent runs in its sandbox")
 		}
+		if err := definerHolds(c, "sandbox:write", "an in_sandbox agent runs its command in the sandbox"); err != nil {
+			return nil, "", err
+		}
 		sb, err := s.sbx.Resolve(runnerContext(ctx, c), in.Sandbox, "sandbox:read")
 		if err != nil {
 			return nil, "", err
@@ -314,6 +317,9 @@ func (s *Service) validate(ctx context.Context, c *berth.Caller, in *Input) ([]s
 		if len(in.Mounts) > 32 {
 			return nil, "", berth.Errorf(berth.Invalid, "at most 32 mounts")
 		}
+		if err := definerHolds(c, "sandbox:create", "a managed agent creates a sandbox for each run"); err != nil {
+			return nil, "", err
+		}
 		seen := map[string]bool{}
 		rctx := runnerContext(ctx, c)
 		for _, m := range in.Mounts {
@@ -334,6 +340,13 @@ func (s *Service) validate(ctx context.Context, c *berth.Caller, in *Input) ([]s
 			if w.IsPersonal {
 				return nil, "", berth.Errorf(berth.Invalid, "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
 			}
+			need := "files:write"
+			if m.ReadOnly {
+				need = "files:read"
+			}
+			if err := definerHolds(c, need, "the agent's runs mount workspace "+w.Slug); err != nil {
+				return nil, "", err
+			}
 		}
 		sort.Slice(in.Mounts, func(i, j int) bool { return in.Mounts[i].Path < in.Mounts[j].Path })
 		return req.Argv, "", nil
@@ -341,6 +354,19 @@ func (s *Service) validate(ctx context.Context, c *berth.Caller, in *Input) ([]s
 		return nil, "", berth.Errorf(berth.Invalid, "executionMode is required: \"in_sandbox\" or \"managed\"")
 	}
 	return nil, "", berth.Errorf(berth.Invalid, "executionMode must be \"in_sandbox\" or \"managed\", not %q", in.ExecutionMode)
+}
+
+// definerHolds checks that the key defining an agent holds scope. Runs
+// execute with the sandbox and files scopes of runnerContext (a key with only
+// agent:run may run an agent), so the definition is where those powers are
+// granted: a key may not define an agent that does more than the key could
+// do itself, or an agent:* key would exec in every sandbox and write every
+// workspace of its user.
+func definerHolds(c *berth.Caller, scope, why string) error {
+	if !auth.Allows(c.Scopes, scope) {
+		return berth.Errorf(berth.Forbidden, "%s: the calling key needs the %q scope", why, scope)
+	}
+	return nil
 }
 
 // Upsert creates the agent with in.Slug or replaces the definition of the
