@@ -233,24 +233,36 @@ func (s *Service) Get(ctx context.Context, slug string) (*Agent, error) {
 	return s.find(ctx, c, slug)
 }
 
-// List returns the caller's agents, or with all (admins) the org's.
-func (s *Service) List(ctx context.Context, all bool) ([]Agent, error) {
+// List returns the caller's agents, or with all (admins) the org's: at most
+// limit (0: the default) after cursor, oldest first, and the next page's
+// cursor ("" on the last).
+func (s *Service) List(ctx context.Context, all bool, limit int, cursor string) ([]Agent, string, error) {
 	c, err := auth.Require(ctx, "agent:read")
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	page, err := db.ParsePage(limit, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	where, args := `a.org_id = ? AND a.owner_user_id = ?`, []any{c.OrgID, c.UserID}
 	if all {
 		if !c.IsAdmin() {
-			return nil, berth.Errorf(berth.Forbidden, "only organization admins may list every agent (all=true)")
+			return nil, "", berth.Errorf(berth.Forbidden, "only organization admins may list every agent (all=true)")
 		}
 		where, args = `a.org_id = ?`, []any{c.OrgID}
 	}
-	var rows []agentRow
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+agentCols+` FROM agents a WHERE `+where+` ORDER BY a.slug`), args...); err != nil {
-		return nil, db.Err(err)
+	if cond, cargs, ok := page.Where("a"); ok {
+		where += ` AND ` + cond
+		args = append(args, cargs...)
 	}
-	return s.hydrate(ctx, s.db, rows)
+	var rows []agentRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+agentCols+` FROM agents a WHERE `+where+page.OrderLimit("a")), args...); err != nil {
+		return nil, "", db.Err(err)
+	}
+	rows, next := db.Trim(page, rows, func(r agentRow) (time.Time, string) { return r.CreatedAt, r.ID })
+	as, err := s.hydrate(ctx, s.db, rows)
+	return as, next, err
 }
 
 // validate checks an upsert and resolves its sandbox; it returns the argv

@@ -19,7 +19,7 @@ func (s *Server) agentRoutes() []route {
 	}
 	return []route{
 		{Method: "POST", Pattern: "/v1/agents", Summary: "create or update an agent by slug (201 created, 200 updated)", Scope: "agent:write", handler: s.upsertAgent},
-		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's)", Scope: "agent:read", handler: s.listAgents},
+		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's; limit, cursor)", Scope: "agent:read", handler: s.listAgents},
 		{Method: "GET", Pattern: "/v1/agents/{slug}", Summary: "one agent", Scope: "agent:read", handler: s.getAgent},
 		{Method: "DELETE", Pattern: "/v1/agents/{slug}", Summary: "delete an agent (its runs and threads stay)", Scope: "agent:write", handler: s.deleteAgent},
 		{Method: "POST", Pattern: "/v1/agents/{slug}/run", Summary: "run an agent (stream: true for SSE)", Scope: "agent:run", handler: s.runAgent},
@@ -59,12 +59,17 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	as, err := s.Agents.List(r.Context(), all)
+	limit, err := limitParam(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, as)
+	as, next, err := s.Agents.List(r.Context(), all, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, as, next)
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {

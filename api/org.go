@@ -12,12 +12,12 @@ import (
 func (s *Server) orgRoutes() []route {
 	return []route{
 		{Method: "GET", Pattern: "/v1/me", Summary: "the caller", handler: s.me},
-		{Method: "GET", Pattern: "/v1/members", Summary: "list members", Scope: "org:read", handler: s.listMembers},
+		{Method: "GET", Pattern: "/v1/members", Summary: "list members (limit, cursor)", Scope: "org:read", handler: s.listMembers},
 		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", handler: s.addMember},
 		{Method: "GET", Pattern: "/v1/members/{userId}", Summary: "one member", Scope: "org:read", handler: s.getMember},
 		{Method: "PATCH", Pattern: "/v1/members/{userId}", Summary: "change a member's role", Scope: "org:members", handler: s.updateMember},
 		{Method: "DELETE", Pattern: "/v1/members/{userId}", Summary: "remove a member", Scope: "org:members", handler: s.removeMember},
-		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true)", Scope: "org:read", handler: s.listKeys},
+		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true; limit, cursor)", Scope: "org:read", handler: s.listKeys},
 		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", handler: s.createKey},
 		{Method: "DELETE", Pattern: "/v1/api-keys/{keyId}", Summary: "revoke an API key", Scope: "org:write", handler: s.revokeKey},
 	}
@@ -33,12 +33,17 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
-	ms, err := s.Auth.ListMembers(r.Context())
+	limit, err := limitParam(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, ms)
+	ms, next, err := s.Auth.ListMembers(r.Context(), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, ms, next)
 }
 
 func (s *Server) getMember(w http.ResponseWriter, r *http.Request) {
@@ -95,12 +100,17 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	keys, err := s.Auth.ListKeys(r.Context(), all)
+	limit, err := limitParam(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, keys)
+	keys, next, err := s.Auth.ListKeys(r.Context(), all, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, keys, next)
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {

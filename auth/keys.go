@@ -27,33 +27,45 @@ var expiries = map[string]time.Duration{
 	"1y":  365 * 24 * time.Hour,
 }
 
-// ListKeys lists the caller's keys, or with all every key of the org (admin).
-func (s *Service) ListKeys(ctx context.Context, all bool) ([]APIKey, error) {
+// ListKeys lists the caller's keys, or with all every key of the org (admin):
+// at most limit (0: the default) after cursor, oldest first, and the next
+// page's cursor ("" on the last).
+func (s *Service) ListKeys(ctx context.Context, all bool, limit int, cursor string) ([]APIKey, string, error) {
 	c, err := Require(ctx, "org:read")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	q, args := `SELECT `+keyCols+` FROM api_keys WHERE org_id = ? AND user_id = ? ORDER BY created_at, id`, []any{c.OrgID, c.UserID}
+	page, err := db.ParsePage(limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	q, args := `SELECT `+keyCols+` FROM api_keys k WHERE k.org_id = ? AND k.user_id = ?`, []any{c.OrgID, c.UserID}
 	if all {
 		if !c.IsAdmin() {
-			return nil, berth.Errorf(berth.Forbidden, "only organization admins may list every key (all=true)")
+			return nil, "", berth.Errorf(berth.Forbidden, "only organization admins may list every key (all=true)")
 		}
-		q, args = `SELECT `+keyCols+` FROM api_keys WHERE org_id = ? ORDER BY created_at, id`, []any{c.OrgID}
+		q, args = `SELECT `+keyCols+` FROM api_keys k WHERE k.org_id = ?`, []any{c.OrgID}
+	}
+	if cond, cargs, ok := page.Where("k"); ok {
+		q += ` AND ` + cond
+		args = append(args, cargs...)
 	}
 	keys := []APIKey{}
-	if err := s.db.SelectContext(ctx, &keys, s.db.Rebind(q), args...); err != nil {
-		return nil, db.Err(err)
+	if err := s.db.SelectContext(ctx, &keys, s.db.Rebind(q+page.OrderLimit("k")), args...); err != nil {
+		return nil, "", db.Err(err)
 	}
+	keys, next := db.Trim(page, keys, func(k APIKey) (time.Time, string) { return k.CreatedAt, k.ID })
 	now := s.now()
 	for i := range keys {
 		keys[i].fill(now)
 	}
-	return keys, nil
+	return keys, next, nil
 }
 
 // CreateKey mints a key (org:write). Its scopes default to ["*"], must be
-// known, and may not exceed the calling key's own; admins may mint keys for
-// another member with UserID. The secret is in the answer's Key, only here.
+// known, and may not exceed the calling key's own; it expires no later than
+// the calling key. Admins may mint keys for another member with UserID. The
+// secret is in the answer's Key, only here.
 func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 	c, err := Require(ctx, "org:write")
 	if err != nil {
@@ -82,6 +94,20 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 		}
 		t := s.now().Add(d)
 		expires = &t
+	}
+	// A key never outlives the key that mints it: a leaked 30-day key must
+	// not buy its holder one that never expires.
+	if c.KeyID != "" {
+		var parent struct {
+			ExpiresAt *time.Time `db:"expires_at"`
+		}
+		if err := s.db.GetContext(ctx, &parent, s.db.Rebind(`SELECT expires_at FROM api_keys WHERE id = ?`), c.KeyID); err != nil {
+			return nil, db.Err(err)
+		}
+		if p := parent.ExpiresAt; p != nil && (expires == nil || expires.After(*p)) {
+			t := p.UTC()
+			expires = &t
+		}
 	}
 	owner := c.UserID
 	if in.UserID != "" && in.UserID != c.UserID {

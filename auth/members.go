@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -35,14 +36,28 @@ func (s *Service) GetMember(ctx context.Context, id string) (*Member, error) {
 }
 
 // ListMembers lists the caller's org (org:read).
-func (s *Service) ListMembers(ctx context.Context) ([]Member, error) {
+// A page holds at most limit members (0: the default) after cursor, oldest
+// first; the second result is the next page's cursor ("" on the last).
+func (s *Service) ListMembers(ctx context.Context, limit int, cursor string) ([]Member, string, error) {
 	c, err := Require(ctx, "org:read")
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	page, err := db.ParsePage(limit, cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	q, args := `SELECT `+memberCols+` FROM users u WHERE u.org_id = ?`, []any{c.OrgID}
+	if cond, cargs, ok := page.Where("u"); ok {
+		q += ` AND ` + cond
+		args = append(args, cargs...)
 	}
 	ms := []Member{}
-	err = s.db.SelectContext(ctx, &ms, s.db.Rebind(`SELECT `+memberCols+` FROM users WHERE org_id = ? ORDER BY created_at, id`), c.OrgID)
-	return ms, db.Err(err)
+	if err := s.db.SelectContext(ctx, &ms, s.db.Rebind(q+page.OrderLimit("u")), args...); err != nil {
+		return nil, "", db.Err(err)
+	}
+	ms, next := db.Trim(page, ms, func(m Member) (time.Time, string) { return m.CreatedAt, m.ID })
+	return ms, next, nil
 }
 
 // MemberInput is the body of POST /v1/members.

@@ -116,11 +116,9 @@ func (c *Client) UpsertAgent(ctx context.Context, in AgentRequest) (*AgentUpsert
 	return &out, err
 }
 
-// Agents lists the caller's agents (all: the org's, admins only).
+// Agents lists the caller's agents (all: the org's, admins only), every page.
 func (c *Client) Agents(ctx context.Context, all bool) ([]Agent, error) {
-	var out []Agent
-	_, err := c.Do(ctx, "GET", "/v1/agents"+query("all", boolStr(all)), nil, &out)
-	return out, err
+	return listAll[Agent](ctx, c, "/v1/agents"+query("all", boolStr(all)))
 }
 
 // Agent returns one agent.
@@ -182,20 +180,7 @@ func (c *Client) CancelRun(ctx context.Context, runID string) (*Run, error) {
 
 // events pages through an event list.
 func (c *Client) events(ctx context.Context, path string) ([]RunEvent, error) {
-	all := []RunEvent{}
-	cursor := ""
-	for {
-		var page []RunEvent
-		meta, err := c.Do(ctx, "GET", path+query("limit", "500", "cursor", cursor), nil, &page)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page...)
-		if meta.NextCursor == nil || *meta.NextCursor == "" {
-			return all, nil
-		}
-		cursor = *meta.NextCursor
-	}
+	return listAll[RunEvent](ctx, c, path)
 }
 
 // RunEvents returns every event of a run so far, in order.

@@ -135,6 +135,33 @@ func ErrorCode(err error) string {
 	return ""
 }
 
+// listAll gets every page of a paginated list at path (which may carry a
+// query already), following meta.nextCursor.
+func listAll[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	all := []T{}
+	cursor := ""
+	for {
+		p := path + sep + "limit=500"
+		if cursor != "" {
+			p += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var page []T
+		meta, err := c.Do(ctx, "GET", p, nil, &page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if meta.NextCursor == nil || *meta.NextCursor == "" {
+			return all, nil
+		}
+		cursor = *meta.NextCursor
+	}
+}
+
 func query(kv ...string) string {
 	v := url.Values{}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -200,11 +227,16 @@ func (c *Client) Me(ctx context.Context) (*Me, error) {
 	return &m, err
 }
 
-// Members lists the org's members.
+// Members lists the org's members (every page).
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
-	var ms []Member
-	_, err := c.Do(ctx, "GET", "/v1/members", nil, &ms)
-	return ms, err
+	return listAll[Member](ctx, c, "/v1/members")
+}
+
+// Member returns one member of the org.
+func (c *Client) Member(ctx context.Context, id string) (*Member, error) {
+	var m Member
+	_, err := c.Do(ctx, "GET", "/v1/members/"+url.PathEscape(id), nil, &m)
+	return &m, err
 }
 
 // AddMember adds a member with role "admin" or "member".
@@ -242,11 +274,10 @@ func (c *Client) CreateAPIKey(ctx context.Context, in KeyRequest) (*APIKey, erro
 	return &k, err
 }
 
-// APIKeys lists the caller's keys (all: every key of the org, admins only).
+// APIKeys lists the caller's keys (all: every key of the org, admins only),
+// every page.
 func (c *Client) APIKeys(ctx context.Context, all bool) ([]APIKey, error) {
-	var ks []APIKey
-	_, err := c.Do(ctx, "GET", "/v1/api-keys"+query("all", boolStr(all)), nil, &ks)
-	return ks, err
+	return listAll[APIKey](ctx, c, "/v1/api-keys"+query("all", boolStr(all)))
 }
 
 // RevokeAPIKey revokes a key.
