@@ -52,3 +52,31 @@ func TestAgentDefinitionNeedsTheScopesItUses(t *testing.T) {
 		}
 	})
 }
+
+// A key minted by an expiring key expires no later than it, whatever
+// expiresIn says: a leaked short-lived key cannot buy a permanent one.
+func TestMintedKeyDoesNotOutliveItsParent(t *testing.T) {
+	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+		ctx := context.Background()
+		m, _ := env.Member(t, "leaky", "member")
+		parent, err := env.Admin.CreateAPIKey(ctx, client.KeyRequest{Name: "short", ExpiresIn: "30d", UserID: m.ID})
+		must(t, err)
+		if parent.ExpiresAt == nil {
+			t.Fatal("30d key without expiresAt")
+		}
+		leaked := env.Admin.WithKey(parent.Key)
+		for _, in := range []string{"", "90d", "1y", "30d"} {
+			k, err := leaked.CreateAPIKey(ctx, client.KeyRequest{Name: "child", ExpiresIn: in})
+			must(t, err)
+			if k.ExpiresAt == nil || k.ExpiresAt.After(*parent.ExpiresAt) {
+				t.Errorf("expiresIn %q: child expires %v, after its parent (%v)", in, k.ExpiresAt, parent.ExpiresAt)
+			}
+		}
+		// A key without expiry mints as before.
+		k, err := env.Admin.CreateAPIKey(ctx, client.KeyRequest{Name: "forever"})
+		must(t, err)
+		if k.ExpiresAt != nil {
+			t.Errorf("key minted by a non-expiring key expires at %v", k.ExpiresAt)
+		}
+	})
+}
