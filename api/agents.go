@@ -18,18 +18,18 @@ func (s *Server) agentRoutes() []route {
 		return nil
 	}
 	return []route{
-		{Method: "POST", Pattern: "/v1/agents", Summary: "create or update an agent by slug (201 created, 200 updated)", Scope: "agent:write", handler: s.upsertAgent},
-		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's; limit, cursor)", Scope: "agent:read", handler: s.listAgents},
+		{Method: "POST", Pattern: "/v1/agents", Summary: "create or update an agent by slug (201 created, 200 updated)", Scope: "agent:write", Success: []int{201, 200}, handler: s.upsertAgent},
+		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's; limit, cursor)", Scope: "agent:read", Paged: true, handler: s.listAgents},
 		{Method: "GET", Pattern: "/v1/agents/{slug}", Summary: "one agent", Scope: "agent:read", handler: s.getAgent},
 		{Method: "DELETE", Pattern: "/v1/agents/{slug}", Summary: "delete an agent (its runs and threads stay)", Scope: "agent:write", handler: s.deleteAgent},
 		{Method: "POST", Pattern: "/v1/agents/{slug}/run", Summary: "run an agent (stream: true for SSE)", Scope: "agent:run", handler: s.runAgent},
 		{Method: "POST", Pattern: "/v1/run", Summary: "run the agent named in the body", Scope: "agent:run", handler: s.runAgent},
 		{Method: "GET", Pattern: "/v1/runs/{runId}", Summary: "one run: status, exit code, output, timings", Scope: "agent:read", handler: s.getRun},
-		{Method: "GET", Pattern: "/v1/runs/{runId}/events", Summary: "a run's events (Accept: text/event-stream follows it live)", Scope: "agent:read", handler: s.runEvents},
+		{Method: "GET", Pattern: "/v1/runs/{runId}/events", Summary: "a run's events (Accept: text/event-stream follows it live)", Scope: "agent:read", Paged: true, handler: s.runEvents},
 		{Method: "POST", Pattern: "/v1/runs/{runId}/cancel", Summary: "cancel a run (kills its process)", Scope: "agent:run", handler: s.cancelRun},
-		{Method: "GET", Pattern: "/v1/threads", Summary: "list threads (?agent=slug, ?all, limit, cursor)", Scope: "agent:read", handler: s.listThreads},
+		{Method: "GET", Pattern: "/v1/threads", Summary: "list threads (?agent=slug, ?all, limit, cursor)", Scope: "agent:read", Paged: true, handler: s.listThreads},
 		{Method: "GET", Pattern: "/v1/threads/{threadId}", Summary: "a thread with its runs", Scope: "agent:read", handler: s.getThread},
-		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", handler: s.threadEvents},
+		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", Paged: true, handler: s.threadEvents},
 		{Method: "PATCH", Pattern: "/v1/threads/{threadId}", Summary: "retitle or (un)archive a thread", Scope: "agent:write", handler: s.updateThread},
 		{Method: "DELETE", Pattern: "/v1/threads/{threadId}", Summary: "delete a thread with its runs and events", Scope: "agent:write", handler: s.deleteThread},
 	}

@@ -21,14 +21,14 @@ import (
 
 func (s *Server) fileRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, handler: s.listFiles},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", handler: s.workspaceSpace},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", handler: s.fileInfo},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", handler: s.createFile},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", handler: s.createFile},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", handler: s.uploadFiles},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", handler: s.uploadFiles},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", Success: []int{201}, handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", Success: []int{201}, handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, handler: s.uploadFiles},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", Success: []int{201}, handler: s.uploadFiles},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", handler: s.batchFiles},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite)", Scope: "files:write", handler: s.updateFile},
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", handler: s.batchDeleteFiles},

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -28,13 +29,20 @@ func (s *Server) OpenAPI() map[string]any {
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes() {
 		p, params := openAPIPath(rt.Pattern)
+		responses := map[string]any{
+			"default": map[string]any{"description": "error", "content": jsonContent("#/components/schemas/Error")},
+		}
+		success := rt.Success
+		if success == nil {
+			success = []int{http.StatusOK}
+		}
+		for _, st := range success {
+			responses[strconv.Itoa(st)] = map[string]any{"description": http.StatusText(st), "content": jsonContent("#/components/schemas/Envelope")}
+		}
 		op := map[string]any{
 			"summary":     rt.Summary,
 			"operationId": operationID(rt.Method, p),
-			"responses": map[string]any{
-				"200":     map[string]any{"description": "success", "content": jsonContent("#/components/schemas/Envelope")},
-				"default": map[string]any{"description": "error", "content": jsonContent("#/components/schemas/Error")},
-			},
+			"responses":   responses,
 		}
 		if rt.Public {
 			op["security"] = []any{}
@@ -44,6 +52,13 @@ func (s *Server) OpenAPI() map[string]any {
 		var ps []any
 		for _, name := range params {
 			ps = append(ps, map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if rt.Paged {
+			ps = append(ps,
+				map[string]any{"name": "limit", "in": "query", "description": "page size (default 50)",
+					"schema": map[string]any{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+				map[string]any{"name": "cursor", "in": "query", "description": "meta.nextCursor of the previous page",
+					"schema": map[string]any{"type": "string"}})
 		}
 		if ps != nil {
 			op["parameters"] = ps

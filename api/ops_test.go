@@ -86,3 +86,52 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Errorf("readyz with the database closed: %d %s", st, body)
 	}
 }
+
+// The OpenAPI document declares each route's real success status (201 for
+// creates, not just 200) and, on lists that paginate, limit and cursor.
+func TestOpenAPIMatchesAnswers(t *testing.T) {
+	env := servertest.Start(t, "")
+	_, body := get(t, env.URL+"/v1/openapi.json")
+	doc, err := openapi3.NewLoader().LoadFromData([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, env)
+	for _, rt := range env.API.Routes() {
+		c, ok := matrix[rt.Method+" "+rt.Pattern]
+		if !ok || c.admin >= 300 {
+			continue
+		}
+		p, _ := openAPIPathOf(rt.Pattern)
+		op := doc.Paths.Find(p).GetOperation(rt.Method)
+		if op.Responses.Status(c.admin) == nil {
+			t.Errorf("OpenAPI %s %s does not declare its status %d", rt.Method, p, c.admin)
+		}
+		if rt.Method != "GET" {
+			continue
+		}
+		path, _ := c.call(t, f)
+		req, _ := http.NewRequest("GET", env.URL+path, nil)
+		req.Header.Set("X-API-Key", env.AdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct {
+			Meta map[string]any `json:"meta"`
+		}
+		json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		_, paged := answer.Meta["hasMore"]
+		if documented := op.Parameters.GetByInAndName("query", "limit") != nil && op.Parameters.GetByInAndName("query", "cursor") != nil; paged != documented {
+			t.Errorf("%s %s: answers meta.hasMore %v, OpenAPI documents limit and cursor %v", rt.Method, p, paged, documented)
+		}
+	}
+}
+
+func openAPIPathOf(pattern string) (string, bool) {
+	if strings.HasSuffix(pattern, "/*") {
+		return strings.TrimSuffix(pattern, "/*") + "/{path}", true
+	}
+	return pattern, false
+}

@@ -12,13 +12,13 @@ import (
 func (s *Server) orgRoutes() []route {
 	return []route{
 		{Method: "GET", Pattern: "/v1/me", Summary: "the caller", handler: s.me},
-		{Method: "GET", Pattern: "/v1/members", Summary: "list members (limit, cursor)", Scope: "org:read", handler: s.listMembers},
-		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", handler: s.addMember},
+		{Method: "GET", Pattern: "/v1/members", Summary: "list members (limit, cursor)", Scope: "org:read", Paged: true, handler: s.listMembers},
+		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", Success: []int{201}, handler: s.addMember},
 		{Method: "GET", Pattern: "/v1/members/{userId}", Summary: "one member", Scope: "org:read", handler: s.getMember},
 		{Method: "PATCH", Pattern: "/v1/members/{userId}", Summary: "change a member's role", Scope: "org:members", handler: s.updateMember},
 		{Method: "DELETE", Pattern: "/v1/members/{userId}", Summary: "remove a member", Scope: "org:members", handler: s.removeMember},
-		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true; limit, cursor)", Scope: "org:read", handler: s.listKeys},
-		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", handler: s.createKey},
+		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true; limit, cursor)", Scope: "org:read", Paged: true, handler: s.listKeys},
+		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", Success: []int{201}, handler: s.createKey},
 		{Method: "DELETE", Pattern: "/v1/api-keys/{keyId}", Summary: "revoke an API key", Scope: "org:write", handler: s.revokeKey},
 	}
 }

@@ -17,8 +17,8 @@ func (s *Server) sandboxRoutes() []route {
 		return nil
 	}
 	return []route{
-		{Method: "POST", Pattern: "/v1/sandboxes", Summary: "create a sandbox (?async=true: 202 while creating)", Scope: "sandbox:create", handler: s.createSandbox},
-		{Method: "GET", Pattern: "/v1/sandboxes", Summary: "list sandboxes (?status, ?tag, ?template, ?all, limit, cursor)", Scope: "sandbox:read", handler: s.listSandboxes},
+		{Method: "POST", Pattern: "/v1/sandboxes", Summary: "create a sandbox (?async=true: 202 while creating)", Scope: "sandbox:create", Success: []int{201, 202}, handler: s.createSandbox},
+		{Method: "GET", Pattern: "/v1/sandboxes", Summary: "list sandboxes (?status, ?tag, ?template, ?all, limit, cursor)", Scope: "sandbox:read", Paged: true, handler: s.listSandboxes},
 		{Method: "GET", Pattern: "/v1/sandboxes/{id}", Summary: "one sandbox, by id or name", Scope: "sandbox:read", handler: s.getSandbox},
 		{Method: "DELETE", Pattern: "/v1/sandboxes/{id}", Summary: "destroy a sandbox (workspaces untouched)", Scope: "sandbox:write", handler: s.destroySandbox},
 		{Method: "POST", Pattern: "/v1/sandboxes/{id}/pause", Summary: "freeze a sandbox", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Pause)},

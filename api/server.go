@@ -56,6 +56,12 @@ type route struct {
 	Summary string
 	Scope   string // scope checked before the handler; "" for public routes
 	Public  bool   // no API key needed
+	// Success lists the success statuses when not just 200 (creates: 201;
+	// async: 202); OpenAPI documents them.
+	Success []int
+	// Paged marks a list that takes limit and cursor and answers
+	// meta.hasMore and meta.nextCursor.
+	Paged   bool
 	handler http.HandlerFunc
 }
 

@@ -13,7 +13,7 @@ import (
 func (s *Server) workspaceRoutes() []route {
 	return []route{
 		{Method: "GET", Pattern: "/v1/workspaces", Summary: "list workspaces (admins: ?all=true)", Scope: "files:read", handler: s.listWorkspaces},
-		{Method: "POST", Pattern: "/v1/workspaces", Summary: "create a workspace", Scope: "files:write", handler: s.createWorkspace},
+		{Method: "POST", Pattern: "/v1/workspaces", Summary: "create a workspace", Scope: "files:write", Success: []int{201}, handler: s.createWorkspace},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}", Summary: "one workspace", Scope: "files:read", handler: s.getWorkspace},
 		{Method: "PATCH", Pattern: "/v1/workspaces/{id}", Summary: "rename a workspace or change its quota", Scope: "files:write", handler: s.updateWorkspace},
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}", Summary: "delete a workspace (?force=true while in use)", Scope: "files:write", handler: s.deleteWorkspace},
