@@ -250,6 +250,13 @@ func (c *Client) Templates(ctx context.Context) ([]Template, error) {
 	return ts, err
 }
 
+// Template returns one template.
+func (c *Client) Template(ctx context.Context, name string) (*Template, error) {
+	var t Template
+	_, err := c.Do(ctx, "GET", "/v1/templates/"+url.PathEscape(name), nil, &t)
+	return &t, err
+}
+
 // BuildTemplate builds a template's image, reporting progress lines to fn
 // (nil: none).
 func (c *Client) BuildTemplate(ctx context.Context, name string, progress func(line string)) error {
