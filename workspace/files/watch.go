@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -93,6 +94,19 @@ func (w *Workspace) Watch(ctx context.Context, p string) (<-chan Event, error) {
 	return ch, nil
 }
 
+// The kernel limits inotify instances and watches per user, not per process
+// (by default 128 instances), and berth often runs as the same user as the
+// engine and the init system (root). These process-wide budgets keep a
+// tenant who watches many workspaces at once, or whose sandbox makes
+// thousands of directories, from using up the host's: past them Watch is
+// Unavailable, and the usage tracker falls back to its TTL.
+var (
+	maxInotifyInstances int64 = 64
+	maxInotifyWatches   int64 = 65536
+	inotifyInstances    atomic.Int64
+	inotifyWatches      atomic.Int64
+)
+
 type subscriber struct {
 	dir string
 	fn  func(Event)
@@ -112,6 +126,8 @@ type hub struct {
 	done   chan struct{}
 	wds    map[int32]string // watch descriptor → raw relative directory
 	dirs   map[string]int32
+	// counted is how many of wds are counted in inotifyWatches.
+	counted int64
 }
 
 func newHub(w *Workspace, maxDirs int) *hub {
@@ -147,9 +163,25 @@ func (h *hub) unsubscribe(s *subscriber) {
 	}
 	f, done := h.f, h.done
 	h.f = nil
+	h.release()
 	h.mu.Unlock()
 	f.Close() // ends readLoop's Read
 	<-done
+}
+
+// release returns the instance and its watches to the budgets, once h.f is
+// nil. h.mu is held.
+func (h *hub) release() {
+	inotifyWatches.Add(-h.counted)
+	h.counted = 0
+	inotifyInstances.Add(-1)
+}
+
+// count brings inotifyWatches up to date with wds. h.mu is held.
+func (h *hub) count() {
+	n := int64(len(h.wds))
+	inotifyWatches.Add(n - h.counted)
+	h.counted = n
 }
 
 func (h *hub) close() {
@@ -162,6 +194,9 @@ func (h *hub) close() {
 	close(h.closing)
 	f, done := h.f, h.done
 	h.f = nil
+	if f != nil {
+		h.release()
+	}
 	h.mu.Unlock()
 	if f != nil {
 		f.Close()
@@ -171,8 +206,13 @@ func (h *hub) close() {
 
 // start creates the inotify instance and watches the tree. h.mu is held.
 func (h *hub) start() error {
+	if inotifyInstances.Add(1) > maxInotifyInstances {
+		inotifyInstances.Add(-1)
+		return berth.Errorf(berth.Unavailable, "cannot watch the workspace: too many workspaces are watched at once; try again later")
+	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
+		inotifyInstances.Add(-1)
 		return berth.Wrap(berth.Unavailable, err, "cannot watch the workspace")
 	}
 	h.f = os.NewFile(uintptr(fd), "inotify") // non-blocking: Close interrupts Read
@@ -187,9 +227,12 @@ func (h *hub) start() error {
 	if err != nil {
 		h.f.Close()
 		h.f = nil
+		h.wds, h.dirs = nil, nil
+		h.release()
 		return berth.Wrap(berth.Unavailable, err, "cannot watch the workspace")
 	}
 	h.addTree(".")
+	h.count()
 	go h.readLoop(h.f, h.done)
 	return nil
 }
@@ -201,6 +244,9 @@ func (h *hub) start() error {
 func (h *hub) addWatch(d *os.File, rel string) error {
 	if len(h.dirs) >= h.maxDirs {
 		return nil
+	}
+	if inotifyWatches.Load()+int64(len(h.wds))-h.counted >= maxInotifyWatches {
+		return errFull
 	}
 	var wd int
 	var err error
@@ -308,6 +354,7 @@ func (h *hub) readLoop(f *os.File, done chan struct{}) {
 			return
 		}
 		h.handle(buf[:n])
+		h.count()
 		h.mu.Unlock()
 	}
 }
