@@ -981,3 +981,32 @@ func TestSandboxReconcile(t *testing.T) {
 		}
 	})
 }
+
+// Revoking a member's grant on a workspace cuts off the sandboxes of theirs
+// that mount it: nothing more runs in them.
+func TestSandboxRevokedGrantStopsExec(t *testing.T) {
+	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+		needEngine(t, env)
+		ctx := context.Background()
+		m, mc := env.Member(t, "grantee", "member")
+		w, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "shared-then-not"})
+		must(t, err)
+		_, err = env.Admin.SetWorkspaceAccess(ctx, w.ID, []string{m.ID})
+		must(t, err)
+		s := newSandbox(t, mc, client.SandboxRequest{Mounts: []client.Mount{{WorkspaceID: w.ID, Path: "/workspace"}}})
+		if out := sh(t, mc, s.ID, "echo ok"); out != "ok\n" {
+			t.Fatalf("exec with the grant: %q", out)
+		}
+		_, err = env.Admin.SetWorkspaceAccess(ctx, w.ID, []string{})
+		must(t, err)
+		if _, err := mc.Exec(ctx, s.ID, client.ExecRequest{Command: "cat /workspace/x"}); client.ErrorCode(err) != "forbidden" {
+			t.Errorf("exec after the grant was revoked: %v, want forbidden", err)
+		}
+		// Giving access back restores it; the owner can always destroy.
+		_, err = env.Admin.SetWorkspaceAccess(ctx, w.ID, []string{m.ID})
+		must(t, err)
+		if out := sh(t, mc, s.ID, "echo again"); out != "again\n" {
+			t.Errorf("exec with the grant restored: %q", out)
+		}
+	})
+}

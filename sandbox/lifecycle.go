@@ -294,5 +294,36 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox) (*Sandbox, func(), 
 	if cur.Status != Running {
 		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", cur.Name, cur.Status)
 	}
+	if err := m.checkMountAccess(ctx, cur); err != nil {
+		return nil, nil, err
+	}
 	return cur, m.busy(s.ID), nil
+}
+
+// checkMountAccess refuses to run anything in a sandbox whose owner has
+// lost access to a workspace it mounts (a grant revoked, a demotion): the
+// mount was validated at create time, and revoking access must cut it off
+// from then on, not only for new sandboxes.
+func (m *Manager) checkMountAccess(ctx context.Context, s *Sandbox) error {
+	if len(s.Mounts) == 0 {
+		return nil
+	}
+	const q = `SELECT w.slug, mt.path FROM sandbox_mounts mt
+		JOIN workspaces w ON w.id = mt.workspace_id
+		JOIN users u ON u.id = ?
+		WHERE mt.sandbox_id = ? AND u.role <> 'admin' AND w.owner_user_id <> u.id
+		AND NOT (w.is_personal = FALSE AND EXISTS
+			(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = u.id))`
+	var lost []struct {
+		Slug string `db:"slug"`
+		Path string `db:"path"`
+	}
+	if err := m.db.SelectContext(ctx, &lost, m.db.Rebind(q), s.OwnerUserID, s.ID); err != nil {
+		return db.Err(err)
+	}
+	if len(lost) > 0 {
+		return berth.Errorf(berth.Forbidden, "sandbox %q mounts workspace %q at %s, which its owner may no longer access; destroy it",
+			s.Name, lost[0].Slug, lost[0].Path)
+	}
+	return nil
 }
