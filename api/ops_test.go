@@ -82,7 +82,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	// A database that goes away makes the server unready and says why.
 	env.DB.Close()
 	st, body = get(t, env.URL+"/readyz")
-	if st != 503 || !strings.Contains(body, `"database":{"status":"down","error":`) {
+	if st != 503 || !strings.Contains(body, `"database":{"status":"down","error":"database unreachable"}`) {
 		t.Errorf("readyz with the database closed: %d %s", st, body)
 	}
 }

@@ -119,8 +119,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ready := true
 	for name, check := range s.Checks {
 		if err := check(ctx); err != nil {
+			// The endpoint needs no key: say what is down, keep the driver's
+			// details (addresses, paths) for the log.
 			ready = false
-			out[name] = result{Status: "down", Error: err.Error()}
+			out[name] = result{Status: "down", Error: berth.Message(err)}
+			s.log.Warn("readiness check failed", "check", name, "err", err)
 		} else {
 			out[name] = result{Status: "up"}
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
@@ -115,7 +116,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ws := workspace.New(d, cfg.DataDir)
 	s.API = api.New(log, authSvc, ws)
-	s.API.Checks["database"] = func(ctx context.Context) error { return d.PingContext(ctx) }
+	s.API.Checks["database"] = func(ctx context.Context) error {
+		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")
+	}
 
 	// The engine may be down: the client connects lazily, the server still
 	// serves workspaces, and /readyz says the runtime is down.
