@@ -107,10 +107,9 @@ type Runtime interface {
 	// still using it make it a Conflict.
 	RemoveImage(ctx context.Context, ref string) error
 
-	// PruneImages deletes the untagged (dangling) images that carry every
-	// label in labels and that no container uses, and says how many went.
-	// Rebuilding a tag leaves the previous image untagged; this reclaims it.
-	PruneImages(ctx context.Context, labels map[string]string) (int, error)
+	// ImageID returns the id of a local image (NotFound when absent). A
+	// rebuild moves a tag to a new id; the old id is what to remove then.
+	ImageID(ctx context.Context, ref string) (string, error)
 }
 
 // ManagedLabel marks every container berth creates, so that List can tell

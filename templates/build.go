@@ -49,6 +49,7 @@ func build(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writ
 		fsys = &rootfs{r: f, size: st.Size()}
 	}
 
+	oldID, _ := rt.ImageID(ctx, t.Image)
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)
 	go func() {
@@ -70,10 +71,13 @@ func build(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writ
 	if err != nil {
 		return err
 	}
-	// The previous build of this template is now untagged; reclaim it unless
-	// a sandbox still runs on it. Failing here does not fail the build.
-	if n, perr := rt.PruneImages(ctx, map[string]string{LabelTemplate: t.Name}); perr == nil && n > 0 {
-		fmt.Fprintf(progress, "removed %d unused earlier image(s) of template %s\n", n, t.Name)
+	// The previous build of this tag is now untagged: remove exactly that
+	// image (not a label match: images built FROM a template inherit its
+	// labels), unless a sandbox still runs on it. This is best effort.
+	if newID, ierr := rt.ImageID(ctx, t.Image); ierr == nil && oldID != "" && oldID != newID {
+		if rt.RemoveImage(ctx, oldID) == nil {
+			fmt.Fprintf(progress, "removed the previous image of template %s\n", t.Name)
+		}
 	}
 	return nil
 }

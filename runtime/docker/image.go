@@ -10,7 +10,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/berth-dev/berth"
@@ -158,22 +157,11 @@ func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
 	return translate(err, "remove image "+ref)
 }
 
-// PruneImages removes dangling images carrying every label; the engine
-// skips those that containers still use.
-func (d *Docker) PruneImages(ctx context.Context, labels map[string]string) (int, error) {
-	args := filters.NewArgs(filters.Arg("dangling", "true"))
-	for k, v := range labels {
-		args.Add("label", k+"="+v)
-	}
-	rep, err := d.cli.ImagesPrune(ctx, args)
+// ImageID returns the id of a local image.
+func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
+	img, err := d.cli.ImageInspect(ctx, ref)
 	if err != nil {
-		return 0, translate(err, "prune images")
+		return "", translate(err, "inspect image "+ref)
 	}
-	n := 0
-	for _, del := range rep.ImagesDeleted {
-		if del.Deleted != "" {
-			n++
-		}
-	}
-	return n, nil
+	return img.ID, nil
 }

@@ -714,31 +714,29 @@ func (s *suite) testImages(t *testing.T) {
 	if r := s.sh(t, id, "cat /built"); r.stdout != "built-"+s.run+"\n" {
 		t.Errorf("built image content %q", r.stdout)
 	}
-	// Rebuilding the tag leaves the first image dangling: PruneImages takes
-	// it (and only images with the label), and the tag stays.
+	// Rebuilding the tag moves it to a new image id; the old image stays,
+	// addressable by its id, until removed.
+	oldID, err := s.rt.ImageID(ctx, tag)
+	if err != nil || oldID == "" {
+		t.Fatalf("ImageID(%s) = %q, %v", tag, oldID, err)
+	}
+	_, err = s.rt.ImageID(ctx, "berth-rt-test/absent:"+s.run)
+	wantKind(t, "ImageID of an absent image", err, berth.NotFound)
 	rebuild := fmt.Sprintf("FROM %s\nRUN echo rebuilt-%s > /built\n", s.image, s.run)
 	if err := s.rt.BuildImage(ctx, runtime.BuildSpec{
 		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": rebuild}), Labels: map[string]string{"k": "v", "run": s.run},
 	}, nil); err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
-	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run, "other": "x"}); err != nil || n != 0 {
-		t.Errorf("prune by a label the dangling image lacks: %d, %v; want 0", n, err)
+	if newID, err := s.rt.ImageID(ctx, tag); err != nil || newID == oldID {
+		t.Fatalf("after a rebuild the tag is on %q (%v), the old id was %q", newID, err, oldID)
 	}
-	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run}); err != nil {
-		t.Errorf("prune: %v", err)
-	} else if n != 0 {
-		// The first image is still used by the container: nothing to take yet.
-		t.Errorf("prune took %d images still in use by a container", n)
-	}
-	if ok, _ := s.rt.ImagePresent(ctx, tag); !ok {
-		t.Fatal("the rebuilt tag is gone after a prune")
-	}
+	wantKind(t, "remove the old image while a container uses it", s.rt.RemoveImage(ctx, oldID), berth.Conflict)
 	if err := s.rt.Remove(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.rt.PruneImages(ctx, map[string]string{"run": s.run}); err != nil || n < 1 {
-		t.Errorf("prune of the unused dangling image: %d, %v; want at least 1", n, err)
+	if err := s.rt.RemoveImage(ctx, oldID); err != nil {
+		t.Errorf("remove the old image by id: %v", err)
 	}
 	id = s.start(t, spec)
 	if r := s.sh(t, id, "cat /built"); r.stdout != "rebuilt-"+s.run+"\n" {
