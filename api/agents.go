@@ -54,17 +54,12 @@ func (s *Server) upsertAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
-	all, err := boolParam(r, "all")
+	lq, err := listParams(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	as, next, err := s.Agents.List(r.Context(), all, limit, r.URL.Query().Get("cursor"))
+	as, next, err := s.Agents.List(r.Context(), lq.All, lq.Limit, lq.Cursor)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -208,18 +203,12 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listThreads(w http.ResponseWriter, r *http.Request) {
-	all, err := boolParam(r, "all")
+	lq, err := listParams(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	q := r.URL.Query()
-	ts, next, err := s.Agents.ListThreads(r.Context(), agent.ThreadFilter{Agent: q.Get("agent"), All: all, Limit: limit, Cursor: q.Get("cursor")})
+	ts, next, err := s.Agents.ListThreads(r.Context(), agent.ThreadFilter{Agent: r.URL.Query().Get("agent"), All: lq.All, Limit: lq.Limit, Cursor: lq.Cursor})
 	if err != nil {
 		writeError(w, r, err)
 		return

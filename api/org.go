@@ -95,17 +95,12 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	all, err := boolParam(r, "all")
+	lq, err := listParams(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	limit, err := limitParam(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	keys, next, err := s.Auth.ListKeys(r.Context(), all, limit, r.URL.Query().Get("cursor"))
+	keys, next, err := s.Auth.ListKeys(r.Context(), lq.All, lq.Limit, lq.Cursor)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -134,16 +129,4 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeData(w, r, http.StatusOK, k)
-}
-
-// boolParam reads an optional boolean query parameter strictly.
-func boolParam(r *http.Request, name string) (bool, error) {
-	switch v := r.URL.Query().Get(name); v {
-	case "", "false", "0":
-		return false, nil
-	case "true", "1":
-		return true, nil
-	default:
-		return false, berth.Errorf(berth.Invalid, "query parameter %s must be true or false, not %q", name, v)
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -55,38 +54,20 @@ func (s *Server) createSandbox(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listSandboxes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	all, err := boolParam(r, "all")
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	limit, err := limitParam(r)
+	lq, err := listParams(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	list, next, err := s.Sandboxes.List(r.Context(), sandbox.Filter{
 		Status: sandbox.Status(q.Get("status")), Tags: q["tag"], Template: q.Get("template"),
-		All: all, Limit: limit, Cursor: q.Get("cursor"),
+		All: lq.All, Limit: lq.Limit, Cursor: lq.Cursor,
 	})
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writePage(w, r, list, next)
-}
-
-// limitParam reads ?limit= (1..500; 0 when absent).
-func limitParam(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		return 0, berth.Errorf(berth.Invalid, "limit must be an integer between 1 and 500")
-	}
-	return n, nil
 }
 
 func (s *Server) getSandbox(w http.ResponseWriter, r *http.Request) {
