@@ -12,6 +12,9 @@ import (
 // Reconcile compares the database (desired state) with the engine (actual
 // state) and closes the gap:
 //   - a sandbox whose lock is held is mid-operation here and is left alone;
+//   - every decision is taken on the row as read under the sandbox's lock:
+//     the list of ids is only a list of candidates, and a sandbox destroyed
+//     between that list and the lock stays destroyed;
 //   - creating (no create in flight: the server died mid-create) → its
 //     container, if any, is removed and the sandbox is error;
 //   - destroying → the container is removed and the sandbox destroyed;
@@ -34,6 +37,9 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	var ids []string
 	if err := m.db.SelectContext(ctx, &ids, `SELECT id FROM sandboxes WHERE status <> 'destroyed'`); err != nil {
 		return db.Err(err)
+	}
+	if hook := m.afterList.Load(); hook != nil {
+		(*hook)()
 	}
 	live := map[string]bool{}
 	for _, id := range ids {
@@ -58,8 +64,12 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			continue // being created right now
 		}
 		// Re-check under the lock: the create may have committed meanwhile.
+		// A failed check removes nothing.
 		var n int
-		m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid)
+		if err := m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid); err != nil {
+			l.Unlock()
+			return db.Err(err)
+		}
 		if n == 0 {
 			m.log.Info("reconcile: removing container without a sandbox", "container", c.ID, "sandbox", sid)
 			if err := m.rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
@@ -76,6 +86,11 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	s, err := m.load(ctx, m.db, `s.id = ?`, id)
 	if err != nil {
 		return err
+	}
+	if s.Status == Destroyed {
+		// Destroyed after the list of ids was read: its container is gone
+		// on purpose, and nothing may bring the row back.
+		return nil
 	}
 	c, exists := byID[id]
 	// The list was taken before this sandbox's lock: an operation may have

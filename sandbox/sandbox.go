@@ -138,6 +138,11 @@ type Manager struct {
 	bg     context.Context // background work (async creates, loops)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// afterList, when set (by tests only, see export_test.go), runs in
+	// Reconcile between reading the candidate ids and locking the first:
+	// the window in which another operation can change a sandbox.
+	afterList atomic.Pointer[func()]
 }
 
 // New returns a manager; Run begins its background loops.
