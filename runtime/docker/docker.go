@@ -142,15 +142,11 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 	return translate(d.cli.ContainerStart(ctx, id, container.StartOptions{}), "start container "+id)
 }
 
-// Pause freezes a running container.
-func (d *Docker) Pause(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerPause(ctx, id), "pause container "+id)
-}
+// Pause freezes a running container (see freeze for the engine's races).
+func (d *Docker) Pause(ctx context.Context, id string) error { return d.freeze(ctx, id, true) }
 
-// Unpause thaws a paused container.
-func (d *Docker) Unpause(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerUnpause(ctx, id), "unpause container "+id)
-}
+// Unpause thaws a paused container (see freeze for the engine's races).
+func (d *Docker) Unpause(ctx context.Context, id string) error { return d.freeze(ctx, id, false) }
 
 // Stop stops a container, killing it after timeout.
 func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
