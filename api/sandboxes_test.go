@@ -1002,8 +1002,10 @@ func TestSandboxRevokedGrantStopsExec(t *testing.T) {
 		if _, err := mc.Exec(ctx, s.ID, client.ExecRequest{Command: "cat /workspace/x"}); client.ErrorCode(err) != "forbidden" {
 			t.Errorf("exec after the grant was revoked: %v, want forbidden", err)
 		}
-		// Giving access back restores it; the owner can always destroy.
+		// Giving access back lets it start again; the owner can always destroy.
 		_, err = env.Admin.SetWorkspaceAccess(ctx, w.ID, []string{m.ID})
+		must(t, err)
+		_, err = mc.SandboxAction(ctx, s.ID, "start")
 		must(t, err)
 		if out := sh(t, mc, s.ID, "echo again"); out != "again\n" {
 			t.Errorf("exec with the grant restored: %q", out)

@@ -25,13 +25,24 @@ const KeyPrefix = "berth_"
 
 // Service is the org, member and key store.
 type Service struct {
-	db  *db.DB
-	now func() time.Time
+	db     *db.DB
+	access AccessNotifier
+	now    func() time.Time
 }
 
-// New returns a Service on d.
-func New(d *db.DB) *Service {
-	return &Service{db: d, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+// AccessNotifier is told, after a change is committed, that users may
+// have lost access to workspaces (berth.AccessFeed implements it).
+type AccessNotifier interface {
+	AccessLost(ctx context.Context, l berth.AccessLoss)
+}
+
+// New returns a Service on d; access is told when a member is removed or
+// demoted (it must not be nil).
+func New(d *db.DB, access AccessNotifier) *Service {
+	if access == nil {
+		panic("auth.New: nil AccessNotifier")
+	}
+	return &Service{db: d, access: access, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Member is a user of the organization.

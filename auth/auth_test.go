@@ -35,7 +35,7 @@ func TestAllows(t *testing.T) {
 
 func TestBootstrapConcurrentOnce(t *testing.T) {
 	dbtest.Engines(t, func(t *testing.T, d *db.DB) {
-		s := auth.New(d)
+		s := auth.New(d, &berth.AccessFeed{})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		created := 0
@@ -65,7 +65,7 @@ func TestBootstrapConcurrentOnce(t *testing.T) {
 
 func TestKeysStoredHashed(t *testing.T) {
 	dbtest.Engines(t, func(t *testing.T, d *db.DB) {
-		s := auth.New(d)
+		s := auth.New(d, &berth.AccessFeed{})
 		key, _, err := s.Bootstrap(context.Background(), "")
 		if err != nil {
 			t.Fatal(err)

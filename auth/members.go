@@ -126,6 +126,7 @@ func (s *Service) UpdateMember(ctx context.Context, id string, role berth.Role) 
 	if err := validRole(role); err != nil {
 		return nil, err
 	}
+	demoted := false
 	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		m, err := s.getMember(ctx, c.OrgID, id)
 		if err != nil {
@@ -135,12 +136,17 @@ func (s *Service) UpdateMember(ctx context.Context, id string, role berth.Role) 
 			if err := lastAdminGuard(ctx, tx, c.OrgID, id); err != nil {
 				return err
 			}
+			demoted = true
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET role = ? WHERE id = ?`), role, id)
 		return db.Err(err)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if demoted {
+		// An admin reaches every workspace; a member only theirs and granted ones.
+		s.access.AccessLost(ctx, berth.AccessLoss{OrgID: c.OrgID, UserID: id})
 	}
 	return s.getMember(ctx, c.OrgID, id)
 }
@@ -152,7 +158,7 @@ func (s *Service) RemoveMember(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Tx(ctx, func(tx *sqlx.Tx) error {
+	err = s.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		m, err := s.getMember(ctx, c.OrgID, id)
 		if err != nil {
 			return err
@@ -165,4 +171,11 @@ func (s *Service) RemoveMember(ctx context.Context, id string) error {
 		_, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ?`), id)
 		return db.Err(err)
 	})
+	if err != nil {
+		return err
+	}
+	// Their sandboxes stay (an admin may inspect or destroy them) but reach
+	// no workspace any more.
+	s.access.AccessLost(ctx, berth.AccessLoss{OrgID: c.OrgID, UserID: id})
+	return nil
 }

@@ -117,21 +117,32 @@ func (m *Manager) Exec(ctx context.Context, idOrName string, req ExecRequest, st
 // ExecIn is Exec for a sandbox already resolved (agents use it).
 func (m *Manager) ExecIn(ctx context.Context, s *Sandbox, req ExecRequest, stdout, stderr io.Writer) (*ExecResult, error) {
 	// A running exec is activity for its whole length: idle pause skips
-	// sandboxes with execs in flight.
-	s, done, err := m.startExec(ctx, s)
+	// sandboxes with execs in flight. Cutting the sandbox off (its owner
+	// lost access) cancels cctx with the reason.
+	cctx, cut := context.WithCancelCause(ctx)
+	defer cut(nil)
+	s, done, err := m.startExec(cctx, s, cut)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	m.touch(ctx, s.ID)
-	defer m.touch(context.Background(), s.ID)
-	ectx, cancel := context.WithTimeout(ctx, req.Timeout)
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		m.touch(tctx, s.ID)
+	}()
+	ectx, cancel := context.WithTimeout(cctx, req.Timeout)
 	defer cancel()
 	start := time.Now()
 	code, err := m.rt.Exec(ectx, s.containerID, runtime.ExecSpec{
 		Cmd: req.Argv, Env: req.Env, Dir: req.Cwd, Stdin: req.Stdin, Stdout: stdout, Stderr: stderr,
 	})
 	res := &ExecResult{ExitCode: code, DurationMs: time.Since(start).Milliseconds()}
+	if cause := context.Cause(cctx); cctx.Err() != nil && ctx.Err() == nil {
+		// Cut off: the command died with the sandbox, whatever it returned.
+		return res, cause
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			res.TimedOut = true

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -123,6 +124,14 @@ func (m *Manager) transitionLocked(ctx context.Context, id, verb string, from []
 	if err != nil {
 		return nil, err
 	}
+	if to == Running {
+		// Nothing brings a mount back to life for an owner who lost access;
+		// that is the answer whatever the status (a sandbox cut off is
+		// stopped, and "it is stopped" would not say why).
+		if err := m.checkMountAccess(ctx, s); err != nil {
+			return nil, err
+		}
+	}
 	if !slices.Contains(from, s.Status) {
 		return nil, berth.Errorf(berth.Conflict, "cannot %s sandbox %q: it is %s", verb, s.Name, s.Status)
 	}
@@ -131,8 +140,13 @@ func (m *Manager) transitionLocked(ctx context.Context, id, verb string, from []
 		return nil, err
 	}
 	if err := act(ctx, s); err != nil {
-		// Whatever happened, the row must not stay in a transitional state.
-		m.settle(context.Background(), s, before, err)
+		// Whatever happened, the row must not stay in a transitional state,
+		// also when the caller is gone.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if serr := m.settle(sctx, s, before, err); serr != nil {
+			m.log.Error("sandbox left in a transitional status", "sandbox", id, "status", via, "err", serr)
+		}
 		return nil, err
 	}
 	if err := m.setStatus(ctx, id, to, ""); err != nil {
@@ -141,21 +155,24 @@ func (m *Manager) transitionLocked(ctx context.Context, id, verb string, from []
 	return m.load(ctx, m.db, `s.id = ?`, id)
 }
 
+// cleanupTimeout bounds each cleanup step that must run even when the
+// caller's context has ended.
+const cleanupTimeout = 30 * time.Second
+
 // settle sets a sandbox's status after a failed step: back to before when
 // the engine is unreachable (nothing happened), else what the engine says.
-func (m *Manager) settle(ctx context.Context, s *Sandbox, before Status, cause error) {
+func (m *Manager) settle(ctx context.Context, s *Sandbox, before Status, cause error) error {
 	if berth.IsKind(cause, berth.Unavailable) {
-		m.setStatus(ctx, s.ID, before, "")
-		return
+		return m.setStatus(ctx, s.ID, before, "")
 	}
 	info, err := m.rt.Inspect(ctx, s.containerID)
 	switch {
 	case berth.IsKind(err, berth.NotFound):
-		m.setStatus(ctx, s.ID, Error, "container disappeared: "+berth.Message(cause))
+		return m.setStatus(ctx, s.ID, Error, "container disappeared: "+berth.Message(cause))
 	case err != nil:
-		m.setStatus(ctx, s.ID, before, "")
+		return errors.Join(err, m.setStatus(ctx, s.ID, before, ""))
 	default:
-		m.setStatus(ctx, s.ID, statusOf(info.State), "")
+		return m.setStatus(ctx, s.ID, statusOf(info.State), "")
 	}
 }
 
@@ -246,8 +263,8 @@ func (m *Manager) removeContainer(ctx context.Context, sandboxID, containerID st
 			return err
 		}
 	}
-	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), sandboxID)
-	return nil
+	_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), sandboxID)
+	return db.Err(err)
 }
 
 // Keepalive resets a sandbox's idle timer.
@@ -260,6 +277,9 @@ func (m *Manager) Keepalive(ctx context.Context, idOrName string) (*Sandbox, err
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkMountAccess(ctx, s); err != nil {
+		return nil, err
+	}
 	if s.Status != Running && s.Status != Paused {
 		return nil, berth.Errorf(berth.Conflict, "cannot keep sandbox %q alive: it is %s", s.Name, s.Status)
 	}
@@ -267,15 +287,22 @@ func (m *Manager) Keepalive(ctx context.Context, idOrName string) (*Sandbox, err
 	return m.load(ctx, m.db, `s.id = ?`, s.ID)
 }
 
+// touch records activity on id. A failure only makes an idle pause come
+// sooner, so it is logged, not returned.
 func (m *Manager) touch(ctx context.Context, id string) {
-	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ? WHERE id = ?`), m.now(), id)
+	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ? WHERE id = ?`), m.now(), id); err != nil {
+		m.log.Warn("record sandbox activity", "sandbox", id, "err", db.Err(err))
+	}
 }
 
 // startExec makes sure a sandbox runs — resuming a paused one, as activity —
 // and marks an exec in flight, under the sandbox's lock so that idle pause
 // (which checks for execs under the same lock) cannot freeze it in between.
 // The caller must call the returned func when the exec ends.
-func (m *Manager) startExec(ctx context.Context, s *Sandbox) (*Sandbox, func(), error) {
+func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.CancelCauseFunc) (*Sandbox, func(), error) {
+	if err := m.checkMountAccess(ctx, s); err != nil {
+		return nil, nil, err
+	}
 	if s.Status != Running && s.Status != Paused && s.Status != Pausing && s.Status != Resuming {
 		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
 	}
@@ -286,6 +313,18 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox) (*Sandbox, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
+	denied, err := m.deniedMounts(ctx, cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(denied) > 0 {
+		// Still running although access is gone (a change made behind the
+		// server's back, or a cut-off that failed): cut it off now.
+		if err := m.cutOff(ctx, cur, denied); err != nil {
+			m.log.Error("cut off a sandbox whose owner lost access", "sandbox", cur.ID, "err", err)
+		}
+		return nil, nil, accessError(cur, denied)
+	}
 	if cur.Status == Paused {
 		if cur, err = m.transitionLocked(ctx, s.ID, "resume", []Status{Paused}, Resuming, Running, m.unpause); err != nil {
 			return nil, nil, err
@@ -294,36 +333,18 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox) (*Sandbox, func(), 
 	if cur.Status != Running {
 		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", cur.Name, cur.Status)
 	}
-	if err := m.checkMountAccess(ctx, cur); err != nil {
-		return nil, nil, err
-	}
-	return cur, m.busy(s.ID), nil
+	return cur, m.busy(s.ID, cancel), nil
 }
 
 // checkMountAccess refuses to run anything in a sandbox whose owner has
-// lost access to a workspace it mounts (a grant revoked, a demotion): the
-// mount was validated at create time, and revoking access must cut it off
-// from then on, not only for new sandboxes.
+// lost access to a workspace it mounts (a grant revoked, a demotion, a
+// removal): the mount was validated at create time, and revoking access
+// must cut it off from then on, not only for new sandboxes. The owner's
+// access counts, whoever calls (an admin starting a member's sandbox too).
 func (m *Manager) checkMountAccess(ctx context.Context, s *Sandbox) error {
-	if len(s.Mounts) == 0 {
-		return nil
+	denied, err := m.deniedMounts(ctx, s)
+	if err != nil || len(denied) == 0 {
+		return err
 	}
-	const q = `SELECT w.slug, mt.path FROM sandbox_mounts mt
-		JOIN workspaces w ON w.id = mt.workspace_id
-		JOIN users u ON u.id = ?
-		WHERE mt.sandbox_id = ? AND u.role <> 'admin' AND w.owner_user_id <> u.id
-		AND NOT (w.is_personal = FALSE AND EXISTS
-			(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = u.id))`
-	var lost []struct {
-		Slug string `db:"slug"`
-		Path string `db:"path"`
-	}
-	if err := m.db.SelectContext(ctx, &lost, m.db.Rebind(q), s.OwnerUserID, s.ID); err != nil {
-		return db.Err(err)
-	}
-	if len(lost) > 0 {
-		return berth.Errorf(berth.Forbidden, "sandbox %q mounts workspace %q at %s, which its owner may no longer access; destroy it",
-			s.Name, lost[0].Slug, lost[0].Path)
-	}
-	return nil
+	return accessError(s, denied)
 }

@@ -22,6 +22,8 @@ import (
 //   - a sandbox in error keeps no container (one can appear after the
 //     server died mid-create: the engine finishes a create whose caller is
 //     gone), since only destroy is allowed from there;
+//   - a sandbox whose owner may no longer use a workspace it mounts is
+//     stopped, with the reason (the backstop of AccessLost);
 //   - otherwise the status follows the container (running, paused, stopped);
 //   - a container of this instance with no live sandbox is removed (every
 //     one: several may carry the same sandbox label, or none).
@@ -127,6 +129,19 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	case s.Status == Error:
 		m.log.Warn("reconcile: removing the container of a sandbox in error", "sandbox", id, "container", c.ID)
 		return m.removeContainer(ctx, id, s.containerID)
+	}
+	// The backstop of AccessLost: access lost by another path, or while the
+	// server was down, still stops the sandbox — also one whose container
+	// was started behind berth's back.
+	denied, err := m.deniedMounts(ctx, s)
+	if err != nil {
+		return err
+	}
+	if len(denied) > 0 {
+		if st := statusOf(c.State); st == Running || st == Paused {
+			s.Status = st
+		}
+		return m.cutOff(ctx, s, denied)
 	}
 	if actual := statusOf(c.State); actual != s.Status {
 		m.log.Info("reconcile: status follows the engine", "sandbox", id, "was", s.Status, "now", actual)

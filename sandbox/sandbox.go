@@ -133,7 +133,7 @@ type Manager struct {
 	now      func() time.Time
 
 	locks sync.Map // sandbox id → *sync.Mutex: one lifecycle operation at a time
-	execs sync.Map // sandbox id → *atomic.Int64: execs in flight
+	execs sync.Map // sandbox id → *inflight: execs in flight
 
 	bg     context.Context // background work (async creates, loops)
 	cancel context.CancelFunc
@@ -226,19 +226,50 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// busy counts an exec in flight on id until the returned func is called.
-func (m *Manager) busy(id string) func() {
-	n, _ := m.execs.LoadOrStore(id, new(atomic.Int64))
-	n.(*atomic.Int64).Add(1)
-	return func() { n.(*atomic.Int64).Add(-1) }
+// inflight is the execs running in one sandbox, each with the cancel of
+// its context, so that cutting a sandbox off can end them with a cause.
+type inflight struct {
+	mu      sync.Mutex
+	cancels map[*context.CancelCauseFunc]struct{}
+}
+
+// busy counts an exec in flight on id until the returned func is called;
+// cancel ends it (see cancelExecs).
+func (m *Manager) busy(id string, cancel context.CancelCauseFunc) func() {
+	v, _ := m.execs.LoadOrStore(id, &inflight{cancels: map[*context.CancelCauseFunc]struct{}{}})
+	f := v.(*inflight)
+	key := &cancel
+	f.mu.Lock()
+	f.cancels[key] = struct{}{}
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		delete(f.cancels, key)
+		f.mu.Unlock()
+	}
 }
 
 // execsInFlight reports how many execs run in id now.
 func (m *Manager) execsInFlight(id string) int64 {
-	if n, ok := m.execs.Load(id); ok {
-		return n.(*atomic.Int64).Load()
+	if v, ok := m.execs.Load(id); ok {
+		f := v.(*inflight)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return int64(len(f.cancels))
 	}
 	return 0
+}
+
+// cancelExecs ends every exec in flight in id, with cause.
+func (m *Manager) cancelExecs(id string, cause error) {
+	if v, ok := m.execs.Load(id); ok {
+		f := v.(*inflight)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for cancel := range f.cancels {
+			(*cancel)(cause)
+		}
+	}
 }
 
 func (m *Manager) lock(id string) *sync.Mutex {

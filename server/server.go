@@ -109,12 +109,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{Config: cfg, DB: d, Log: log}
 	s.closers = append(s.closers, func() { d.Close() })
 
-	authSvc := auth.New(d)
+	// Access changes (grants, roles, removals) reach the sandbox manager
+	// through one feed, subscribed below before anything is served.
+	access := &berth.AccessFeed{}
+	authSvc := auth.New(d, access)
 	if err := s.bootstrap(ctx, authSvc); err != nil {
 		s.Close()
 		return nil, err
 	}
-	ws := workspace.New(d, cfg.DataDir)
+	ws := workspace.New(d, cfg.DataDir, access)
 	s.API = api.New(log, authSvc, ws)
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")
@@ -134,6 +137,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Sandboxes = mgr
+	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
 	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace})

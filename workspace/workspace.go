@@ -88,10 +88,17 @@ type UsageSource func(ctx context.Context, workspaceID string) ([]MountedSandbox
 // SizeFunc reports the bytes a workspace directory holds.
 type SizeFunc func(ctx context.Context, id, dir string) (int64, error)
 
+// AccessNotifier is told, after a change is committed, that users may
+// have lost access to workspaces (berth.AccessFeed implements it).
+type AccessNotifier interface {
+	AccessLost(ctx context.Context, l berth.AccessLoss)
+}
+
 // Service is the workspace metadata store.
 type Service struct {
 	db      *db.DB
 	dataDir string
+	access  AccessNotifier
 	now     func() time.Time
 	sources []UsageSource
 	// Size reports a workspace's size; the default walks nothing and says 0
@@ -103,8 +110,12 @@ type Service struct {
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
-func New(d *db.DB, dataDir string) *Service {
-	return &Service{db: d, dataDir: dataDir, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+// access is told when grants are replaced (it must not be nil).
+func New(d *db.DB, dataDir string, access AccessNotifier) *Service {
+	if access == nil {
+		panic("workspace.New: nil AccessNotifier")
+	}
+	return &Service{db: d, dataDir: dataDir, access: access, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // AddUsageSource registers a provider of workspace references.
@@ -487,7 +498,63 @@ func (s *Service) SetAccess(ctx context.Context, id string, userIDs []string) ([
 	if err != nil {
 		return nil, err
 	}
+	// Whoever lost a grant loses what it gave before this answers.
+	s.access.AccessLost(ctx, berth.AccessLoss{OrgID: c.OrgID, WorkspaceID: id})
 	return s.Access(ctx, id)
+}
+
+// Denied is a workspace a user may not use, and why, in words for a
+// status reason or an error message.
+type Denied struct {
+	WorkspaceID string
+	Slug        string
+	Why         string
+}
+
+// Denied returns, among workspaceIDs, those userID may not use now. It is
+// the rule of every workspace read (visibleClause) applied to the user's
+// current role and grants, whoever asks: a revoked grant, a demotion or a
+// removal from the organization shows at once. Workspaces that no longer
+// exist are not listed (a forced delete leaves nothing to reach).
+func (s *Service) Denied(ctx context.Context, userID string, workspaceIDs []string) ([]Denied, error) {
+	if len(workspaceIDs) == 0 {
+		return nil, nil
+	}
+	var u struct {
+		OrgID string     `db:"org_id"`
+		Role  berth.Role `db:"role"`
+	}
+	err := db.Err(s.db.GetContext(ctx, &u, s.db.Rebind(`SELECT org_id, role FROM users WHERE id = ?`), userID))
+	removed := berth.IsKind(err, berth.NotFound)
+	if err != nil && !removed {
+		return nil, err
+	}
+	// A removed user may use nothing: a clause that holds for no row.
+	where, args := `1 = 0`, []any{}
+	if !removed {
+		where, args = visibleClause(&berth.Caller{UserID: userID, OrgID: u.OrgID, Role: u.Role})
+	}
+	q, qargs, err := sqlx.In(`SELECT w.id, w.slug FROM workspaces w WHERE w.id IN (?) AND NOT (`+where+`) ORDER BY w.slug`,
+		append([]any{workspaceIDs}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	var rows []struct {
+		ID   string `db:"id"`
+		Slug string `db:"slug"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(q), qargs...); err != nil {
+		return nil, db.Err(err)
+	}
+	out := make([]Denied, 0, len(rows))
+	for _, r := range rows {
+		why := fmt.Sprintf("its owner lost access to workspace %q", r.Slug)
+		if removed {
+			why = fmt.Sprintf("its owner is no longer a member of the organization (workspace %q)", r.Slug)
+		}
+		out = append(out, Denied{WorkspaceID: r.ID, Slug: r.Slug, Why: why})
+	}
+	return out, nil
 }
 
 // Touch records that a workspace was accessed.
