@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/berth-dev/berth"
@@ -43,6 +45,9 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	if hook := m.afterList.Load(); hook != nil {
 		(*hook)()
 	}
+	// One sandbox that cannot be reconciled (an engine call failing for
+	// it) does not hold up the others.
+	var errs []error
 	live := map[string]bool{}
 	for _, id := range ids {
 		live[id] = true
@@ -53,7 +58,10 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		err := m.reconcileOne(ctx, id, byID)
 		l.Unlock()
 		if err != nil {
-			return err
+			errs = append(errs, fmt.Errorf("sandbox %s: %w", id, err))
+			if ctx.Err() != nil {
+				return errors.Join(errs...)
+			}
 		}
 	}
 	for _, c := range cs {
@@ -70,18 +78,17 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		var n int
 		if err := m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid); err != nil {
 			l.Unlock()
-			return db.Err(err)
+			return errors.Join(append(errs, db.Err(err))...)
 		}
 		if n == 0 {
 			m.log.Info("reconcile: removing container without a sandbox", "container", c.ID, "sandbox", sid)
 			if err := m.rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
-				l.Unlock()
-				return err
+				errs = append(errs, err)
 			}
 		}
 		l.Unlock()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]runtime.Container) error {
@@ -175,7 +182,10 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		}
 		// Re-read under the lock: an exec may have just counted as activity.
 		var last time.Time
-		err := m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID)
+		err := db.Err(m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID))
+		if err != nil && !berth.IsKind(err, berth.NotFound) { // NotFound: no longer running
+			m.log.Warn("idle pause: re-read the sandbox", "sandbox", r.ID, "err", err)
+		}
 		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second && m.execsInFlight(r.ID) == 0 {
 			m.log.Info("pausing idle sandbox", "sandbox", r.ID, "idleTimeout", r.IdleTimeout)
 			_, err = m.transitionLocked(ctx, r.ID, "pause", []Status{Running}, Pausing, Paused, func(ctx context.Context, s *Sandbox) error {
