@@ -34,4 +34,3 @@ func TestPauseResumeBackToBack(t *testing.T) {
 	wg.Wait()
 	destroyAll(t, a, ids)
 }
-
