@@ -174,15 +174,23 @@ func validQuota(q *int64) error {
 
 const wsCols = `w.id, w.org_id, w.slug, w.name, w.is_personal, w.owner_user_id, w.quota_bytes, w.created_at, w.updated_at, w.last_accessed_at`
 
-// visibleClause restricts w to what c may see: admins see their whole org;
-// members see what they own and organization workspaces granted to them.
+// visibleClause restricts w to what c may see and use: admins see their
+// whole org; members see what they own and organization workspaces granted
+// to them. It is the one access rule: reads, writes, listings and mounts
+// (through Denied) all go through it.
 func visibleClause(c *berth.Caller) (string, []any) {
 	if c.IsAdmin() {
 		return `w.org_id = ?`, []any{c.OrgID}
 	}
-	return `w.org_id = ? AND (w.owner_user_id = ? OR (w.is_personal = FALSE AND EXISTS
-		(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = ?)))`,
-		[]any{c.OrgID, c.UserID, c.UserID}
+	own, args := ownOrGranted(c.UserID)
+	return `w.org_id = ? AND ` + own, append([]any{c.OrgID}, args...)
+}
+
+// ownOrGranted restricts w to what userID owns and the organization (not
+// personal) workspaces granted to them.
+func ownOrGranted(userID string) (string, []any) {
+	return `(w.owner_user_id = ? OR (w.is_personal = FALSE AND EXISTS
+		(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = ?)))`, []any{userID, userID}
 }
 
 // CreateInput is the body of POST /v1/workspaces.
@@ -313,9 +321,9 @@ func (s *Service) List(ctx context.Context, all bool) (*List, error) {
 			return nil, berth.Errorf(berth.Forbidden, "only organization admins may list every workspace (all=true)")
 		}
 	} else {
-		q += ` AND (w.owner_user_id = ? OR (w.is_personal = FALSE AND EXISTS
-			(SELECT 1 FROM workspace_access a WHERE a.workspace_id = w.id AND a.user_id = ?)))`
-		args = append(args, c.UserID, c.UserID)
+		own, oargs := ownOrGranted(c.UserID)
+		q += ` AND ` + own
+		args = append(args, oargs...)
 	}
 	out := &List{Workspaces: []Workspace{}}
 	if err := s.db.SelectContext(ctx, &out.Workspaces, s.db.Rebind(q+` ORDER BY w.created_at, w.id`), args...); err != nil {
