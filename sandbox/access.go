@@ -83,7 +83,10 @@ func (m *Manager) cutOff(ctx context.Context, s *Sandbox, denied []deniedMount) 
 	if err := m.setStatus(ctx, s.ID, Stopping, reason); err != nil {
 		return err
 	}
-	if err := m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout); err != nil {
+	// No grace period: every moment of it is access the owner no longer
+	// has, and a paused sandbox could not use it anyway (frozen processes
+	// do not see SIGTERM).
+	if err := m.rt.Stop(ctx, s.containerID, 0); err != nil {
 		if berth.IsKind(err, berth.NotFound) {
 			return m.setStatus(ctx, s.ID, Error, "its container disappeared; "+reason)
 		}
