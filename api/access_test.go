@@ -157,8 +157,14 @@ func TestAccessLossStopsSandboxes(t *testing.T) {
 			_, err := a.SetWorkspaceAccess(ctx, w.ID, []string{m.ID})
 			must(t, err)
 			s := newSandbox(t, mc, client.SandboxRequest{Mounts: mount})
+			s2 := newSandbox(t, mc, client.SandboxRequest{Mounts: mount})
 			_, err = env.DB.Exec(env.DB.Rebind(`DELETE FROM workspace_access WHERE user_id = ?`), m.ID)
 			must(t, err)
+			// The next exec finds out first, and cuts the sandbox off.
+			if _, err := mc.Exec(ctx, s2.ID, client.ExecRequest{Command: "true"}); client.ErrorCode(err) != "forbidden" {
+				t.Errorf("exec after the grant vanished: %v, want forbidden", err)
+			}
+			cutOff(t, env, s2.ID, w.Slug, mc.Key)
 			must(t, env.Sandboxes.Reconcile(ctx))
 			cutOff(t, env, s.ID, w.Slug, mc.Key)
 		})

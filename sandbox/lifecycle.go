@@ -300,10 +300,9 @@ func (m *Manager) touch(ctx context.Context, id string) {
 // (which checks for execs under the same lock) cannot freeze it in between.
 // The caller must call the returned func when the exec ends.
 func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.CancelCauseFunc) (*Sandbox, func(), error) {
-	if err := m.checkMountAccess(ctx, s); err != nil {
-		return nil, nil, err
-	}
-	if s.Status != Running && s.Status != Paused && s.Status != Pausing && s.Status != Resuming {
+	// Stopped goes on to the access check under the lock: a sandbox cut off
+	// is stopped, and the answer must say why.
+	if s.Status != Running && s.Status != Paused && s.Status != Pausing && s.Status != Resuming && s.Status != Stopped {
 		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
 	}
 	l := m.lock(s.ID)
@@ -320,7 +319,9 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.Canc
 	if len(denied) > 0 {
 		// Still running although access is gone (a change made behind the
 		// server's back, or a cut-off that failed): cut it off now.
-		if err := m.cutOff(ctx, cur, denied); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), accessLostTimeout)
+		defer cancel()
+		if err := m.cutOff(cctx, cur, denied); err != nil {
 			m.log.Error("cut off a sandbox whose owner lost access", "sandbox", cur.ID, "err", err)
 		}
 		return nil, nil, accessError(cur, denied)
