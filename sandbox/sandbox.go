@@ -132,7 +132,8 @@ type Manager struct {
 	instance string
 	now      func() time.Time
 
-	locks sync.Map // sandbox id → *sync.Mutex: one lifecycle operation at a time
+	locks sync.Map   // sandbox id → *sync.Mutex: one lifecycle operation at a time
+	pinMu sync.Mutex // pinning and releasing mount points (mountpoints.go)
 	execs sync.Map // sandbox id → *atomic.Int64: execs in flight
 
 	bg     context.Context // background work (async creates, loops)

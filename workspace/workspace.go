@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,6 +101,9 @@ type Service struct {
 	// onDelete runs after a workspace's row is gone and before its
 	// directory is removed (NewFiles closes the open directory there).
 	onDelete []func(id string)
+
+	pinOnce sync.Once // PinSupported probes once
+	pinErr  error
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
@@ -109,6 +113,10 @@ func New(d *db.DB, dataDir string) *Service {
 
 // AddUsageSource registers a provider of workspace references.
 func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, u) }
+
+// DataDir is the server's data directory: a host path, never to be shown
+// to clients.
+func (s *Service) DataDir() string { return s.dataDir }
 
 // Dir is the host directory of workspace id.
 func (s *Service) Dir(id string) string { return filepath.Join(s.dataDir, "workspaces", id) }
@@ -423,6 +431,11 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	}
 	for _, fn := range s.onDelete {
 		fn(w.ID)
+	}
+	// A forced delete may meet mount points pinned for sandboxes that still
+	// mount this workspace (see PinMountPoints): force means they lose them.
+	if err := UnpinTree(s.Dir(w.ID)); err != nil {
+		return fmt.Errorf("unpin workspace directory: %w", err)
 	}
 	if err := os.RemoveAll(s.Dir(w.ID)); err != nil {
 		return fmt.Errorf("remove workspace directory: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/db/dbtest"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/workspace"
 )
 
 // Env is a running server with its admin client.
@@ -85,6 +86,12 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		}
 		removeContainers(s)
 		s.Close()
+		// Mount points stay pinned (immutable) while their sandboxes exist;
+		// a test that never destroyed them would leave a data directory
+		// nobody can remove.
+		if err := workspace.UnpinTree(cfg.DataDir); err != nil {
+			t.Errorf("unpin the data directory: %v", err)
+		}
 	})
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin.key"))
 	if err != nil {
