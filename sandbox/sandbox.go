@@ -134,7 +134,7 @@ type Manager struct {
 
 	locks sync.Map   // sandbox id → *sync.Mutex: one lifecycle operation at a time
 	pinMu sync.Mutex // pinning and releasing mount points (mountpoints.go)
-	execs sync.Map // sandbox id → *atomic.Int64: execs in flight
+	execs sync.Map   // sandbox id → *atomic.Int64: execs in flight
 
 	bg     context.Context // background work (async creates, loops)
 	cancel context.CancelFunc
