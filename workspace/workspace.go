@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,7 @@ type MountedSandbox struct {
 	SandboxStatus string `json:"sandboxStatus"`
 	MountPath     string `json:"mountPath"`
 	ReadOnly      bool   `json:"readOnly"`
+	OwnerUserID   string `json:"-"` // decides who may see the entry (Usage)
 }
 
 // AgentUse is an agent that uses a workspace.
@@ -64,9 +66,13 @@ type AgentUse struct {
 	Slug          string `json:"slug"`
 	ExecutionMode string `json:"executionMode"`
 	SandboxID     string `json:"sandboxId"`
+	OwnerUserID   string `json:"-"` // decides who may see the entry (Usage)
 }
 
-// Usage says who references a workspace.
+// Usage says who references a workspace. Counts always cover every
+// reference; the lists show every one only to admins and the workspace's
+// owner, and to other grantees only their own sandboxes and agents (the
+// others' ids, names and statuses are not theirs to see).
 type Usage struct {
 	WorkspaceID      string           `json:"workspaceId"`
 	WorkspaceName    string           `json:"workspaceName"`
@@ -378,13 +384,25 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Works
 	return w, nil
 }
 
-// Usage reports who references a visible workspace.
+// Usage reports who references a visible workspace: to admins and the
+// owner in full, to other grantees with counts of all and lists of their
+// own references only.
 func (s *Service) Usage(ctx context.Context, id string) (*Usage, error) {
-	w, err := s.Resolve(ctx, id, "files:read")
+	c, err := auth.Require(ctx, "files:read")
 	if err != nil {
 		return nil, err
 	}
-	return s.usage(ctx, w)
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.usage(ctx, w)
+	if err != nil || c.IsAdmin() || w.OwnerUserID == c.UserID {
+		return u, err
+	}
+	u.MountedSandboxes = slices.DeleteFunc(u.MountedSandboxes, func(m MountedSandbox) bool { return m.OwnerUserID != c.UserID })
+	u.Agents = slices.DeleteFunc(u.Agents, func(a AgentUse) bool { return a.OwnerUserID != c.UserID })
+	return u, nil
 }
 
 func (s *Service) usage(ctx context.Context, w *Workspace) (*Usage, error) {
