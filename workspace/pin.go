@@ -258,68 +258,82 @@ func (s *Service) UnpinMountPoints(id string, rels, keep []string) error {
 
 func (s *Service) unpinOne(id, rel string, want map[string]uint32) error {
 	segs := strings.Split(rel, "/")
-	parent, err := unix.Open(s.Dir(id), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	root, err := unix.Open(s.Dir(id), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil // the workspace is gone
 	}
 	if err != nil {
 		return fmt.Errorf("open workspace %s: %w", id, err)
 	}
-	defer func() { unix.Close(parent) }()
+	fds := []int{root}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
 	for i, seg := range segs {
-		fd, err := unix.Openat(parent, seg, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(fds[i], seg, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return nil // nothing of ours there
+			break // nothing of ours below
 		}
 		if err != nil {
 			return fmt.Errorf("open %s in workspace %s: %w", strings.Join(segs[:i+1], "/"), id, err)
 		}
-		if err := updateFlags(fd, want[strings.Join(segs[:i+1], "/")]); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("unpin %s in workspace %s: %w", strings.Join(segs[:i+1], "/"), id, err)
+		fds = append(fds, fd)
+	}
+	// Bottom-up, so that what stays pinned is always a chain from the root
+	// (UnpinTree relies on it), even if this stops half-way.
+	for i := len(fds) - 1; i > 0; i-- {
+		p := strings.Join(segs[:i], "/")
+		if err := updateFlags(fds[i], want[p]); err != nil {
+			return fmt.Errorf("unpin %s in workspace %s: %w", p, id, err)
 		}
-		unix.Close(parent)
-		parent = fd
 	}
 	return nil
 }
 
-// UnpinTree clears the pin flags of every directory under dir (dir
-// included), without following symlinks, so that the tree can be removed:
-// before a workspace is deleted, and by tests cleaning up a data directory.
-// A filesystem without the flags has nothing to clear.
-func UnpinTree(dir string) error {
+// UnpinTree clears the pins below root, a workspace directory, so that
+// the tree can be removed: before a workspace is deleted, and by tests
+// cleaning up a data directory. A pin covers every directory from the root
+// to a mount point (pins are set top-down and cleared bottom-up), so only
+// pinned directories are descended into: the walk costs the root's listing
+// and the pinned chains, however large the tree. Symlinks are never
+// followed; a filesystem without the flags has nothing to clear.
+func UnpinTree(root string) error {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unpin %s: %w", root, err)
+	}
 	var errs []error
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			errs = append(errs, err)
-			return nil
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
 		}
-		if !d.IsDir() {
-			return nil
-		}
+		p := filepath.Join(root, e.Name())
 		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			if !errors.Is(err, unix.ENOENT) {
+			if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.ENOTDIR) {
 				errs = append(errs, fmt.Errorf("unpin %s: %w", p, err))
 			}
-			return nil
+			continue
 		}
-		defer unix.Close(fd)
 		cur, err := getFlags(fd)
-		if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-			return nil
-		}
-		if err == nil && cur&pinAny != 0 {
-			err = setFlags(fd, cur&^pinAny)
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL):
+			// no flags on this filesystem
+		case err != nil:
 			errs = append(errs, fmt.Errorf("unpin %s: %w", p, err))
+		case cur&pinAny != 0:
+			if err := setFlags(fd, cur&^pinAny); err != nil {
+				errs = append(errs, fmt.Errorf("unpin %s: %w", p, err))
+			} else {
+				errs = append(errs, UnpinTree(p))
+			}
 		}
-		return nil
-	})
-	return errors.Join(append(errs, err)...)
+		errs = append(errs, unix.Close(fd))
+	}
+	return errors.Join(errs...)
 }

@@ -39,7 +39,7 @@ func TestPinMountPoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := UnpinTree(data); err != nil {
+		if err := UnpinTree(dir); err != nil {
 			t.Errorf("unpin: %v", err)
 		}
 	})
@@ -93,5 +93,16 @@ func TestPinMountPoints(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "d", "f")); err != nil || string(b) != "x" {
 		t.Errorf("the file in the way changed: %q %v", b, err)
+	}
+
+	// UnpinTree frees whatever is left, so the tree can be removed.
+	if err := s.PinMountPoints(id, []string{"p/q/r", "p/s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnpinTree(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Errorf("remove after UnpinTree: %v", err)
 	}
 }

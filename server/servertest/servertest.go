@@ -5,7 +5,9 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,7 +91,7 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		// Mount points stay pinned (immutable) while their sandboxes exist;
 		// a test that never destroyed them would leave a data directory
 		// nobody can remove.
-		if err := workspace.UnpinTree(cfg.DataDir); err != nil {
+		if err := unpinWorkspaces(cfg.DataDir); err != nil {
 			t.Errorf("unpin the data directory: %v", err)
 		}
 	})
@@ -134,4 +136,23 @@ func removeContainers(s *server.Server) {
 	for _, c := range cs {
 		_ = rt.Remove(ctx, c.ID)
 	}
+}
+
+// unpinWorkspaces clears the pins of every workspace directory of dataDir.
+func unpinWorkspaces(dataDir string) error {
+	dir := filepath.Join(dataDir, "workspaces")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, workspace.UnpinTree(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }
