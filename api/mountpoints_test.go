@@ -166,7 +166,17 @@ func TestNestedMountPointInTheWay(t *testing.T) {
 	if target, err := os.Readlink(filepath.Join(dir, "link")); err != nil || target != "/etc" {
 		t.Errorf("the symlink in the way changed: %q %v", target, err)
 	}
-	if sbs, _, err := a.Sandboxes(ctx, client.SandboxFilter{}); err != nil || len(sbs) != 0 {
+	// Nesting creates and pins the mount point in the enclosing workspace:
+	// a reader of it may not.
+	_, reader := env.Member(t, "reader", "admin", "sandbox:create", "sandbox:read", "files:read")
+	_, err = reader.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}, Mounts: []client.Mount{
+		{WorkspaceID: w.ID, Path: "/workspace", ReadOnly: true}, {WorkspaceID: w2.ID, Path: "/workspace/new", ReadOnly: true},
+	}}, false)
+	wantStatus(t, "nested mount by a reader of the enclosing workspace", err, 403)
+	if _, err := os.Lstat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("the refused create made its mount point: %v", err)
+	}
+	if sbs, _, err := a.Sandboxes(ctx, client.SandboxFilter{All: true}); err != nil || len(sbs) != 0 {
 		t.Errorf("refused creates left sandboxes: %v %v", sbs, err)
 	}
 	if cs := containers(t, env); len(cs) != 0 {

@@ -112,6 +112,18 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 	if err := m.checkNesting(mounts); err != nil {
 		return nil, err
 	}
+	// A nested mount's mount point is created and pinned in the enclosing
+	// workspace, which then cannot change there while the sandbox exists:
+	// only someone who may write that workspace may do that to it.
+	for _, mp := range mountPointsOf(mounts) {
+		if _, err := m.ws.Resolve(ctx, mp.WorkspaceID, "files:write"); err != nil {
+			if berth.IsKind(err, berth.Forbidden) {
+				return nil, berth.Errorf(berth.Forbidden,
+					"mount path %s lies inside another mount: its mount point is created and protected in that mount's workspace, which needs write access to it (files:write)", mp.Path)
+			}
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -24,6 +24,7 @@ import (
 type mountPoint struct {
 	WorkspaceID string
 	Rel         string
+	Path        string // the nested mount's path in the sandbox
 }
 
 // mountPointsOf lists the mount points of mounts that lie inside another of
@@ -39,7 +40,7 @@ func mountPointsOf(mounts []Mount) []mountPoint {
 			}
 		}
 		if outer != nil {
-			out = append(out, mountPoint{WorkspaceID: outer.WorkspaceID, Rel: strings.TrimPrefix(mt.Path, outer.Path+"/")})
+			out = append(out, mountPoint{WorkspaceID: outer.WorkspaceID, Rel: strings.TrimPrefix(mt.Path, outer.Path+"/"), Path: mt.Path})
 		}
 	}
 	return out
