@@ -33,7 +33,10 @@ func wantStatus(t testing.TB, what string, err error, want int) {
 // at a start refuses the start; destroying the sandbox frees them.
 func TestNestedMountPointsPinned(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	servertest.Engines(t, testNestedMountPointsPinned)
+}
+
+func testNestedMountPointsPinned(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin
@@ -45,6 +48,8 @@ func TestNestedMountPointsPinned(t *testing.T) {
 	dir := func(ws string) string { return filepath.Join(env.Config.DataDir, "workspaces", ws) }
 	w, w2 := newWS("outer"), newWS("inner")
 	must(t, os.WriteFile(filepath.Join(dir(w2), "who"), []byte("inner"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir(w), "a"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir(w), "a", "keep"), []byte("user data"), 0o644))
 	owner := newSandbox(t, a, client.SandboxRequest{Mounts: []client.Mount{
 		{WorkspaceID: w, Path: "/workspace"}, {WorkspaceID: w2, Path: "/workspace/a/priv"},
 	}})
@@ -57,6 +62,10 @@ func TestNestedMountPointsPinned(t *testing.T) {
 		wantStatus(t, "rename a directory leading to it", err, 409)
 		wantStatus(t, "delete the mount point", a.DeleteFile(ctx, w, "/a/priv"), 409)
 		wantStatus(t, "delete a directory leading to it", a.DeleteFile(ctx, w, "/a"), 409)
+		wantStatus(t, "delete a file next to it", a.DeleteFile(ctx, w, "/a/keep"), 409)
+		if b, err := os.ReadFile(filepath.Join(dir(w), "a", "keep")); err != nil || string(b) != "user data" {
+			t.Errorf("a refused delete touched a file next to the mount point: %q %v", b, err)
+		}
 		_, err = a.CreateFile(ctx, w, "/", "priv", "directory", nil)
 		must(t, err)
 		_, err = a.MoveFile(ctx, w, "/priv", "/a", true)
@@ -69,7 +78,7 @@ func TestNestedMountPointsPinned(t *testing.T) {
 		wantStatus(t, "write next to the mount point", err, 409)
 		_, err = a.CopyFile(ctx, w, "/priv", "/a", false)
 		wantStatus(t, "copy next to the mount point", err, 409)
-		if ents, err := os.ReadDir(filepath.Join(dir(w), "a")); err != nil || len(ents) != 1 {
+		if ents, err := os.ReadDir(filepath.Join(dir(w), "a")); err != nil || len(ents) != 2 {
 			t.Errorf("refused operations left entries next to the mount point: %v %v", ents, err)
 		}
 		if _, err := os.Lstat(filepath.Join(dir(w), "a", "priv")); err != nil {
