@@ -239,8 +239,8 @@ func (m *Manager) Destroy(ctx context.Context, idOrName string) (*Sandbox, error
 
 // released frees what a destroyed sandbox held outside its container: the
 // pins of its mount points. A failure is logged (the sandbox is destroyed
-// all the same); the pins stay until another release of the same paths or
-// a forced delete of the workspace.
+// all the same); the pins then stay until another release of the same
+// paths or the deletion of the workspace holding them.
 func (m *Manager) released(ctx context.Context, s *Sandbox) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
