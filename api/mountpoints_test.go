@@ -13,8 +13,8 @@ import (
 	"github.com/berth-dev/berth/workspace"
 )
 
-// wantStatus fails unless err is an API error with status want.
-func wantStatus(t testing.TB, what string, err error, want int) {
+// wantRefused fails unless err is an API error with status want.
+func wantRefused(t testing.TB, what string, err error, want int) {
 	t.Helper()
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Status != want {
@@ -57,27 +57,27 @@ func testNestedMountPointsPinned(t *testing.T, env *servertest.Env) {
 
 	t.Run("file API", func(t *testing.T) {
 		_, err := a.RenameFile(ctx, w, "/a/priv", "x", false)
-		wantStatus(t, "rename the mount point", err, 409)
+		wantRefused(t, "rename the mount point", err, 409)
 		_, err = a.RenameFile(ctx, w, "/a", "b", false)
-		wantStatus(t, "rename a directory leading to it", err, 409)
-		wantStatus(t, "delete the mount point", a.DeleteFile(ctx, w, "/a/priv"), 409)
-		wantStatus(t, "delete a directory leading to it", a.DeleteFile(ctx, w, "/a"), 409)
-		wantStatus(t, "delete a file next to it", a.DeleteFile(ctx, w, "/a/keep"), 409)
+		wantRefused(t, "rename a directory leading to it", err, 409)
+		wantRefused(t, "delete the mount point", a.DeleteFile(ctx, w, "/a/priv"), 409)
+		wantRefused(t, "delete a directory leading to it", a.DeleteFile(ctx, w, "/a"), 409)
+		wantRefused(t, "delete a file next to it", a.DeleteFile(ctx, w, "/a/keep"), 409)
 		if b, err := os.ReadFile(filepath.Join(dir(w), "a", "keep")); err != nil || string(b) != "user data" {
 			t.Errorf("a refused delete touched a file next to the mount point: %q %v", b, err)
 		}
 		_, err = a.CreateFile(ctx, w, "/", "priv", "directory", nil)
 		must(t, err)
 		_, err = a.MoveFile(ctx, w, "/priv", "/a", true)
-		wantStatus(t, "move a directory over the mount point", err, 409)
+		wantRefused(t, "move a directory over the mount point", err, 409)
 		_, err = a.CopyFile(ctx, w, "/priv", "/a", true)
-		wantStatus(t, "copy a directory over the mount point", err, 409)
+		wantRefused(t, "copy a directory over the mount point", err, 409)
 		_, err = a.WriteFile(ctx, w, "/a/priv/hidden", "x")
-		wantStatus(t, "write under the mount point", err, 409)
+		wantRefused(t, "write under the mount point", err, 409)
 		_, err = a.WriteFile(ctx, w, "/a/note", "x")
-		wantStatus(t, "write next to the mount point", err, 409)
+		wantRefused(t, "write next to the mount point", err, 409)
 		_, err = a.CopyFile(ctx, w, "/priv", "/a", false)
-		wantStatus(t, "copy next to the mount point", err, 409)
+		wantRefused(t, "copy next to the mount point", err, 409)
 		if ents, err := os.ReadDir(filepath.Join(dir(w), "a")); err != nil || len(ents) != 2 {
 			t.Errorf("refused operations left entries next to the mount point: %v %v", ents, err)
 		}
@@ -120,7 +120,7 @@ func testNestedMountPointsPinned(t *testing.T, env *servertest.Env) {
 		must(t, os.Remove(mp))
 		must(t, os.Symlink("/etc", mp))
 		_, err = a.SandboxAction(ctx, owner.ID, "start")
-		wantStatus(t, "start over a symlinked mount point", err, 409)
+		wantRefused(t, "start over a symlinked mount point", err, 409)
 		if st := status(t, a, owner.ID); st != "stopped" {
 			t.Errorf("after the refused start the sandbox is %s", st)
 		}
@@ -167,7 +167,7 @@ func TestNestedMountPointInTheWay(t *testing.T) {
 		_, err := a.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}, Mounts: []client.Mount{
 			{WorkspaceID: w.ID, Path: "/workspace"}, {WorkspaceID: w2.ID, Path: p},
 		}}, false)
-		wantStatus(t, "mount at "+p, err, 409)
+		wantRefused(t, "mount at "+p, err, 409)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "file")); err != nil || string(b) != "user data" {
 		t.Errorf("the file in the way changed: %q %v", b, err)
@@ -181,7 +181,7 @@ func TestNestedMountPointInTheWay(t *testing.T) {
 	_, err = reader.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}, Mounts: []client.Mount{
 		{WorkspaceID: w.ID, Path: "/workspace", ReadOnly: true}, {WorkspaceID: w2.ID, Path: "/workspace/new", ReadOnly: true},
 	}}, false)
-	wantStatus(t, "nested mount by a reader of the enclosing workspace", err, 403)
+	wantRefused(t, "nested mount by a reader of the enclosing workspace", err, 403)
 	if _, err := os.Lstat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
 		t.Errorf("the refused create made its mount point: %v", err)
 	}
