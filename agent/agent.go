@@ -472,8 +472,9 @@ func (s *Service) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 		Slug      string `db:"slug"`
 		Mode      string `db:"execution_mode"`
 		SandboxID string `db:"sandbox_id"`
+		Owner     string `db:"owner_user_id"`
 	}
-	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT a.id, a.slug, a.execution_mode, a.sandbox_id FROM agents a
+	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT a.id, a.slug, a.execution_mode, a.sandbox_id, a.owner_user_id FROM agents a
 		WHERE (a.execution_mode = 'managed' AND EXISTS (SELECT 1 FROM agent_mounts m WHERE m.agent_id = a.id AND m.workspace_id = ?))
 		   OR (a.execution_mode = 'in_sandbox' AND EXISTS (SELECT 1 FROM sandbox_mounts sm JOIN sandboxes sb ON sb.id = sm.sandbox_id
 		       WHERE sm.sandbox_id = a.sandbox_id AND sm.workspace_id = ? AND sb.status <> 'destroyed'))
@@ -483,7 +484,7 @@ func (s *Service) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 	}
 	out := make([]workspace.AgentUse, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, workspace.AgentUse{AgentID: r.ID, Slug: r.Slug, ExecutionMode: r.Mode, SandboxID: r.SandboxID})
+		out = append(out, workspace.AgentUse{AgentID: r.ID, Slug: r.Slug, ExecutionMode: r.Mode, SandboxID: r.SandboxID, OwnerUserID: r.Owner})
 	}
 	return nil, out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -331,15 +330,21 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 	env["BERTH_RUN_ID"] = r.RunID
 	env["BERTH_THREAD_ID"] = r.ThreadID
 	env["BERTH_AGENT"] = a.Slug
-	var fileWS string
-	if len(sb.Mounts) > 0 {
-		first := sb.Mounts[0]
-		fileWS = first.WorkspaceID
-		if err := s.writeThreadFile(context.Background(), fileWS, r.ThreadID, r.RunID); err != nil {
-			s.finish(r, Failed, "could not write the thread file: "+berth.Message(err), nil, nil)
-			return
+	// The thread's history goes into the sandbox's own filesystem (see
+	// writeThreadFile); without a place for it the run goes on, and
+	// BERTH_THREAD_FILE is unset.
+	threadFile, err := s.writeThreadFile(ctx, sb, r.ThreadID, r.RunID)
+	if err != nil {
+		s.log.Warn("no thread file for the run", "run", r.RunID, "sandbox", sb.ID, "err", err)
+	} else {
+		env["BERTH_THREAD_FILE"] = threadFile
+		if a.ExecutionMode == InSandbox {
+			defer func() {
+				if err := s.removeThreadDir(ctx, sb, threadFile); err != nil {
+					s.log.Warn("remove the run's thread file", "run", r.RunID, "sandbox", sb.ID, "err", err)
+				}
+			}()
 		}
-		env["BERTH_THREAD_FILE"] = path.Join(first.Path, threadDir, r.ThreadID+".jsonl")
 	}
 
 	out := &output{s: s, threadID: r.ThreadID, runID: r.RunID}
@@ -360,13 +365,6 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 		st, reason = ended(err)
 	}
 	s.finish(r, st, reason, code, out)
-	if fileWS != "" {
-		// Mirror the whole thread, this run included, for whoever reads the
-		// workspace next.
-		if err := s.writeThreadFile(context.Background(), fileWS, r.ThreadID, ""); err != nil {
-			s.log.Warn("write thread file", "thread", r.ThreadID, "err", err)
-		}
-	}
 }
 
 // sandboxFor returns the sandbox a run executes in. For a managed agent it

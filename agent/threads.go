@@ -25,7 +25,10 @@ type Thread struct {
 	UpdatedAt   time.Time `json:"updatedAt" db:"updated_at"`
 	Runs        []Run     `json:"runs,omitempty" db:"-"`
 
-	OrgID           string `json:"-" db:"org_id"`
+	OrgID string `json:"-" db:"org_id"`
+	// FileWorkspaceID is where an earlier berth wrote the thread's file
+	// (.berth/threads/<id>.jsonl); thread files now live in the run's
+	// sandbox (writeThreadFile) and it stays empty for new threads.
 	FileWorkspaceID string `json:"-" db:"file_workspace_id"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -100,9 +101,9 @@ func TestAgentInSandbox(t *testing.T) {
 		if !strings.Contains(r1.Output, wantLine) || r1.Stderr != "oops\n" {
 			t.Errorf("run 1 output %q stderr %q, want %q", r1.Output, r1.Stderr, wantLine)
 		}
-		fileIn := "/workspace/.berth/threads/" + r1.ThreadID + ".jsonl"
-		if !strings.Contains(r1.Output, "file="+fileIn) {
-			t.Errorf("run 1: BERTH_THREAD_FILE not %s: %q", fileIn, r1.Output)
+		// The thread file is in the sandbox's own /tmp, never in a workspace.
+		if !regexp.MustCompile(`file=/tmp/berth-thread\.[^/\n]+/` + r1.ThreadID + `\.jsonl\n`).MatchString(r1.Output) {
+			t.Errorf("run 1: BERTH_THREAD_FILE not in /tmp: %q", r1.Output)
 		}
 
 		// SSE, continuing the thread: the thread file holds run 1's events.
@@ -143,12 +144,15 @@ func TestAgentInSandbox(t *testing.T) {
 		if len(history) == 0 || history[0].Type != "prompt" || history[0].Text != "first" || types[len(types)-1] != "result" {
 			t.Errorf("thread file seen by run 2: %v (first %+v)", types, history)
 		}
-		// After the run the file mirrors the whole thread.
-		all := readJSONL(t, a.hostFile(t, ".berth/threads/"+r1.ThreadID+".jsonl"))
+		// After the run its thread file is gone from the sandbox, and the
+		// workspace got none.
+		if ex, err := env.Admin.Exec(ctx, a.sbx.ID, client.ExecRequest{Command: "ls -d /tmp/berth-thread.* 2>/dev/null; ls -A /workspace"}); err != nil || ex.Stdout != "" {
+			t.Errorf("after the runs: %+v %v", ex, err)
+		}
 		evs, err := env.Admin.ThreadEvents(ctx, r1.ThreadID)
 		must(t, err)
-		if len(all) != len(evs) || len(evs) < 10 {
-			t.Errorf("thread file has %d events, the thread %d", len(all), len(evs))
+		if len(evs) < 10 {
+			t.Errorf("the thread has %d events", len(evs))
 		}
 		for i := range evs {
 			if evs[i].Seq != int64(i+1) {
@@ -363,7 +367,7 @@ func TestAgentRunEndings(t *testing.T) {
 	})
 
 	t.Run("hostile thread dir", func(t *testing.T) {
-		// The sandbox plants links where berth writes thread files.
+		// The sandbox plants a link where berth used to write thread files.
 		outside := t.TempDir()
 		mk("plain", []string{"true"})
 		ex, err := env.Admin.Exec(ctx, a.sbx.ID, client.ExecRequest{Command: "rm -rf /workspace/.berth && ln -s " + outside + " /workspace/.berth"})
@@ -379,35 +383,48 @@ func TestAgentRunEndings(t *testing.T) {
 		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 			t.Errorf("berth wrote through the .berth symlink: %v", ents)
 		}
-		dir := filepath.Join(env.API.Workspaces.Dir(a.ws), ".berth")
-		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
-			t.Errorf(".berth is not a real directory after the run: %v", err)
-		}
-		// Now threads itself is a link to outside, and the file's name too.
-		must(t, os.RemoveAll(filepath.Join(dir, "threads")))
-		must(t, os.Symlink(outside, filepath.Join(dir, "threads")))
-		r2, err := env.Admin.RunAgent(ctx, "plain", client.RunRequest{Prompt: "y", ThreadID: r.ThreadID})
-		must(t, err)
-		if r2.Status != "completed" {
-			t.Fatalf("run 2: %+v", r2)
-		}
-		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
-			t.Errorf("berth wrote through the threads symlink: %v", ents)
-		}
-		target := filepath.Join(outside, "target")
-		must(t, os.WriteFile(target, []byte("keep"), 0o644))
-		file := filepath.Join(dir, "threads", r.ThreadID+".jsonl")
-		must(t, os.Remove(file))
-		must(t, os.Symlink(target, file))
-		_, err = env.Admin.RunAgent(ctx, "plain", client.RunRequest{Prompt: "z", ThreadID: r.ThreadID})
-		must(t, err)
-		if b, _ := os.ReadFile(target); string(b) != "keep" {
-			t.Errorf("berth wrote through a symlinked thread file: %q", b)
-		}
-		if fi, err := os.Lstat(file); err != nil || !fi.Mode().IsRegular() {
-			t.Errorf("thread file is not a regular file: %v", err)
+		if target, err := os.Readlink(filepath.Join(env.API.Workspaces.Dir(a.ws), ".berth")); err != nil || target != outside {
+			t.Errorf("the sandbox's .berth symlink was not left alone: %q %v", target, err)
 		}
 	})
+}
+
+// TestAgentThreadFileReadOnlyMount: a run in a sandbox whose only mount is
+// read-only, over a workspace holding a user's regular file named .berth,
+// leaves the workspace exactly as it was and still gives the agent its
+// thread's history.
+func TestAgentThreadFileReadOnlyMount(t *testing.T) {
+	needAgentEngine(t)
+	env := servertest.Start(t, "")
+	ctx := context.Background()
+	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "ro"})
+	must(t, err)
+	dir := env.API.Workspaces.Dir(ws.ID)
+	must(t, os.WriteFile(filepath.Join(dir, ".berth"), []byte("user data"), 0o644))
+	sb, err := env.Admin.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Network: "none",
+		Mounts: []client.Mount{{WorkspaceID: ws.ID, Path: "/workspace", ReadOnly: true}}}, false)
+	must(t, err)
+	t.Cleanup(func() { _ = env.Admin.DestroySandbox(context.Background(), sb.ID) })
+	_, err = env.Admin.UpsertAgent(ctx, client.AgentRequest{Slug: "hist", ExecutionMode: "in_sandbox", Sandbox: sb.ID,
+		Command: agentSh(`cat "$BERTH_THREAD_FILE"`)})
+	must(t, err)
+	r1, err := env.Admin.RunAgent(ctx, "hist", client.RunRequest{Prompt: "remember me"})
+	must(t, err)
+	r2, err := env.Admin.RunAgent(ctx, "hist", client.RunRequest{Prompt: "again", ThreadID: r1.ThreadID})
+	must(t, err)
+	if r1.Status != "completed" || r2.Status != "completed" {
+		t.Fatalf("runs: %+v %+v", r1, r2)
+	}
+	history := readJSONL(t, r2.Output)
+	if len(history) == 0 || history[0].Type != "prompt" || history[0].Text != "remember me" {
+		t.Errorf("run 2 read %q as its history", r2.Output)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, ".berth")); err != nil || string(b) != "user data" {
+		t.Errorf("the user's .berth changed: %q %v", b, err)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 1 {
+		t.Errorf("the read-only workspace now holds %v (%v)", ents, err)
+	}
 }
 
 func TestAgentManaged(t *testing.T) {

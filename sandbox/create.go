@@ -108,6 +108,21 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 	}
 	// Parents first, so that nested mounts land on top of their parent.
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	if err := m.checkNesting(mounts); err != nil {
+		return nil, err
+	}
+	// A nested mount's mount point is created and pinned in the enclosing
+	// workspace, which then cannot change there while the sandbox exists:
+	// only someone who may write that workspace may do that to it.
+	for _, mp := range mountPointsOf(mounts) {
+		if _, err := m.ws.Resolve(ctx, mp.WorkspaceID, "files:write"); err != nil {
+			if berth.IsKind(err, berth.Forbidden) {
+				return nil, berth.Errorf(berth.Forbidden,
+					"mount path %s lies inside another mount: its mount point is created and protected in that mount's workspace, which needs write access to it (files:write)", mp.Path)
+			}
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -268,6 +283,14 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 		l.Unlock()
 		return nil, err
 	}
+	// Mount points are pinned once the sandbox is recorded (a release
+	// recomputes from the database what stays pinned), and before any
+	// container exists. A symlink or a file in the way refuses the create.
+	if err := m.pinMountPoints(ctx, in.Mounts); err != nil {
+		m.discard(ctx, id, in.Mounts)
+		l.Unlock()
+		return nil, err
+	}
 
 	spec := runtime.Spec{
 		Name:     "berth-" + id,
@@ -306,10 +329,24 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 	defer l.Unlock()
 	if err := m.provision(ctx, id, tmpl, spec); err != nil {
 		// A synchronous create that fails leaves nothing behind.
-		m.db.ExecContext(context.Background(), m.db.Rebind(`DELETE FROM sandboxes WHERE id = ?`), id)
+		m.discard(ctx, id, in.Mounts)
 		return nil, err
 	}
 	return m.load(ctx, m.db, `s.id = ?`, id)
+}
+
+// discard removes the row of a sandbox whose create failed, then releases
+// its mount points. Failures are logged: the create's own error is what the
+// caller reports.
+func (m *Manager) discard(ctx context.Context, id string, mounts []Mount) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`DELETE FROM sandboxes WHERE id = ?`), id); err != nil {
+		m.log.Error("failed create: removing the sandbox's row", "sandbox", id, "err", err)
+	}
+	if err := m.unpinMountPoints(ctx, mounts); err != nil {
+		m.log.Error("failed create: releasing mount points", "sandbox", id, "err", err)
+	}
 }
 
 // provision makes the image present, creates and starts the container and

@@ -224,6 +224,9 @@ func (m *Manager) Stop(ctx context.Context, idOrName string) (*Sandbox, error) {
 // Start starts a stopped sandbox.
 func (m *Manager) Start(ctx context.Context, idOrName string) (*Sandbox, error) {
 	return m.transition(ctx, idOrName, "start", []Status{Stopped}, Resuming, Running, func(ctx context.Context, s *Sandbox) error {
+		if err := m.pinMountPoints(ctx, s.Mounts); err != nil {
+			return err
+		}
 		if err := m.rt.Start(ctx, s.containerID); err != nil {
 			return err
 		}
@@ -241,9 +244,26 @@ func (m *Manager) Start(ctx context.Context, idOrName string) (*Sandbox, error) 
 // are untouched.
 func (m *Manager) Destroy(ctx context.Context, idOrName string) (*Sandbox, error) {
 	all := []Status{Creating, Running, Pausing, Paused, Resuming, Stopping, Stopped, Destroying, Error}
-	return m.transition(ctx, idOrName, "destroy", all, Destroying, Destroyed, func(ctx context.Context, s *Sandbox) error {
+	s, err := m.transition(ctx, idOrName, "destroy", all, Destroying, Destroyed, func(ctx context.Context, s *Sandbox) error {
 		return m.removeContainer(ctx, s.ID, s.containerID)
 	})
+	if err != nil {
+		return nil, err
+	}
+	m.released(ctx, s)
+	return s, nil
+}
+
+// released frees what a destroyed sandbox held outside its container: the
+// pins of its mount points. A failure is logged (the sandbox is destroyed
+// all the same); the pins then stay until another release of the same
+// paths or the deletion of the workspace holding them.
+func (m *Manager) released(ctx context.Context, s *Sandbox) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := m.unpinMountPoints(ctx, s.Mounts); err != nil {
+		m.log.Error("destroyed sandbox: releasing its mount points", "sandbox", s.ID, "err", err)
+	}
 }
 
 // removeContainer removes a sandbox's container, found by id or by label

@@ -126,7 +126,11 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 		if err := m.removeContainer(ctx, id, s.containerID); err != nil {
 			return err
 		}
-		return m.setStatus(ctx, id, Destroyed, "")
+		if err := m.setStatus(ctx, id, Destroyed, ""); err != nil {
+			return err
+		}
+		m.released(ctx, s)
+		return nil
 	case !exists:
 		if s.Status == Error {
 			return nil

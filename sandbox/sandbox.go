@@ -132,8 +132,9 @@ type Manager struct {
 	instance string
 	now      func() time.Time
 
-	locks sync.Map // sandbox id → *sync.Mutex: one lifecycle operation at a time
-	execs sync.Map // sandbox id → *inflight: execs in flight
+	locks sync.Map   // sandbox id → *sync.Mutex: one lifecycle operation at a time
+	pinMu sync.Mutex // pinning and releasing mount points (mountpoints.go)
+	execs sync.Map   // sandbox id → *inflight: execs in flight
 
 	bg     context.Context // background work (async creates, loops)
 	cancel context.CancelFunc
@@ -156,13 +157,17 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 5 * time.Second
 	}
-	m := &Manager{db: d, rt: rt, ws: ws, log: log, opts: opts,
+	// Engine errors quote host paths; the manager's runtime hides them.
+	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), ws: ws, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	id, err := m.instanceID(ctx)
 	if err != nil {
 		return nil, err
 	}
 	m.instance = id
+	if err := ws.PinSupported(); err != nil {
+		log.Warn("nested workspace mounts are refused: their mount points cannot be protected on this data directory", "err", err)
+	}
 	m.bg, m.cancel = context.WithCancel(context.Background())
 	ws.AddUsageSource(m.workspaceUsage)
 	return m, nil
@@ -359,8 +364,9 @@ func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 		Status   string `db:"status"`
 		Path     string `db:"path"`
 		ReadOnly bool   `db:"read_only"`
+		Owner    string `db:"owner_user_id"`
 	}
-	err := m.db.SelectContext(ctx, &rows, m.db.Rebind(`SELECT s.id, s.name, s.status, mt.path, mt.read_only
+	err := m.db.SelectContext(ctx, &rows, m.db.Rebind(`SELECT s.id, s.name, s.status, mt.path, mt.read_only, s.owner_user_id
 		FROM sandbox_mounts mt JOIN sandboxes s ON s.id = mt.sandbox_id
 		WHERE mt.workspace_id = ? AND s.status <> 'destroyed' ORDER BY s.created_at, s.id, mt.path`), wsID)
 	if err != nil {
@@ -368,7 +374,7 @@ func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 	}
 	out := make([]workspace.MountedSandbox, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, workspace.MountedSandbox{SandboxID: r.ID, SandboxName: r.Name, SandboxStatus: r.Status, MountPath: r.Path, ReadOnly: r.ReadOnly})
+		out = append(out, workspace.MountedSandbox{SandboxID: r.ID, SandboxName: r.Name, SandboxStatus: r.Status, MountPath: r.Path, ReadOnly: r.ReadOnly, OwnerUserID: r.Owner})
 	}
 	return out, nil, nil
 }

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,6 +57,7 @@ type MountedSandbox struct {
 	SandboxStatus string `json:"sandboxStatus"`
 	MountPath     string `json:"mountPath"`
 	ReadOnly      bool   `json:"readOnly"`
+	OwnerUserID   string `json:"-"` // decides who may see the entry (Usage)
 }
 
 // AgentUse is an agent that uses a workspace.
@@ -63,9 +66,13 @@ type AgentUse struct {
 	Slug          string `json:"slug"`
 	ExecutionMode string `json:"executionMode"`
 	SandboxID     string `json:"sandboxId"`
+	OwnerUserID   string `json:"-"` // decides who may see the entry (Usage)
 }
 
-// Usage says who references a workspace.
+// Usage says who references a workspace. Counts always cover every
+// reference; the lists show every one only to admins and the workspace's
+// owner, and to other grantees only their own sandboxes and agents (the
+// others' ids, names and statuses are not theirs to see).
 type Usage struct {
 	WorkspaceID      string           `json:"workspaceId"`
 	WorkspaceName    string           `json:"workspaceName"`
@@ -107,6 +114,9 @@ type Service struct {
 	// onDelete runs after a workspace's row is gone and before its
 	// directory is removed (NewFiles closes the open directory there).
 	onDelete []func(id string)
+
+	pinOnce sync.Once // PinSupported probes once
+	pinErr  error
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
@@ -120,6 +130,10 @@ func New(d *db.DB, dataDir string, access AccessNotifier) *Service {
 
 // AddUsageSource registers a provider of workspace references.
 func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, u) }
+
+// DataDir is the server's data directory: a host path, never to be shown
+// to clients.
+func (s *Service) DataDir() string { return s.dataDir }
 
 // Dir is the host directory of workspace id.
 func (s *Service) Dir(id string) string { return filepath.Join(s.dataDir, "workspaces", id) }
@@ -389,13 +403,25 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Works
 	return w, nil
 }
 
-// Usage reports who references a visible workspace.
+// Usage reports who references a visible workspace: to admins and the
+// owner in full, to other grantees with counts of all and lists of their
+// own references only.
 func (s *Service) Usage(ctx context.Context, id string) (*Usage, error) {
-	w, err := s.Resolve(ctx, id, "files:read")
+	c, err := auth.Require(ctx, "files:read")
 	if err != nil {
 		return nil, err
 	}
-	return s.usage(ctx, w)
+	w, err := s.get(ctx, s.db, c, id)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.usage(ctx, w)
+	if err != nil || c.IsAdmin() || w.OwnerUserID == c.UserID {
+		return u, err
+	}
+	u.MountedSandboxes = slices.DeleteFunc(u.MountedSandboxes, func(m MountedSandbox) bool { return m.OwnerUserID != c.UserID })
+	u.Agents = slices.DeleteFunc(u.Agents, func(a AgentUse) bool { return a.OwnerUserID != c.UserID })
+	return u, nil
 }
 
 func (s *Service) usage(ctx context.Context, w *Workspace) (*Usage, error) {
@@ -442,6 +468,11 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	}
 	for _, fn := range s.onDelete {
 		fn(w.ID)
+	}
+	// A forced delete may meet mount points pinned for sandboxes that still
+	// mount this workspace (see PinMountPoints): force means they lose them.
+	if err := UnpinTree(s.Dir(w.ID)); err != nil {
+		return fmt.Errorf("unpin workspace directory: %w", err)
 	}
 	if err := os.RemoveAll(s.Dir(w.ID)); err != nil {
 		return fmt.Errorf("remove workspace directory: %w", err)

@@ -5,7 +5,9 @@ package servertest
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/db/dbtest"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/workspace"
 )
 
 // Env is a running server with its admin client.
@@ -85,6 +88,12 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		}
 		removeContainers(s)
 		s.Close()
+		// Mount points stay pinned (immutable) while their sandboxes exist;
+		// a test that never destroyed them would leave a data directory
+		// nobody can remove.
+		if err := unpinWorkspaces(cfg.DataDir); err != nil {
+			t.Errorf("unpin the data directory: %v", err)
+		}
 	})
 	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "admin.key"))
 	if err != nil {
@@ -127,4 +136,23 @@ func removeContainers(s *server.Server) {
 	for _, c := range cs {
 		_ = rt.Remove(ctx, c.ID)
 	}
+}
+
+// unpinWorkspaces clears the pins of every workspace directory of dataDir.
+func unpinWorkspaces(dataDir string) error {
+	dir := filepath.Join(dataDir, "workspaces")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, workspace.UnpinTree(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }

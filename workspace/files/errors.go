@@ -64,7 +64,12 @@ func fsErr(err error, p string) error {
 		return berth.Errorf(berth.Conflict, "%s: crosses a mount point", p)
 	case syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG:
 		return berth.Errorf(berth.QuotaExceeded, "%s: no space left", p)
-	case syscall.EACCES, syscall.EPERM, syscall.EROFS:
+	case syscall.EPERM:
+		// As root, the only EPERM a workspace gives is from the flags that
+		// pin a sandbox's mount point and the directories leading to it.
+		return berth.Errorf(berth.Conflict,
+			"%s: not permitted: it is in a sandbox's mount point or in a directory leading to one, where nothing may be created, removed, moved or replaced while that sandbox exists", p)
+	case syscall.EACCES, syscall.EROFS:
 		return berth.Errorf(berth.Forbidden, "%s: permission denied", p)
 	case syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EBUSY:
 		return berth.Wrap(berth.Unavailable, err, p+": temporarily unavailable")

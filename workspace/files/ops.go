@@ -37,6 +37,9 @@ func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := w.refusePinned(rel, info); err != nil {
+		return 0, err
+	}
 	if !info.IsDir() {
 		var freed int64
 		if info.Mode().IsRegular() {
@@ -139,6 +142,9 @@ func (w *Workspace) move(ctx context.Context, src, dst string, overwrite bool) (
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(src))
 	}
+	if err := w.refusePinned(src, info); err != nil {
+		return Entry{}, err
+	}
 	if dst != src {
 		if err := w.place(ctx, src, dst, info, overwrite); err != nil {
 			return Entry{}, err
@@ -162,6 +168,9 @@ func (w *Workspace) place(ctx context.Context, src, dst string, info fs.FileInfo
 		return fsErr(err, apiPath(dst))
 	case !overwrite:
 		return berth.Errorf(berth.Conflict, "%s: already exists", apiPath(dst))
+	}
+	if err := w.refusePinned(dst, old); err != nil {
+		return err
 	}
 	if !old.IsDir() && !info.IsDir() {
 		if err := w.root.Rename(src, dst); err != nil {
