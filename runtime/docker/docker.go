@@ -15,10 +15,10 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
@@ -40,7 +40,11 @@ type Docker struct {
 // New does not contact the engine: the server must be able to start while
 // the engine is down. The API version is negotiated on the first call that
 // reaches the engine (and again after a failed attempt), so a Debian engine
-// speaking API 1.41 works with this newer client.
+// speaking API 1.41 works with this newer client. (github.com/moby/moby/client
+// v0.6.2 speaks API 1.40 to 1.56: its MinAPIVersion is "1.40"; Debian 12's
+// docker.io 20.10 speaks 1.41, checked with the conformance suite. An engine
+// older than 1.40 makes Ping fail with the client's "API version ... is not
+// supported by this client".)
 func New(host string) (*Docker, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
@@ -61,7 +65,7 @@ func (d *Docker) Close() error { return d.cli.Close() }
 
 // Ping reports whether the engine answers.
 func (d *Docker) Ping(ctx context.Context) error {
-	if _, err := d.cli.Ping(ctx); err != nil {
+	if _, err := d.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return berth.Wrap(berth.Unavailable, err, "container engine unreachable")
 	}
 	return nil
@@ -130,7 +134,7 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		CapAdd:      runtime.SafeCapabilities,
 		Resources:   res,
 	}
-	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name})
 	if err != nil {
 		return "", translate(err, "create container "+spec.Name)
 	}
@@ -139,37 +143,42 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 
 // Start starts a created or stopped container.
 func (d *Docker) Start(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerStart(ctx, id, container.StartOptions{}), "start container "+id)
+	_, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return translate(err, "start container "+id)
 }
 
 // Pause freezes a running container.
 func (d *Docker) Pause(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerPause(ctx, id), "pause container "+id)
+	_, err := d.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+	return translate(err, "pause container "+id)
 }
 
 // Unpause thaws a paused container.
 func (d *Docker) Unpause(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerUnpause(ctx, id), "unpause container "+id)
+	_, err := d.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	return translate(err, "unpause container "+id)
 }
 
 // Stop stops a container, killing it after timeout.
 func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
 	secs := int((timeout + time.Second - 1) / time.Second)
-	return translate(d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}), "stop container "+id)
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	return translate(err, "stop container "+id)
 }
 
 // Remove force-removes a container and its anonymous volumes.
 func (d *Docker) Remove(ctx context.Context, id string) error {
-	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	return translate(err, "remove container "+id)
 }
 
 // Inspect reports a container's state.
 func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, error) {
-	info, err := d.cli.ContainerInspect(ctx, id)
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return runtime.Container{}, translate(err, "inspect container "+id)
 	}
+	info := res.Container
 	c := runtime.Container{
 		ID:      info.ID,
 		Name:    strings.TrimPrefix(info.Name, "/"),
@@ -186,22 +195,14 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, err
 		c.StartedAt = parseTime(st.StartedAt)
 	}
 	if ns := info.NetworkSettings; ns != nil {
-		c.IPAddress = ns.IPAddress
-		if c.IPAddress == "" {
-			for _, ep := range ns.Networks {
-				if ep != nil && ep.IPAddress != "" {
-					c.IPAddress = ep.IPAddress
-					break
-				}
-			}
-		}
+		c.IPAddress = endpointAddress(ns.Networks)
 	}
 	return c, nil
 }
 
 // List returns the containers carrying every label in labels.
 func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.Container, error) {
-	args := filters.NewArgs()
+	args := client.Filters{}
 	if len(labels) == 0 {
 		args.Add("label", runtime.ManagedLabel)
 	}
@@ -212,12 +213,12 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.
 			args.Add("label", k+"="+v)
 		}
 	}
-	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	list, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: args})
 	if err != nil {
 		return nil, translate(err, "list containers")
 	}
-	out := make([]runtime.Container, 0, len(list))
-	for _, s := range list {
+	out := make([]runtime.Container, 0, len(list.Items))
+	for _, s := range list.Items {
 		c := runtime.Container{
 			ID:      s.ID,
 			Image:   s.Image,
@@ -229,12 +230,7 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
 		if s.NetworkSettings != nil {
-			for _, ep := range s.NetworkSettings.Networks {
-				if ep != nil && ep.IPAddress != "" {
-					c.IPAddress = ep.IPAddress
-					break
-				}
-			}
+			c.IPAddress = endpointAddress(s.NetworkSettings.Networks)
 		}
 		out = append(out, c)
 	}
@@ -297,4 +293,23 @@ func parseTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// endpointAddress is a container's IPv4 address on its network. It reads the
+// per-network endpoints: the top-level NetworkSettings.IPAddress is
+// deprecated (and only ever covered the engine's default bridge). A sandbox
+// is on one network; should there be several, the first by name is taken so
+// that the answer is stable.
+func endpointAddress(eps map[string]*network.EndpointSettings) string {
+	names := make([]string, 0, len(eps))
+	for name, ep := range eps {
+		if ep != nil && ep.IPAddress.IsValid() {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return eps[names[0]].IPAddress.String()
 }

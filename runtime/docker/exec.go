@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
@@ -82,7 +82,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, berth.Wrap(berth.Internal, err, "exec: marker")
 	}
 	env := append(envList(spec.Env), ExecIDEnv+"="+marker)
-	created, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+	created, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
 		Cmd:          spec.Cmd,
 		Env:          env,
 		WorkingDir:   spec.Dir,
@@ -98,7 +98,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, translate(err, "exec in container "+id)
 	}
 	// Attaching starts the command; from here on it may be running.
-	hj, err := d.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	hj, err := d.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
 		if ctx.Err() != nil {
 			d.killExec(id, spec.User, marker)
@@ -147,7 +147,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	// The stream ends when the command's stdio closes; the engine records
 	// the exit code a moment later.
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		info, err := d.cli.ContainerExecInspect(ctx, created.ID)
+		info, err := d.cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
 			if ctx.Err() != nil {
 				d.killExec(id, spec.User, marker)
@@ -174,14 +174,14 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 func (d *Docker) killExec(id, user, marker string) {
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
-	created, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+	created, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
 		Cmd:  []string{"/bin/sh", "-c", killScript, "berth-kill", ExecIDEnv + "=" + marker},
 		User: user,
 	})
 	if err != nil {
 		return
 	}
-	hj, err := d.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	hj, err := d.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return
 	}
