@@ -31,6 +31,7 @@ var _ runtime.Runtime = (*Docker)(nil)
 type Docker struct {
 	cli  *client.Client
 	host string
+	iso  isolation // the isolated network of runtime.NetworkBridge
 }
 
 // New returns a runtime for the engine at host: a URL such as
@@ -54,7 +55,7 @@ func New(host string) (*Docker, error) {
 	if err != nil {
 		return nil, berth.Wrap(berth.Invalid, err, "docker: bad engine address")
 	}
-	return &Docker{cli: cli, host: cli.DaemonHost()}, nil
+	return &Docker{cli: cli, host: cli.DaemonHost(), iso: isolation{network: IsolatedNetwork, bridge: IsolatedBridge}}, nil
 }
 
 // Host is the engine address in use.
@@ -76,18 +77,25 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 	if spec.Image == "" {
 		return "", berth.Errorf(berth.Invalid, "container spec: image is required")
 	}
-	network := spec.Network
-	switch network {
-	case "":
-		network = runtime.NetworkNone
-	case runtime.NetworkNone, runtime.NetworkBridge:
-	default:
-		return "", berth.Errorf(berth.Invalid, "container spec: unknown network %q", spec.Network)
+	mode := spec.Network
+	if mode == "" {
+		mode = runtime.NetworkNone
+	}
+	netName, err := d.engineNetwork(mode)
+	if err != nil {
+		return "", err
+	}
+	isolated := netName == d.iso.network
+	if isolated {
+		if err := d.ensureIsolation(ctx, false); err != nil {
+			return "", err
+		}
 	}
 	labels := map[string]string{runtime.ManagedLabel: "true"}
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
+	labels[labelNetworkMode] = mode
 	cmd := spec.Cmd
 	if len(cmd) == 0 {
 		cmd = runtime.IdleCommand
@@ -124,7 +132,7 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		User:       spec.User,
 	}
 	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(network),
+		NetworkMode: container.NetworkMode(netName),
 		Mounts:      mounts,
 		// tini as PID 1: it forwards SIGTERM to the idle command (so Stop is
 		// quick) and reaps what exec'd commands leave behind.
@@ -134,16 +142,46 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		CapAdd:      runtime.SafeCapabilities,
 		Resources:   res,
 	}
-	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name})
+	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name}
+	created, err := d.cli.ContainerCreate(ctx, opts)
+	if err != nil && isolated && cerrdefs.IsNotFound(err) {
+		// The isolated network may have been removed since it was made:
+		// make it again and retry once. (A missing image fails again.
+		// Debian's engine checks the network only at start, see Start;
+		// newer ones check it here.)
+		if ierr := d.ensureIsolation(ctx, true); ierr != nil {
+			return "", errors.Join(translate(err, "create container "+spec.Name), ierr)
+		}
+		created, err = d.cli.ContainerCreate(ctx, opts)
+	}
 	if err != nil {
 		return "", translate(err, "create container "+spec.Name)
 	}
 	return created.ID, nil
 }
 
-// Start starts a created or stopped container.
+// Start starts a created or stopped container. A container on the isolated
+// network starts only once its firewall rule is in place (a reboot or a
+// firewall reload removes it while the engine keeps the network), and the
+// network is made again if it was removed while the container was stopped.
 func (d *Docker) Start(ctx context.Context, id string) error {
-	_, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	info, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return translate(err, "start container "+id)
+	}
+	isolated := info.Container.HostConfig != nil && string(info.Container.HostConfig.NetworkMode) == d.iso.network
+	if isolated {
+		if err := d.ensureIsolation(ctx, false); err != nil {
+			return err
+		}
+	}
+	_, err = d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	if err != nil && isolated && cerrdefs.IsNotFound(err) {
+		if ierr := d.ensureIsolation(ctx, true); ierr != nil {
+			return errors.Join(translate(err, "start container "+id), ierr)
+		}
+		_, err = d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	}
 	return translate(err, "start container "+id)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker"
 )
 
 // Raw talks to the engine named by DOCKER_HOST (or the local socket).
@@ -32,13 +33,13 @@ func New() (*Raw, error) {
 func (r *Raw) Close() error { return r.cli.Close() }
 
 // CreateStart creates and starts a container configured as berth configures
-// a sandbox (init, no new privileges, capabilities, limits, bridge network,
+// a sandbox (init, no new privileges, capabilities, limits, isolated network,
 // idle command) and returns its id once it runs.
 func (r *Raw) CreateStart(ctx context.Context, image, name string, labels map[string]string, memory, pids int64) (string, error) {
 	init := true
 	cfg := &container.Config{Image: image, Cmd: runtime.IdleCommand, Labels: labels, WorkingDir: "/workspace"}
 	host := &container.HostConfig{
-		NetworkMode: "bridge",
+		NetworkMode: docker.IsolatedNetwork, // made by berth's first sandbox
 		Init:        &init,
 		SecurityOpt: []string{"no-new-privileges"},
 		CapDrop:     []string{"ALL"},
