@@ -169,11 +169,17 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return translate(err, "start container "+id)
 	}
-	isolated := info.Container.HostConfig != nil && string(info.Container.HostConfig.NetworkMode) == d.iso.network
+	c := info.Container
+	isolated := d.onIsolatedNetwork(c)
 	if isolated {
 		if err := d.ensureIsolation(ctx, false); err != nil {
 			return err
 		}
+	} else if d.fromBeforeIsolation(c) {
+		if err := d.moveToIsolated(ctx, c); err != nil {
+			return err
+		}
+		isolated = true
 	}
 	_, err = d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
 	if err != nil && isolated && cerrdefs.IsNotFound(err) {

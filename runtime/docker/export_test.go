@@ -5,7 +5,10 @@ import (
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/berth-dev/berth/runtime"
 )
 
 // NewWithIsolatedNetwork is New with its own isolated network and bridge,
@@ -90,4 +93,35 @@ func RemoveJump(bridge string) error {
 		}
 	}
 	return nil
+}
+
+// CreateAsBefore creates a bridge container as berth did before sandboxes
+// were isolated: on the engine's default bridge, without the network label.
+func (d *Docker) CreateAsBefore(ctx context.Context, name, image string, labels map[string]string) (string, error) {
+	l := map[string]string{runtime.ManagedLabel: "true"}
+	for k, v := range labels {
+		l[k] = v
+	}
+	init := true
+	res, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:       name,
+		Config:     &container.Config{Image: image, Cmd: runtime.IdleCommand, Labels: l},
+		HostConfig: &container.HostConfig{NetworkMode: "bridge", Init: &init},
+	})
+	return res.ID, err
+}
+
+// ContainerNetworks names the networks container id is attached to.
+func (d *Docker) ContainerNetworks(ctx context.Context, id string) ([]string, error) {
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	if ns := res.Container.NetworkSettings; ns != nil {
+		for name := range ns.Networks {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -101,6 +102,53 @@ func (d *Docker) ensureIsolation(ctx context.Context, forget bool) error {
 				" (berth must run as root on the engine's host)")
 	}
 	return nil
+}
+
+// onIsolatedNetwork reports whether c was made for, or moved to, the
+// isolated network.
+func (d *Docker) onIsolatedNetwork(c container.InspectResponse) bool {
+	if c.HostConfig != nil && string(c.HostConfig.NetworkMode) == d.iso.network {
+		return true
+	}
+	if c.NetworkSettings != nil {
+		_, ok := c.NetworkSettings.Networks[d.iso.network]
+		return ok
+	}
+	return false
+}
+
+// fromBeforeIsolation reports whether c is a stopped runtime.NetworkBridge
+// container made before bridge sandboxes were isolated: on the engine's
+// default bridge, without the network-mode label that "shared" ones carry.
+func (d *Docker) fromBeforeIsolation(c container.InspectResponse) bool {
+	if c.Config == nil || c.HostConfig == nil || c.State == nil || c.State.Running {
+		return false
+	}
+	_, labelled := c.Config.Labels[labelNetworkMode]
+	return c.Config.Labels[runtime.ManagedLabel] == "true" && !labelled &&
+		string(c.HostConfig.NetworkMode) == "bridge"
+}
+
+// moveToIsolated moves a stopped container from the default bridge to the
+// isolated network, so that a sandbox made before isolation existed is
+// isolated from its next start on. (Its NetworkMode still reads "bridge";
+// onIsolatedNetwork looks at its networks too.) If the move fails half way,
+// the container is on no network, and the next start tries again: it never
+// goes back to the shared bridge.
+func (d *Docker) moveToIsolated(ctx context.Context, c container.InspectResponse) error {
+	if err := d.ensureIsolation(ctx, false); err != nil {
+		return err
+	}
+	if c.NetworkSettings != nil {
+		if _, ok := c.NetworkSettings.Networks["bridge"]; ok {
+			_, err := d.cli.NetworkDisconnect(ctx, "bridge", client.NetworkDisconnectOptions{Container: c.ID})
+			if err != nil {
+				return translate(err, "move container "+c.ID+" to network "+d.iso.network)
+			}
+		}
+	}
+	_, err := d.cli.NetworkConnect(ctx, d.iso.network, client.NetworkConnectOptions{Container: c.ID})
+	return translate(err, "move container "+c.ID+" to network "+d.iso.network)
 }
 
 // isolatedOptions are the driver options the isolated network must have.

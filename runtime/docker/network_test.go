@@ -174,6 +174,28 @@ func TestIsolatedNetwork(t *testing.T) {
 	}
 	wantSetup("after a create and start recreated the network")
 
+	// A bridge sandbox made before isolation existed (on the default
+	// bridge) is moved to the isolated network at its next start, and
+	// stays there.
+	legacy, err := d.CreateAsBefore(ctx, fmt.Sprintf("berth-nettest-%s-legacy", run), image, map[string]string{runtimetest.LabelTest: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := d.Start(ctx, legacy); err != nil {
+			t.Fatalf("start of a sandbox from before isolation: %v", err)
+		}
+		if nets, err := d.ContainerNetworks(ctx, legacy); err != nil || len(nets) != 1 || nets[0] != netName {
+			t.Errorf("a sandbox from before isolation is on %v (%v), want [%s]", nets, err, netName)
+		}
+		if c, err := d.Inspect(ctx, legacy); err != nil || c.IPAddress == "" {
+			t.Errorf("a moved sandbox has no address: %+v, %v", c, err)
+		}
+		if err := d.Stop(ctx, legacy, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// One server ending leaves both to the others.
 	if err := rts[3].Close(); err != nil {
 		t.Fatal(err)
