@@ -245,12 +245,16 @@ func ensureFirewall(bridge string) error {
 			return err
 		}
 		ipts := []*iptables.IPTables{v4}
-		v6, err := newIPTables(iptables.ProtocolIPv6)
-		switch {
-		case err == nil:
-			ipts = append(ipts, v6)
-		case !errors.Is(err, exec.ErrNotFound):
-			return err
+		// Without IPv6 in the kernel (ipv6.disable=1) there is nothing to
+		// filter, and ip6tables could not anyway.
+		if _, err := os.Stat("/proc/net/if_inet6"); err == nil {
+			v6, err := newIPTables(iptables.ProtocolIPv6)
+			switch {
+			case err == nil:
+				ipts = append(ipts, v6)
+			case !errors.Is(err, exec.ErrNotFound):
+				return err
+			}
 		}
 		firewall.ipts = ipts
 	}
