@@ -688,15 +688,37 @@ func TestSandboxNetwork(t *testing.T) {
 	}()
 	port := l.Addr().(*net.TCPAddr).Port
 
-	bridge := newSandbox(t, a, client.SandboxRequest{})
-	gw := strings.TrimSpace(sh(t, a, bridge.ID, "ip route | awk '/^default/ {print $3}'"))
-	if net.ParseIP(gw) == nil {
-		t.Fatalf("no default gateway on the bridge network: %q", gw)
+	gateway := func(sb *client.Sandbox) string {
+		t.Helper()
+		gw := strings.TrimSpace(sh(t, a, sb.ID, "ip route | awk '/^default/ {print $3}'"))
+		if net.ParseIP(gw) == nil {
+			t.Fatalf("no default gateway on network %s: %q", sb.Network, gw)
+		}
+		return gw
 	}
+	// The user asked for the shared network: the host's services are
+	// reachable. The positive control: without it the checks below prove
+	// nothing.
+	shared := newSandbox(t, a, client.SandboxRequest{Network: "shared"})
+	if shared.Network != "shared" || shared.IP == "" {
+		t.Errorf("network shared sandbox: network %q ip %q", shared.Network, shared.IP)
+	}
+	gw := gateway(shared)
 	reach := fmt.Sprintf("nc -w 3 %s %d </dev/null", gw, port)
-	if r := run(t, a, bridge.ID, client.ExecRequest{Command: reach}); r.Stdout != "hello\n" {
-		// The positive control: without it the none check proves nothing.
-		t.Errorf("bridge sandbox could not reach %s:%d: %+v", gw, port, *r)
+	if r := run(t, a, shared.ID, client.ExecRequest{Command: reach}); r.Stdout != "hello\n" {
+		t.Errorf("shared sandbox could not reach %s:%d: %+v", gw, port, *r)
+	}
+
+	// The default network is isolated from the host.
+	bridge := newSandbox(t, a, client.SandboxRequest{})
+	if bridge.Network != "bridge" || bridge.IP == "" {
+		t.Errorf("default sandbox: network %q ip %q", bridge.Network, bridge.IP)
+	}
+	for _, host := range []string{gateway(bridge), gw} {
+		isolated := fmt.Sprintf("nc -w 3 %s %d </dev/null", host, port)
+		if r := run(t, a, bridge.ID, client.ExecRequest{Command: isolated}); r.ExitCode == 0 || r.Stdout != "" {
+			t.Errorf("bridge sandbox reached the host at %s:%d: %+v", host, port, *r)
+		}
 	}
 
 	none := newSandbox(t, a, client.SandboxRequest{Network: "none"})

@@ -56,7 +56,7 @@ type SandboxRequest struct {
 	Env         map[string]string `json:"env,omitempty"`
 	Resources   *Resources        `json:"resources,omitempty"`
 	IdleTimeout int64             `json:"idleTimeout,omitempty"`
-	Network     string            `json:"network,omitempty"`
+	Network     string            `json:"network,omitempty"` // "bridge" (default, isolated), "none" or "shared"
 	Mounts      []Mount           `json:"mounts,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
 }

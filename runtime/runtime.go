@@ -40,6 +40,8 @@ type Runtime interface {
 	// engine socket inside. The container's main process is spec.Cmd, or
 	// IdleCommand when that is empty, run under a minimal init that reaps
 	// orphaned processes, so that the container stays up until stopped.
+	// A NetworkBridge container is isolated as NetworkBridge says; a backend
+	// that cannot guarantee that at Create or Start fails them instead.
 	Create(ctx context.Context, spec Spec) (id string, err error)
 
 	// Start starts a created or stopped container. Starting a running
@@ -136,9 +138,18 @@ var SafeCapabilities = []string{
 }
 
 // Network modes of a sandbox.
+//
+// NetworkBridge is the isolated default: a sandbox reaches the internet (and
+// the names of the DNS) through NAT, but not another sandbox, whatever its
+// network, nor any service of the host, on any of the host's addresses.
+// NetworkShared is the opt-out for a user who wants the engine's ordinary
+// shared network: the sandbox reaches, and is reached by, the other shared
+// sandboxes and the services the host listens on (this is what "bridge"
+// meant before sandboxes were isolated).
 const (
 	NetworkNone   = "none"   // loopback only
-	NetworkBridge = "bridge" // the engine's default NAT network
+	NetworkBridge = "bridge" // isolated: internet through NAT only
+	NetworkShared = "shared" // the engine's default bridge: other shared sandboxes and the host's services too
 )
 
 // Spec describes a container to create.
@@ -154,7 +165,7 @@ type Spec struct {
 	User     string            // "uid[:gid]" or a name in the image ("" = image's)
 
 	Resources Resources
-	Network   string // NetworkNone or NetworkBridge; "" means NetworkNone
+	Network   string // NetworkNone, NetworkBridge or NetworkShared; "" means NetworkNone
 }
 
 // Mount is a host directory (or file) bind-mounted into a container.
@@ -192,7 +203,7 @@ type Container struct {
 	Image     string // the reference it was created from
 	State     State
 	Labels    map[string]string
-	IPAddress string    // on the bridge network; "" with NetworkNone or when not running
+	IPAddress string    // on its network; "" with NetworkNone or when not running
 	ExitCode  int       // of the main process, once exited
 	Error     string    // the engine's error message, if starting failed
 	Created   time.Time // zero if unknown

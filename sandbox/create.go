@@ -163,12 +163,15 @@ func validateCreate(in *CreateInput) (templates.Template, runtime.Resources, err
 	if in.IdleTimeout < 0 || in.IdleTimeout > 30*24*3600 {
 		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout must be 0 (never) or a number of seconds up to 30 days")
 	}
+	// "bridge" (the default) is isolated: internet only, no other sandbox
+	// and no host service; "shared" is the user asking for the engine's
+	// shared network, host services included (see runtime.NetworkShared).
 	switch in.Network {
 	case "":
 		in.Network = runtime.NetworkBridge
-	case runtime.NetworkNone, runtime.NetworkBridge:
+	case runtime.NetworkNone, runtime.NetworkBridge, runtime.NetworkShared:
 	default:
-		return tmpl, zero, berth.Errorf(berth.Invalid, "network must be \"none\" or \"bridge\"")
+		return tmpl, zero, berth.Errorf(berth.Invalid, "network must be \"bridge\" (isolated, the default), \"none\" or \"shared\" (reaches other shared sandboxes and the host's services)")
 	}
 	if len(in.Metadata) > 64 {
 		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 64 metadata entries")

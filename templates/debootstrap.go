@@ -18,6 +18,13 @@ import (
 	"github.com/berth-dev/berth"
 )
 
+// DebootstrapCache, when set, is an absolute directory where debootstrap
+// keeps the packages it downloads (its --cache-dir, made if missing), so
+// that a rebuild of a debootstrap template downloads only what changed on
+// the mirror. The build itself still runs in full. Empty: every build
+// downloads everything.
+var DebootstrapCache string
+
 // debootstrapRootfs runs debootstrap into a temporary directory and returns
 // the resulting tree as an open tar file, with a cleanup that removes
 // everything. debootstrap's own log lines go to progress as they come.
@@ -42,6 +49,17 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 	args := []string{}
 	if b.Variant != "" {
 		args = append(args, "--variant="+b.Variant)
+	}
+	if DebootstrapCache != "" {
+		if !filepath.IsAbs(DebootstrapCache) {
+			cleanup()
+			return nil, nil, berth.Errorf(berth.Invalid, "debootstrap cache %q: not an absolute path", DebootstrapCache)
+		}
+		if err := os.MkdirAll(DebootstrapCache, 0o755); err != nil {
+			cleanup()
+			return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap cache")
+		}
+		args = append(args, "--cache-dir="+DebootstrapCache)
 	}
 	args = append(args, b.Suite, root, b.Mirror)
 	fmt.Fprintf(progress, "running debootstrap %s\n", strings.Join(args, " "))

@@ -31,7 +31,7 @@ import (
 	"sync"
 
 	"github.com/dustin/go-humanize"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"

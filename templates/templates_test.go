@@ -198,10 +198,16 @@ func TestPullUnreachable(t *testing.T) {
 }
 
 // The debian template needs the Debian mirror and takes minutes: opt in with
-// BERTH_TEST_DEBIAN=1.
+// BERTH_TEST_DEBIAN=1 (.ci/run does). BERTH_TEST_DEBIAN_CACHE names a
+// directory that keeps the downloaded packages from one run to the next.
 func TestDebianImage(t *testing.T) {
 	if os.Getenv("BERTH_TEST_DEBIAN") == "" {
 		t.Skip("set BERTH_TEST_DEBIAN=1 to build the debian template (needs the Debian mirror, takes minutes)")
+	}
+	if dir := os.Getenv("BERTH_TEST_DEBIAN_CACHE"); dir != "" {
+		old := templates.DebootstrapCache
+		templates.DebootstrapCache = dir
+		t.Cleanup(func() { templates.DebootstrapCache = old })
 	}
 	rt := dockertest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)

@@ -74,7 +74,7 @@ func addSandboxCommands(root *cobra.Command) {
 	f.StringArrayVar(&mounts, "mount", nil, "workspace mount <workspace-id>:<path>[:ro] (repeatable)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	f.StringArrayVar(&req.Tags, "tag", nil, "tag (repeatable)")
-	f.StringVar(&req.Network, "network", "", "bridge (default) or none")
+	f.StringVar(&req.Network, "network", "", "bridge (default: internet only, isolated from other sandboxes and the host), none, or shared (also reaches other shared sandboxes and the host's services)")
 	f.Int64Var(&req.IdleTimeout, "idle-timeout", 0, "pause after this many idle seconds (0: never)")
 	f.BoolVar(&async, "async", false, "return while the sandbox is still being created")
 

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/mount"
-	"github.com/docker/docker/client"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
@@ -31,6 +31,7 @@ var _ runtime.Runtime = (*Docker)(nil)
 type Docker struct {
 	cli  *client.Client
 	host string
+	iso  isolation // the isolated network of runtime.NetworkBridge
 }
 
 // New returns a runtime for the engine at host: a URL such as
@@ -40,7 +41,11 @@ type Docker struct {
 // New does not contact the engine: the server must be able to start while
 // the engine is down. The API version is negotiated on the first call that
 // reaches the engine (and again after a failed attempt), so a Debian engine
-// speaking API 1.41 works with this newer client.
+// speaking API 1.41 works with this newer client. (github.com/moby/moby/client
+// v0.6.2 speaks API 1.40 to 1.56: its MinAPIVersion is "1.40"; Debian 12's
+// docker.io 20.10 speaks 1.41, checked with the conformance suite. An engine
+// older than 1.40 makes Ping fail with the client's "API version ... is not
+// supported by this client".)
 func New(host string) (*Docker, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
@@ -50,7 +55,7 @@ func New(host string) (*Docker, error) {
 	if err != nil {
 		return nil, berth.Wrap(berth.Invalid, err, "docker: bad engine address")
 	}
-	return &Docker{cli: cli, host: cli.DaemonHost()}, nil
+	return &Docker{cli: cli, host: cli.DaemonHost(), iso: isolation{network: IsolatedNetwork, bridge: IsolatedBridge}}, nil
 }
 
 // Host is the engine address in use.
@@ -61,7 +66,7 @@ func (d *Docker) Close() error { return d.cli.Close() }
 
 // Ping reports whether the engine answers.
 func (d *Docker) Ping(ctx context.Context) error {
-	if _, err := d.cli.Ping(ctx); err != nil {
+	if _, err := d.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		return berth.Wrap(berth.Unavailable, err, "container engine unreachable")
 	}
 	return nil
@@ -72,18 +77,25 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 	if spec.Image == "" {
 		return "", berth.Errorf(berth.Invalid, "container spec: image is required")
 	}
-	network := spec.Network
-	switch network {
-	case "":
-		network = runtime.NetworkNone
-	case runtime.NetworkNone, runtime.NetworkBridge:
-	default:
-		return "", berth.Errorf(berth.Invalid, "container spec: unknown network %q", spec.Network)
+	mode := spec.Network
+	if mode == "" {
+		mode = runtime.NetworkNone
+	}
+	netName, err := d.engineNetwork(mode)
+	if err != nil {
+		return "", err
+	}
+	isolated := netName == d.iso.network
+	if isolated {
+		if err := d.ensureIsolation(ctx, false); err != nil {
+			return "", err
+		}
 	}
 	labels := map[string]string{runtime.ManagedLabel: "true"}
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
+	labels[labelNetworkMode] = mode
 	cmd := spec.Cmd
 	if len(cmd) == 0 {
 		cmd = runtime.IdleCommand
@@ -120,7 +132,7 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		User:       spec.User,
 	}
 	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(network),
+		NetworkMode: container.NetworkMode(netName),
 		Mounts:      mounts,
 		// tini as PID 1: it forwards SIGTERM to the idle command (so Stop is
 		// quick) and reaps what exec'd commands leave behind.
@@ -130,16 +142,53 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		CapAdd:      runtime.SafeCapabilities,
 		Resources:   res,
 	}
-	created, err := d.cli.ContainerCreate(ctx, cfg, host, nil, nil, spec.Name)
+	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name}
+	created, err := d.cli.ContainerCreate(ctx, opts)
+	if err != nil && isolated && cerrdefs.IsNotFound(err) {
+		// The isolated network may have been removed since it was made:
+		// make it again and retry once. (A missing image fails again.
+		// Debian's engine checks the network only at start, see Start;
+		// newer ones check it here.)
+		if ierr := d.ensureIsolation(ctx, true); ierr != nil {
+			return "", errors.Join(translate(err, "create container "+spec.Name), ierr)
+		}
+		created, err = d.cli.ContainerCreate(ctx, opts)
+	}
 	if err != nil {
 		return "", translate(err, "create container "+spec.Name)
 	}
 	return created.ID, nil
 }
 
-// Start starts a created or stopped container.
+// Start starts a created or stopped container. A container on the isolated
+// network starts only once its firewall rule is in place (a reboot or a
+// firewall reload removes it while the engine keeps the network), and the
+// network is made again if it was removed while the container was stopped.
 func (d *Docker) Start(ctx context.Context, id string) error {
-	return translate(d.cli.ContainerStart(ctx, id, container.StartOptions{}), "start container "+id)
+	info, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return translate(err, "start container "+id)
+	}
+	c := info.Container
+	isolated := d.onIsolatedNetwork(c)
+	if isolated {
+		if err := d.ensureIsolation(ctx, false); err != nil {
+			return err
+		}
+	} else if d.fromBeforeIsolation(c) {
+		if err := d.moveToIsolated(ctx, c); err != nil {
+			return err
+		}
+		isolated = true
+	}
+	_, err = d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	if err != nil && isolated && cerrdefs.IsNotFound(err) {
+		if ierr := d.ensureIsolation(ctx, true); ierr != nil {
+			return errors.Join(translate(err, "start container "+id), ierr)
+		}
+		_, err = d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	}
+	return translate(err, "start container "+id)
 }
 
 // Pause freezes a running container (see freeze for the engine's races).
@@ -151,21 +200,23 @@ func (d *Docker) Unpause(ctx context.Context, id string) error { return d.freeze
 // Stop stops a container, killing it after timeout.
 func (d *Docker) Stop(ctx context.Context, id string, timeout time.Duration) error {
 	secs := int((timeout + time.Second - 1) / time.Second)
-	return translate(d.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}), "stop container "+id)
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	return translate(err, "stop container "+id)
 }
 
 // Remove force-removes a container and its anonymous volumes.
 func (d *Docker) Remove(ctx context.Context, id string) error {
-	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	return translate(err, "remove container "+id)
 }
 
 // Inspect reports a container's state.
 func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, error) {
-	info, err := d.cli.ContainerInspect(ctx, id)
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return runtime.Container{}, translate(err, "inspect container "+id)
 	}
+	info := res.Container
 	c := runtime.Container{
 		ID:      info.ID,
 		Name:    strings.TrimPrefix(info.Name, "/"),
@@ -182,22 +233,14 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, err
 		c.StartedAt = parseTime(st.StartedAt)
 	}
 	if ns := info.NetworkSettings; ns != nil {
-		c.IPAddress = ns.IPAddress
-		if c.IPAddress == "" {
-			for _, ep := range ns.Networks {
-				if ep != nil && ep.IPAddress != "" {
-					c.IPAddress = ep.IPAddress
-					break
-				}
-			}
-		}
+		c.IPAddress = endpointAddress(ns.Networks)
 	}
 	return c, nil
 }
 
 // List returns the containers carrying every label in labels.
 func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.Container, error) {
-	args := filters.NewArgs()
+	args := client.Filters{}
 	if len(labels) == 0 {
 		args.Add("label", runtime.ManagedLabel)
 	}
@@ -208,12 +251,12 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.
 			args.Add("label", k+"="+v)
 		}
 	}
-	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	list, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: args})
 	if err != nil {
 		return nil, translate(err, "list containers")
 	}
-	out := make([]runtime.Container, 0, len(list))
-	for _, s := range list {
+	out := make([]runtime.Container, 0, len(list.Items))
+	for _, s := range list.Items {
 		c := runtime.Container{
 			ID:      s.ID,
 			Image:   s.Image,
@@ -225,12 +268,7 @@ func (d *Docker) List(ctx context.Context, labels map[string]string) ([]runtime.
 			c.Name = strings.TrimPrefix(s.Names[0], "/")
 		}
 		if s.NetworkSettings != nil {
-			for _, ep := range s.NetworkSettings.Networks {
-				if ep != nil && ep.IPAddress != "" {
-					c.IPAddress = ep.IPAddress
-					break
-				}
-			}
+			c.IPAddress = endpointAddress(s.NetworkSettings.Networks)
 		}
 		out = append(out, c)
 	}
@@ -293,4 +331,23 @@ func parseTime(s string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// endpointAddress is a container's IPv4 address on its network. It reads the
+// per-network endpoints: the top-level NetworkSettings.IPAddress is
+// deprecated (and only ever covered the engine's default bridge). A sandbox
+// is on one network; should there be several, the first by name is taken so
+// that the answer is stable.
+func endpointAddress(eps map[string]*network.EndpointSettings) string {
+	names := make([]string, 0, len(eps))
+	for name, ep := range eps {
+		if ep != nil && ep.IPAddress.IsValid() {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	sort.Strings(names)
+	return eps[names[0]].IPAddress.String()
 }

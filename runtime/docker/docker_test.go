@@ -2,6 +2,10 @@ package docker_test
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +71,38 @@ func TestRecoversWhenEngineAppears(t *testing.T) {
 	}
 	if _, err := d.List(ctx, nil); err != nil {
 		t.Fatalf("list after the engine appeared: %v", err)
+	}
+}
+
+// The engine client and the YAML parser are the maintained modules, not
+// their end-of-line predecessors (github.com/docker/docker, last of its
+// +incompatible line, and the archived gopkg.in/yaml.v3), and only the Docker
+// backend imports the engine's SDK (only templates the YAML parser).
+func TestMaintainedModules(t *testing.T) {
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		gotool = filepath.Join(goruntime.GOROOT(), "bin", "go")
+	}
+	const format = `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`
+	cmd := exec.Command(gotool, "list", "-f", format, "./...")
+	cmd.Dir = "../.." // the module root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const self = "github.com/berth-dev/berth/"
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := f[0]
+		for _, imp := range f[1:] {
+			switch {
+			case strings.HasPrefix(imp, "github.com/docker/docker/"), imp == "gopkg.in/yaml.v3":
+				t.Errorf("%s imports %s: end of line", pkg, imp)
+			case strings.HasPrefix(imp, "github.com/moby/moby/") && !strings.HasPrefix(pkg, self+"runtime/docker"):
+				t.Errorf("%s imports the engine SDK (%s): only runtime/docker may", pkg, imp)
+			case imp == "go.yaml.in/yaml/v3" && pkg != self+"templates":
+				t.Errorf("%s imports %s: only templates may", pkg, imp)
+			}
+		}
 	}
 }

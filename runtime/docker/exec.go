@@ -4,11 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
@@ -82,7 +83,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, berth.Wrap(berth.Internal, err, "exec: marker")
 	}
 	env := append(envList(spec.Env), ExecIDEnv+"="+marker)
-	created, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+	created, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
 		Cmd:          spec.Cmd,
 		Env:          env,
 		WorkingDir:   spec.Dir,
@@ -98,11 +99,10 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, translate(err, "exec in container "+id)
 	}
 	// Attaching starts the command; from here on it may be running.
-	hj, err := d.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	hj, err := d.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
 		if ctx.Err() != nil {
-			d.killExec(id, spec.User, marker)
-			return -1, ctx.Err()
+			return -1, errors.Join(ctx.Err(), d.killExec(ctx, id, spec.User, marker))
 		}
 		return -1, translate(err, "exec in container "+id)
 	}
@@ -127,31 +127,30 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	select {
 	case err = <-copied:
 	case <-ctx.Done():
-		d.killExec(id, spec.User, marker)
+		kerr := d.killExec(ctx, id, spec.User, marker)
 		select {
 		case <-copied:
 		case <-time.After(drainGrace):
 		}
-		return -1, ctx.Err()
+		return -1, errors.Join(ctx.Err(), kerr)
 	}
 	if err != nil {
 		// The stream broke (engine gone) or a writer failed (nobody
 		// listens any more): either way the command must not live on.
-		d.killExec(id, spec.User, marker)
+		kerr := d.killExec(ctx, id, spec.User, marker)
 		if ctx.Err() != nil {
-			return -1, ctx.Err()
+			return -1, errors.Join(ctx.Err(), kerr)
 		}
-		return -1, berth.Wrap(berth.Unavailable, err, "exec in container "+id+": output stream")
+		return -1, errors.Join(berth.Wrap(berth.Unavailable, err, "exec in container "+id+": output stream"), kerr)
 	}
 
 	// The stream ends when the command's stdio closes; the engine records
 	// the exit code a moment later.
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		info, err := d.cli.ContainerExecInspect(ctx, created.ID)
+		info, err := d.cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
 		if err != nil {
 			if ctx.Err() != nil {
-				d.killExec(id, spec.User, marker)
-				return -1, ctx.Err()
+				return -1, errors.Join(ctx.Err(), d.killExec(ctx, id, spec.User, marker))
 			}
 			return -1, translate(err, "exec in container "+id)
 		}
@@ -160,41 +159,52 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		}
 		select {
 		case <-ctx.Done():
-			d.killExec(id, spec.User, marker)
-			return -1, ctx.Err()
+			return -1, errors.Join(ctx.Err(), d.killExec(ctx, id, spec.User, marker))
 		case <-time.After(delay):
 		}
 	}
 }
 
 // killExec kills every process of the exec marked with marker. It runs on its
-// own context: the caller's has usually just ended. Failure is not reported
-// to the caller, who is already returning ctx.Err(); a paused container, for
-// one, cannot be exec'd into until it is resumed.
-func (d *Docker) killExec(id, user, marker string) {
-	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
+// own deadline, detached from ctx, which has usually just ended. Its error is
+// joined to what Exec returns (errors.Is still finds ctx.Err()): a paused
+// container, for one, cannot be exec'd into until it is resumed.
+func (d *Docker) killExec(ctx context.Context, id, user, marker string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout)
 	defer cancel()
-	created, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+	created, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
 		Cmd:  []string{"/bin/sh", "-c", killScript, "berth-kill", ExecIDEnv + "=" + marker},
 		User: user,
 	})
 	if err != nil {
-		return
+		return translate(err, "kill exec in container "+id)
 	}
-	hj, err := d.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	hj, err := d.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
 	if err != nil {
-		return
+		return translate(err, "kill exec in container "+id)
 	}
 	defer hj.Close()
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		_, _ = io.Copy(io.Discard, hj.Reader)
-		close(done)
+		_, err := io.Copy(io.Discard, hj.Reader)
+		done <- err
 	}()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			return translate(err, "kill exec in container "+id)
+		}
 	case <-ctx.Done():
+		return berth.Wrap(berth.Unavailable, ctx.Err(), "kill exec in container "+id+": no answer")
 	}
+	info, err := d.cli.ExecInspect(ctx, created.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return translate(err, "kill exec in container "+id)
+	}
+	if !info.Running && info.ExitCode != 0 {
+		return berth.Errorf(berth.Internal, "kill exec in container %s: the kill script exited %d (processes left after 10 rounds)", id, info.ExitCode)
+	}
+	return nil
 }
 
 func newMarker() (string, error) {

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/image"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
@@ -35,7 +35,7 @@ func (d *Docker) BuildImage(ctx context.Context, spec runtime.BuildSpec, progres
 	if spec.Tag == "" || spec.Context == nil {
 		return berth.Errorf(berth.Invalid, "image build: tag and context are required")
 	}
-	resp, err := d.cli.ImageBuild(ctx, spec.Context, build.ImageBuildOptions{
+	resp, err := d.cli.ImageBuild(ctx, spec.Context, client.ImageBuildOptions{
 		Tags:        []string{spec.Tag},
 		Dockerfile:  spec.Dockerfile,
 		Labels:      spec.Labels,
@@ -59,7 +59,7 @@ func (d *Docker) BuildImage(ctx context.Context, spec runtime.BuildSpec, progres
 
 // PullImage pulls ref from its registry.
 func (d *Docker) PullImage(ctx context.Context, ref string, progress io.Writer) error {
-	body, err := d.cli.ImagePull(ctx, ref, image.PullOptions{})
+	body, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return translatePull(err, ref)
 	}
@@ -81,8 +81,8 @@ func translatePull(err error, ref string) error {
 		if cerrdefs.IsNotFound(err) {
 			return berth.Wrap(berth.NotFound, err, "pull image "+ref+": not found")
 		}
-		if client := translate(err, "pull image "+ref); berth.KindOf(client) != berth.Internal {
-			return client
+		if classified := translate(err, "pull image "+ref); berth.KindOf(classified) != berth.Internal {
+			return classified
 		}
 		return berth.Wrap(berth.Unavailable, err, "pull image "+ref+": registry unreachable")
 	}
@@ -153,7 +153,7 @@ func readMessages(r io.Reader, w io.Writer) error {
 
 // RemoveImage deletes a local image.
 func (d *Docker) RemoveImage(ctx context.Context, ref string) error {
-	_, err := d.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true})
+	_, err := d.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
 	return translate(err, "remove image "+ref)
 }
 

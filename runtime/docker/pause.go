@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/runtime"
 )
@@ -27,9 +29,17 @@ const freezeSettle = 2 * time.Second
 // paused; a container in another state, or a refusal that outlasts the
 // window, is a Conflict.
 func (d *Docker) freeze(ctx context.Context, id string, pause bool) error {
-	what, call := "unpause container "+id, d.cli.ContainerUnpause
+	what := "unpause container " + id
+	call := func(ctx context.Context, id string) error {
+		_, err := d.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		return err
+	}
 	if pause {
-		what, call = "pause container "+id, d.cli.ContainerPause
+		what = "pause container " + id
+		call = func(ctx context.Context, id string) error {
+			_, err := d.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+			return err
+		}
 	}
 	deadline := time.Now().Add(freezeSettle)
 	backoff := 5 * time.Millisecond

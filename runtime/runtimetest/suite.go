@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,6 +423,8 @@ func (s *suite) testNetwork(t *testing.T) {
 			t.Errorf("container does not have its reported address %s:\n%s", c.IPAddress, r.stdout)
 		}
 	})
+	t.Run("Isolation", s.testIsolation)
+	t.Run("HostIsolation", s.testHostIsolation)
 	t.Run("Unknown", func(t *testing.T) {
 		t.Parallel()
 		spec := s.spec(t)
@@ -426,6 +432,138 @@ func (s *suite) testNetwork(t *testing.T) {
 		_, err := s.rt.Create(ctxT(t, time.Minute), spec)
 		wantKind(t, "create with network host", err, berth.Invalid)
 	})
+}
+
+// startOn starts a container named after t and suffix on network mode.
+func (s *suite) startOn(t *testing.T, suffix, mode string) (id, ip string) {
+	t.Helper()
+	spec := s.spec(t)
+	spec.Name += "-" + suffix
+	spec.Network = mode
+	id = s.start(t, spec)
+	c := s.wantState(t, id, runtime.StateRunning)
+	if c.IPAddress == "" {
+		t.Fatalf("%s: no IPAddress on network %s", suffix, mode)
+	}
+	return id, c.IPAddress
+}
+
+// httpd starts BusyBox's web server in container id on port 8080 and checks
+// that it answers from inside the container (so that a failed fetch from
+// elsewhere means blocked, not down), returning its host:port. It binds
+// before it daemonizes, so the check needs no wait.
+func (s *suite) httpd(t *testing.T, id, ip string) string {
+	t.Helper()
+	addr := net.JoinHostPort(ip, "8080")
+	r := s.sh(t, id, "mkdir -p /tmp/www && echo berth-httpd > /tmp/www/index.html && httpd -p 8080 -h /tmp/www && "+fetch(addr))
+	if r.code != 0 {
+		t.Fatalf("httpd in the container does not answer itself at %s: %+v", addr, r)
+	}
+	return addr
+}
+
+// fetch is a shell command that GETs / from addr (host:port) and succeeds
+// if the answer has a line starting "berth-". BusyBox's nc rather than its
+// wget, which crashes in Debian's static build; -w 3 bounds the connection
+// attempt (a dropped packet) and the wait for the answer.
+func fetch(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	return fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 %s %s 2>/dev/null | grep -q '^berth-'`, host, port)
+}
+
+// reached tries every addr (host:port) from container id at once and
+// returns the ones that answered.
+func (s *suite) reached(t *testing.T, id string, addrs []string) []string {
+	t.Helper()
+	var script strings.Builder
+	for _, a := range addrs {
+		fmt.Fprintf(&script, "(%s && echo %s) &\n", fetch(a), a)
+	}
+	script.WriteString("wait\n")
+	return strings.Fields(s.sh(t, id, script.String()).stdout)
+}
+
+// Sandboxes on the isolated network reach neither each other nor sandboxes
+// on the shared network (and the other way round); sandboxes that opted
+// into the shared network reach each other, which is also the control that
+// the method would see a reachable server.
+func (s *suite) testIsolation(t *testing.T) {
+	t.Parallel()
+	isoServer, isoIP := s.startOn(t, "iso-server", runtime.NetworkBridge)
+	isoClient, _ := s.startOn(t, "iso-client", runtime.NetworkBridge)
+	sharedServer, sharedIP := s.startOn(t, "shared-server", runtime.NetworkShared)
+	sharedClient, _ := s.startOn(t, "shared-client", runtime.NetworkShared)
+	isoURL := s.httpd(t, isoServer, isoIP)
+	sharedURL := s.httpd(t, sharedServer, sharedIP)
+
+	if got := s.reached(t, isoClient, []string{isoURL, sharedURL}); len(got) != 0 {
+		t.Errorf("a bridge sandbox reached %v (another bridge sandbox at %s, a shared one at %s)", got, isoURL, sharedURL)
+	}
+	got := s.reached(t, sharedClient, []string{isoURL, sharedURL})
+	if !slices.Contains(got, sharedURL) {
+		t.Errorf("a shared sandbox could not reach another shared one at %s (reached %v)", sharedURL, got)
+	}
+	if slices.Contains(got, isoURL) {
+		t.Errorf("a shared sandbox reached a bridge sandbox at %s", isoURL)
+	}
+}
+
+// A bridge sandbox reaches no service listening on the host, on any of the
+// host's addresses nor its gateway; a shared sandbox reaches it through its
+// gateway (the opt-out, and the control).
+func (s *suite) testHostIsolation(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "berth-host\n")
+	}))
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	hostURLs := func(addrs []string) []string {
+		var urls []string
+		for _, a := range addrs {
+			urls = append(urls, net.JoinHostPort(a, port))
+		}
+		return urls
+	}
+
+	var addrs []string
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ifaddrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			addrs = append(addrs, n.IP.String())
+		}
+	}
+	gateway := func(id string) string {
+		t.Helper()
+		gw := strings.TrimSpace(s.sh(t, id, "ip route | awk '/^default/ {print $3}'").stdout)
+		if net.ParseIP(gw) == nil {
+			t.Fatalf("no default gateway in the container: %q", gw)
+		}
+		return gw
+	}
+
+	iso, _ := s.startOn(t, "iso", runtime.NetworkBridge)
+	addrs = append(addrs, gateway(iso))
+	slices.Sort(addrs)
+	isoURLs := hostURLs(slices.Compact(addrs))
+	if got := s.reached(t, iso, isoURLs); len(got) != 0 {
+		t.Errorf("a bridge sandbox reached the host's server at %v (tried %v)", got, isoURLs)
+	}
+
+	shared, _ := s.startOn(t, "shared", runtime.NetworkShared)
+	sharedURLs := hostURLs([]string{gateway(shared)})
+	if got := s.reached(t, shared, sharedURLs); len(got) != 1 {
+		t.Errorf("a shared sandbox could not reach the host's server at %v", sharedURLs)
+	}
 }
 
 func (s *suite) testMounts(t *testing.T) {

@@ -9,11 +9,12 @@ import (
 	"context"
 	"io"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker"
 )
 
 // Raw talks to the engine named by DOCKER_HOST (or the local socket).
@@ -32,24 +33,24 @@ func New() (*Raw, error) {
 func (r *Raw) Close() error { return r.cli.Close() }
 
 // CreateStart creates and starts a container configured as berth configures
-// a sandbox (init, no new privileges, capabilities, limits, bridge network,
+// a sandbox (init, no new privileges, capabilities, limits, isolated network,
 // idle command) and returns its id once it runs.
 func (r *Raw) CreateStart(ctx context.Context, image, name string, labels map[string]string, memory, pids int64) (string, error) {
 	init := true
 	cfg := &container.Config{Image: image, Cmd: runtime.IdleCommand, Labels: labels, WorkingDir: "/workspace"}
 	host := &container.HostConfig{
-		NetworkMode: "bridge",
+		NetworkMode: docker.IsolatedNetwork, // made by berth's first sandbox
 		Init:        &init,
 		SecurityOpt: []string{"no-new-privileges"},
 		CapDrop:     []string{"ALL"},
 		CapAdd:      runtime.SafeCapabilities,
 		Resources:   container.Resources{Memory: memory, MemorySwap: memory, PidsLimit: &pids},
 	}
-	c, err := r.cli.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	c, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: name})
 	if err != nil {
 		return "", err
 	}
-	if err := r.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+	if _, err := r.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
 		return c.ID, err
 	}
 	return c.ID, nil
@@ -57,11 +58,11 @@ func (r *Raw) CreateStart(ctx context.Context, image, name string, labels map[st
 
 // Exec runs cmd, drains its output and returns its exit code.
 func (r *Raw) Exec(ctx context.Context, id string, cmd []string) (int, error) {
-	e, err := r.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	e, err := r.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return -1, err
 	}
-	hj, err := r.cli.ContainerExecAttach(ctx, e.ID, container.ExecAttachOptions{})
+	hj, err := r.cli.ExecAttach(ctx, e.ID, client.ExecAttachOptions{})
 	if err != nil {
 		return -1, err
 	}
@@ -70,7 +71,7 @@ func (r *Raw) Exec(ctx context.Context, id string, cmd []string) (int, error) {
 		return -1, err
 	}
 	for {
-		info, err := r.cli.ContainerExecInspect(ctx, e.ID)
+		info, err := r.cli.ExecInspect(ctx, e.ID, client.ExecInspectOptions{})
 		if err != nil {
 			return -1, err
 		}
@@ -81,12 +82,19 @@ func (r *Raw) Exec(ctx context.Context, id string, cmd []string) (int, error) {
 }
 
 // Pause freezes a container.
-func (r *Raw) Pause(ctx context.Context, id string) error { return r.cli.ContainerPause(ctx, id) }
+func (r *Raw) Pause(ctx context.Context, id string) error {
+	_, err := r.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+	return err
+}
 
 // Unpause thaws a container.
-func (r *Raw) Unpause(ctx context.Context, id string) error { return r.cli.ContainerUnpause(ctx, id) }
+func (r *Raw) Unpause(ctx context.Context, id string) error {
+	_, err := r.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	return err
+}
 
 // Remove force-removes a container.
 func (r *Raw) Remove(ctx context.Context, id string) error {
-	return r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	_, err := r.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	return err
 }
