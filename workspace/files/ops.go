@@ -327,7 +327,7 @@ func (w *Workspace) copyEntry(ctx context.Context, sp *os.Root, name string, inf
 			return "", err
 		}
 		defer f.Close()
-		return w.writeTemp(ctx, dp, f, res, mode.Perm())
+		return w.writeTemp(ctx, dp, func(out *os.File) error { return copySparse(ctx, out, f, res) }, mode.Perm())
 	case mode&fs.ModeSymlink != 0:
 		target, err := sp.Readlink(name)
 		if err != nil {
@@ -425,7 +425,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 			if err != nil {
 				return false, err
 			}
-			err = copyStream(ctx, out, f, res)
+			err = copySparse(ctx, out, f, res)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}

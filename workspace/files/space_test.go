@@ -261,6 +261,43 @@ func TestSparseFileUsage(t *testing.T) {
 	if fs.Size != 1<<40 || fs.Allocated > 64<<10 {
 		t.Fatalf("file summary size %d allocated %d", fs.Size, fs.Allocated)
 	}
+
+	// Copies stay sparse: a copy does not turn the holes into a terabyte
+	// of zeros (which the quota would refuse, or the disk not hold).
+	if _, err := w.Create(ctx, "/", "d", TypeDirectory, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Copy(ctx, "/sparse", "/d", false); err != nil {
+		t.Fatalf("copy of the sparse file: %v", err)
+	}
+	if _, err := w.Create(ctx, "/", "e", TypeDirectory, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Copy(ctx, "/d", "/e", false); err != nil {
+		t.Fatalf("copy of a directory holding a sparse file: %v", err)
+	}
+	for _, p := range []string{"/d/sparse", "/e/d/sparse"} {
+		cs, err := w.DirSummary(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Size != 1<<40 || cs.Allocated > 64<<10 {
+			t.Fatalf("copy %s: size %d allocated %d", p, cs.Size, cs.Allocated)
+		}
+		f, err := w.Open(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 8)
+		_, err = f.ReadAt(head, 0)
+		f.Close()
+		if err != nil || string(head) != "head\x00\x00\x00\x00" {
+			t.Fatalf("copy %s starts %q (%v)", p, head, err)
+		}
+	}
+	if got := w.Info(ctx).Used; got > 1<<20 {
+		t.Fatalf("used %d after copying sparse files", got)
+	}
 }
 
 // TestHardLinksCountedOnce: a file linked many times takes its space once;

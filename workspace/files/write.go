@@ -130,7 +130,7 @@ func (w *Workspace) Stage(ctx context.Context, p string, r io.Reader, opt WriteO
 	if s.res, err = w.reserve(ctx, credit); err != nil {
 		return nil, err
 	}
-	if s.tmp, err = w.writeTemp(ctx, s.dir, r, s.res, perm); err != nil {
+	if s.tmp, err = w.writeTemp(ctx, s.dir, streamFrom(ctx, r, s.res), perm); err != nil {
 		return nil, fsErr(err, apiPath(rel))
 	}
 	dir := s.dir
@@ -323,7 +323,7 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 		if err != nil {
 			return Entry{}, err
 		}
-		tmp, err := w.writeTemp(ctx, dir, contents, res, 0o644)
+		tmp, err := w.writeTemp(ctx, dir, streamFrom(ctx, contents, res), 0o644)
 		if err != nil {
 			res.done(false)
 			return Entry{}, fsErr(err, apiPath(rel))
@@ -360,10 +360,21 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 	return newEntry(rel, info), nil
 }
 
-// writeTemp streams r into a new temporary file in dir and fsyncs it. It
-// returns the temporary name, registered as live (the caller drops it once
-// the file is renamed away or removed); on error nothing is left.
-func (w *Workspace) writeTemp(ctx context.Context, dir *os.Root, r io.Reader, res *reservation, perm fs.FileMode) (_ string, err error) {
+// streamFrom fills a new file with r (nil: nothing), counting its bytes in res.
+func streamFrom(ctx context.Context, r io.Reader, res *reservation) func(*os.File) error {
+	return func(f *os.File) error {
+		if r == nil {
+			return nil
+		}
+		return copyStream(ctx, newWriteback(f), r, res)
+	}
+}
+
+// writeTemp creates a new temporary file in dir, has fill write it, and
+// fsyncs it. It returns the temporary name, registered as live (the caller
+// drops it once the file is renamed away or removed); on error nothing is
+// left.
+func (w *Workspace) writeTemp(ctx context.Context, dir *os.Root, fill func(*os.File) error, perm fs.FileMode) (_ string, err error) {
 	name := newTemp(tempReserved)
 	f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
@@ -390,10 +401,8 @@ func (w *Workspace) writeTemp(ctx context.Context, dir *os.Root, r io.Reader, re
 			return "", err
 		}
 	}
-	if r != nil {
-		if err = copyStream(ctx, newWriteback(f), r, res); err != nil {
-			return "", err
-		}
+	if err = fill(f); err != nil {
+		return "", err
 	}
 	if err = f.Sync(); err != nil {
 		return "", err
@@ -437,6 +446,47 @@ func copyStream(ctx context.Context, f io.Writer, r io.Reader, res *reservation)
 			return berth.Wrap(berth.Invalid, rerr, "reading the contents failed")
 		}
 	}
+}
+
+// copySparse copies the regular file src into the new, empty file dst,
+// writing only src's data extents (SEEK_DATA/SEEK_HOLE) and leaving its
+// holes as holes. A copy of a sparse file is then as sparse as the original
+// and reserves only the bytes the disk really holds for it, instead of
+// turning a 4 KiB file that says it is 1 TiB into 1 TiB of zeros.
+func copySparse(ctx context.Context, dst, src *os.File, res *reservation) error {
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	for off := int64(0); off < size; {
+		data, err := src.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, syscall.ENXIO) {
+			break // only a hole from off to the end
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := src.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		hole = min(hole, size) // the file grew meanwhile: copy what it had
+		if data >= hole {
+			break
+		}
+		if _, err := src.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := dst.Seek(data, io.SeekStart); err != nil {
+			return err
+		}
+		if err := copyStream(ctx, dst, io.LimitReader(src, hole-data), res); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return dst.Truncate(size)
 }
 
 // writebackChunk is how much freshly written data is handed to the disk at
