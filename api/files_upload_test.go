@@ -193,3 +193,43 @@ func TestUploadFailureLeavesNothing(t *testing.T) {
 		wantNothing(t, env, w.ID)
 	})
 }
+
+// TestSparseFileQuota: a sandbox's 1 TiB sparse file (a few KiB on disk)
+// and a thousand hard links to one file neither fill the quota nor block
+// API writes; the summary shows the apparent size and what the disk holds.
+func TestSparseFileQuota(t *testing.T) {
+	env := servertest.Start(t, "")
+	ctx := context.Background()
+	a := env.Admin
+	w, err := a.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "sparse", QuotaBytes: ptr(int64(1 << 20))})
+	must(t, err)
+	dir := filepath.Join(wsDir(env, w.ID), "d")
+	must(t, os.Mkdir(dir, 0o755))
+	f, err := os.Create(filepath.Join(dir, "sparse"))
+	must(t, err)
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skipf("no 1 TiB sparse file here: %v", err)
+	}
+	must(t, f.Close())
+	must(t, os.WriteFile(filepath.Join(dir, "dense"), make([]byte, 100<<10), 0o644))
+	for i := range 1000 {
+		must(t, os.Link(filepath.Join(dir, "dense"), filepath.Join(dir, fmt.Sprintf("link%04d", i))))
+	}
+	_, err = a.UploadAs(ctx, w.ID, "/d", "api.bin", bytes.NewReader(make([]byte, 200<<10)))
+	must(t, err)
+	sp, err := a.WorkspaceSpace(ctx, w.ID)
+	must(t, err)
+	if sp.Used != 300<<10 {
+		t.Errorf("used %d, want %d (the dense file once, the upload, no sparse bytes)", sp.Used, 300<<10)
+	}
+	sum, err := a.FileInfo(ctx, w.ID, "/d")
+	must(t, err)
+	if sum.Size != 1<<40+300<<10 || sum.Allocated < 300<<10 || sum.Allocated > 1<<20 {
+		t.Errorf("summary size %d allocated %d", sum.Size, sum.Allocated)
+	}
+	fs, err := a.FileInfo(ctx, w.ID, "/d/sparse")
+	must(t, err)
+	if fs.Size != 1<<40 || fs.Allocated > 64<<10 {
+		t.Errorf("sparse file: size %d allocated %d", fs.Size, fs.Allocated)
+	}
+}
