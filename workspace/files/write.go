@@ -38,7 +38,10 @@ type WriteOptions struct {
 // never followed. The old file's permissions are kept. A path with a
 // reserved name (see reserved) is Invalid.
 func (w *Workspace) Write(ctx context.Context, p string, r io.Reader, opt WriteOptions) (Entry, error) {
-	s, err := w.Stage(ctx, p, r, opt)
+	// One write keeps its directory open from the temporary file to the
+	// rename, so both stay in the same directory even if the sandbox
+	// renames things around us.
+	s, err := w.stage(ctx, p, r, opt, true)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -58,8 +61,8 @@ func (w *Workspace) Write(ctx context.Context, p string, r io.Reader, opt WriteO
 // created). It lets a request that writes several files (an upload) write
 // them all before any of them replaces anything, and leave nothing behind
 // when it fails. A Staged holds no descriptor (an upload may stage many
-// files), so Check, Commit and Abort open the directory again. A Staged is
-// used by one goroutine.
+// files), so Check, Commit and Abort open the directory again by its path. A
+// Staged is used by one goroutine.
 type Staged struct {
 	w     *Workspace
 	rel   string
@@ -84,7 +87,12 @@ type madeDir struct {
 
 // Stage writes r as the future contents of the file at p (see Write) and
 // returns it staged. On error nothing is left.
-func (w *Workspace) Stage(ctx context.Context, p string, r io.Reader, opt WriteOptions) (_ *Staged, err error) {
+func (w *Workspace) Stage(ctx context.Context, p string, r io.Reader, opt WriteOptions) (*Staged, error) {
+	return w.stage(ctx, p, r, opt, false)
+}
+
+// stage is Stage; with keepDir the Staged keeps its directory open.
+func (w *Workspace) stage(ctx context.Context, p string, r io.Reader, opt WriteOptions, keepDir bool) (_ *Staged, err error) {
 	rel, err := Clean(p)
 	if err != nil {
 		return nil, err
@@ -133,22 +141,42 @@ func (w *Workspace) Stage(ctx context.Context, p string, r io.Reader, opt WriteO
 	if s.tmp, err = w.writeTemp(ctx, s.dir, streamFrom(ctx, r, s.res), perm); err != nil {
 		return nil, fsErr(err, apiPath(rel))
 	}
-	dir := s.dir
-	s.dir = nil
-	if err := dir.Close(); err != nil {
-		return nil, fsErr(err, apiPath(dirRel))
+	if !keepDir {
+		dir := s.dir
+		s.dir = nil
+		if err := dir.Close(); err != nil {
+			return nil, fsErr(err, apiPath(dirRel))
+		}
 	}
 	return s, nil
 }
 
-// openDir opens the target's directory again.
-func (s *Staged) openDir() (*os.Root, error) {
+// withDir calls fn with the target's directory: the one kept open, or else
+// opened again for the call.
+func (s *Staged) withDir(fn func(*os.Root) error) error {
+	if s.dir != nil {
+		return fn(s.dir)
+	}
 	dirRel, _ := splitRel(s.rel)
 	d, err := openDir(s.w.root, dirRel)
 	if err != nil {
-		return nil, fsErr(err, apiPath(dirRel))
+		return fsErr(err, apiPath(dirRel))
 	}
-	return d, nil
+	err = fn(d)
+	if cerr := d.Close(); err == nil && cerr != nil {
+		err = fsErr(cerr, apiPath(dirRel))
+	}
+	return err
+}
+
+// closeDir closes the directory kept open, if any.
+func (s *Staged) closeDir() error {
+	if s.dir == nil {
+		return nil
+	}
+	err := s.dir.Close()
+	s.dir = nil
+	return err
 }
 
 // Path is the API path the staged file is for.
@@ -159,21 +187,18 @@ func (s *Staged) Path() string { return apiPath(s.rel) }
 // a conflict before it replaces any of them.
 func (s *Staged) Check() error {
 	_, base := splitRel(s.rel)
-	dir, err := s.openDir()
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	old, err := dir.Lstat(base)
-	switch {
-	case isNotExist(err):
+	return s.withDir(func(dir *os.Root) error {
+		old, err := dir.Lstat(base)
+		switch {
+		case isNotExist(err):
+			return nil
+		case err != nil:
+			return fsErr(err, apiPath(s.rel))
+		case old.IsDir():
+			return berth.Errorf(berth.Conflict, "%s: is a directory", apiPath(s.rel))
+		}
 		return nil
-	case err != nil:
-		return fsErr(err, apiPath(s.rel))
-	case old.IsDir():
-		return berth.Errorf(berth.Conflict, "%s: is a directory", apiPath(s.rel))
-	}
-	return nil
+	})
 }
 
 // Commit renames the staged file over its target. On error the staged file
@@ -183,25 +208,30 @@ func (s *Staged) Commit() (Entry, error) {
 		return Entry{}, berth.Errorf(berth.Internal, "%s: staged write already finished", apiPath(s.rel))
 	}
 	_, base := splitRel(s.rel)
-	dir, err := s.openDir()
+	var info fs.FileInfo
+	err := s.withDir(func(dir *os.Root) error {
+		if err := dir.Rename(s.tmp, base); err != nil {
+			return fsErr(err, apiPath(s.rel))
+		}
+		s.state = stagedCommitted
+		dropTemp(s.tmp)
+		s.res.done(true)
+		if err := syncDir(dir); err != nil {
+			// The file is in place; only its durability across a crash is
+			// in doubt, which the client cannot act on.
+			s.w.log.Warn("workspace: fsync of a directory", "dir", s.w.dir, "path", apiPath(s.rel), "err", err)
+		}
+		var err error
+		info, err = dir.Lstat(base)
+		return fsErr(err, apiPath(s.rel))
+	})
+	if s.state == stagedCommitted {
+		if cerr := s.closeDir(); cerr != nil {
+			s.w.log.Warn("workspace: closing a directory", "dir", s.w.dir, "path", apiPath(s.rel), "err", cerr)
+		}
+	}
 	if err != nil {
 		return Entry{}, err
-	}
-	defer dir.Close()
-	if err := dir.Rename(s.tmp, base); err != nil {
-		return Entry{}, fsErr(err, apiPath(s.rel))
-	}
-	s.state = stagedCommitted
-	dropTemp(s.tmp)
-	s.res.done(true)
-	if err := syncDir(dir); err != nil {
-		// The file is in place; only its durability across a crash is in
-		// doubt, which the client cannot act on.
-		s.w.log.Warn("workspace: fsync of a directory", "dir", s.w.dir, "path", apiPath(s.rel), "err", err)
-	}
-	info, err := dir.Lstat(base)
-	if err != nil {
-		return Entry{}, fsErr(err, apiPath(s.rel))
 	}
 	return newEntry(s.rel, info), nil
 }
@@ -218,14 +248,13 @@ func (s *Staged) Abort() error {
 	if s.tmp != "" {
 		// Left behind if this fails (the directory was moved away, say):
 		// unregistered, it is counted and removed at the next Open.
-		dir, err := s.openDir()
-		if err == nil {
-			err = dir.Remove(s.tmp)
-			if cerr := dir.Close(); err == nil || isNotExist(err) {
-				err = cerr
+		err := s.withDir(func(dir *os.Root) error {
+			if err := dir.Remove(s.tmp); err != nil && !isNotExist(err) {
+				return err
 			}
-		}
-		if err != nil && !isNotExist(err) {
+			return nil
+		})
+		if err != nil {
 			errs = append(errs, err)
 		}
 		dropTemp(s.tmp)
@@ -233,10 +262,8 @@ func (s *Staged) Abort() error {
 	if s.res != nil {
 		s.res.done(false)
 	}
-	if s.dir != nil {
-		if err := s.dir.Close(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := s.closeDir(); err != nil {
+		errs = append(errs, err)
 	}
 	for i := len(s.made) - 1; i >= 0; i-- {
 		d := s.made[i]
