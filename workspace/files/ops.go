@@ -298,7 +298,10 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 		defer dropTemp(tmp) // once renamed into place or removed
 	}
 	if err == nil {
-		err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite)
+		w.commits.add(apiPath(dst))
+		if err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite); err != nil {
+			w.commits.take(apiPath(dst))
+		}
 	}
 	if err != nil {
 		if tmp != "" {

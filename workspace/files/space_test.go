@@ -152,8 +152,12 @@ func TestUsageCountsSandboxTempNames(t *testing.T) {
 // lists it, and another Workspace opened on the same directory (which
 // sweeps stale temporary files) leaves it alone.
 func TestInFlightTempNotCounted(t *testing.T) {
-	w, dir := newWS(t, Options{})
+	// No background scans: the numbers below are the test's own scans'.
+	w, dir := newWS(t, Options{NoUsageWatch: true})
 	ctx := context.Background()
+	if err := w.Usage().Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
 	s, err := w.Stage(ctx, "/staged", strings.NewReader(strings.Repeat("s", 4000)), WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +343,12 @@ func TestHardLinksCountedOnce(t *testing.T) {
 	if err := w.Delete(ctx, "/links/l"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return w.Usage().Used() == 250000 })
+	if err := w.Usage().Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Usage().Used(); got != 250000 {
+		t.Fatalf("used %d after deleting one link, want 250000", got)
+	}
 }
 
 // TestStageAbortLeavesNothing: a staged write that is aborted (a request
@@ -375,4 +384,25 @@ func TestStageAbortLeavesNothing(t *testing.T) {
 	if _, err := w.Write(ctx, "/keep/new", strings.NewReader(strings.Repeat("n", 9000)), WriteOptions{}); err != nil {
 		t.Fatalf("quota not given back: %v", err)
 	}
+}
+
+// TestUsageSeesSandboxRenameFromTempName: a sandbox that writes under a
+// name of berth's temporary form and renames it into place looks, to the
+// watch, like one of berth's own commits; usage must still count it (not
+// wait for the TTL), since berth announced no such commit.
+func TestUsageSeesSandboxRenameFromTempName(t *testing.T) {
+	w, dir := newWS(t, Options{})
+	ctx := context.Background()
+	if err := w.Usage().Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, w, "/api", "12345") // an announced commit: no rescan needed
+	tmp := filepath.Join(dir, ".berth-tmp-0123456789abcdef")
+	if err := os.WriteFile(tmp, make([]byte, 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "big")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return w.Usage().Used() == 5005 })
 }

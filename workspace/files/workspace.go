@@ -7,6 +7,7 @@ import (
 	"mime"
 	"os"
 	"path"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -37,13 +38,14 @@ type Options struct {
 // for concurrent use. Every filesystem access goes through one os.Root opened
 // on the directory.
 type Workspace struct {
-	dir   string
-	root  *os.Root
-	quota atomic.Int64
-	usage *Usage
-	swept atomic.Bool // stale temporary entries removed (first scan)
-	hub   *hub
-	log   *slog.Logger
+	dir     string
+	root    *os.Root
+	quota   atomic.Int64
+	usage   *Usage
+	swept   atomic.Bool // stale temporary entries removed (first scan)
+	commits commits
+	hub     *hub
+	log     *slog.Logger
 }
 
 // Open opens the workspace directory dir (which must exist) and starts its
@@ -74,7 +76,11 @@ func Open(dir string, opt Options) (*Workspace, error) {
 	w.usage = newUsage(w.scanUsage, opt.UsageTTL, opt.UsageDebounce)
 	if !opt.NoUsageWatch {
 		if unsub, err := w.hub.subscribe(".", func(e Event) {
-			if !e.api { // our own writes already updated the total
+			// Our own writes already updated the total. The event's api
+			// flag only says that a temporary-looking name was renamed,
+			// which a sandbox can do too, so it must also match a commit
+			// this Workspace announced.
+			if !e.api || !w.commits.take(e.Path) {
 				w.usage.Invalidate()
 			}
 		}); err == nil {
@@ -326,3 +332,42 @@ func (w *Workspace) Info(ctx context.Context) Info {
 }
 
 var typeByExtension = mime.TypeByExtension
+
+// commits are the API paths this Workspace is renaming a temporary entry
+// onto, whose change notifications the usage tracker may ignore (the
+// commit updates the total itself). Entries whose notification never comes
+// (overflow, an unwatched directory) are dropped in bulk past a bound; the
+// cost of a missing entry is one needless rescan.
+type commits struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+const maxCommits = 4096
+
+// add announces a rename onto the API path p; call it before renaming.
+func (c *commits) add(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCommits {
+		c.m = map[string]int{}
+	}
+	c.m[p]++
+}
+
+// take consumes an announcement for p, reporting whether there was one.
+// A rename that failed is taken back the same way.
+func (c *commits) take(p string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.m[p]
+	switch {
+	case n == 0:
+		return false
+	case n == 1:
+		delete(c.m, p)
+	default:
+		c.m[p] = n - 1
+	}
+	return true
+}

@@ -210,7 +210,9 @@ func (s *Staged) Commit() (Entry, error) {
 	_, base := splitRel(s.rel)
 	var info fs.FileInfo
 	err := s.withDir(func(dir *os.Root) error {
+		s.w.commits.add(apiPath(s.rel))
 		if err := dir.Rename(s.tmp, base); err != nil {
+			s.w.commits.take(apiPath(s.rel))
 			return fsErr(err, apiPath(s.rel))
 		}
 		s.state = stagedCommitted
