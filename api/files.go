@@ -181,9 +181,13 @@ func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 // itself reads in 4 KiB steps: it turns those into few large socket reads.
 const uploadBuffer = 1 << 20
 
-// uploadFiles streams each "file" part of a multipart body straight into an
-// atomic write; nothing is buffered beyond a few small buffers, whatever the
-// size. A "name" field, which must come before the (single) file part,
+// uploadFiles streams each "file" part of a multipart body straight into a
+// temporary file next to its target; nothing is buffered beyond a few small
+// buffers, whatever the size. Only when the whole body has been read and
+// every part written are the files renamed into place, so a request that
+// fails (a bad or late field, a bad name, the quota, a client that goes
+// away) leaves nothing behind: no file, no temporary file, no directory it
+// created. A "name" field, which must come before the (single) file part,
 // overrides the part's file name.
 func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
 	dir, err := routePath(r)
@@ -203,8 +207,6 @@ func (s *Server) uploadFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, err := upload(r.Context(), fw, dir, mr)
-	if len(entries) > 0 {
-	}
 	if err != nil {
 		// The client may still be sending: do not try to reuse the connection.
 		w.Header().Set("Connection", "close")
@@ -222,8 +224,19 @@ func multipartReader(r *http.Request) (*multipart.Reader, error) {
 	return multipart.NewReader(bufio.NewReaderSize(r.Body, uploadBuffer), params["boundary"]), nil
 }
 
-func upload(ctx context.Context, fw *files.Workspace, dir string, mr *multipart.Reader) ([]files.Entry, error) {
-	entries := []files.Entry{}
+func upload(ctx context.Context, fw *files.Workspace, dir string, mr *multipart.Reader) (_ []files.Entry, err error) {
+	var staged []*files.Staged
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(staged) - 1; i >= 0; i-- {
+			if aerr := staged[i].Abort(); aerr != nil {
+				loggerFrom(ctx).Warn("upload: removing a staged file", "err", aerr, "requestId", requestID(ctx), "path", staged[i].Path())
+			}
+		}
+	}()
+	targets := map[string]struct{}{}
 	name, nfiles := "", 0
 	for {
 		part, err := mr.NextPart()
@@ -231,38 +244,58 @@ func upload(ctx context.Context, fw *files.Workspace, dir string, mr *multipart.
 			break
 		}
 		if err != nil {
-			return entries, berth.Wrap(berth.Invalid, err, "malformed multipart body")
+			return nil, berth.Wrap(berth.Invalid, err, "malformed multipart body")
 		}
 		switch part.FormName() {
 		case "name":
 			if nfiles > 0 {
-				return entries, berth.Errorf(berth.Invalid, "the name field must come before the file part")
+				return nil, berth.Errorf(berth.Invalid, "the name field must come before the file part")
 			}
 			b, err := io.ReadAll(io.LimitReader(part, 4*files.MaxNameLen+1))
 			if err != nil {
-				return entries, berth.Wrap(berth.Invalid, err, "malformed multipart body")
+				return nil, berth.Wrap(berth.Invalid, err, "malformed multipart body")
 			}
 			if _, err := files.ValidName(string(b)); err != nil {
-				return entries, err
+				return nil, err
 			}
 			name = string(b)
 		case "file":
 			nfiles++
 			target, err := uploadTarget(dir, name, part, nfiles)
 			if err != nil {
-				return entries, err
+				return nil, err
 			}
-			e, err := fw.Write(ctx, target, fillReader{part}, files.WriteOptions{MakeParents: true})
+			s, err := fw.Stage(ctx, target, fillReader{part}, files.WriteOptions{MakeParents: true})
 			if err != nil {
-				return entries, err
+				return nil, err
 			}
-			entries = append(entries, e)
+			staged = append(staged, s)
+			if _, dup := targets[s.Path()]; dup {
+				return nil, berth.Errorf(berth.Invalid, "two file parts name %s", s.Path())
+			}
+			targets[s.Path()] = struct{}{}
 		default:
-			return entries, berth.Errorf(berth.Invalid, "unknown form field %q: an upload takes \"file\" parts and an optional \"name\"", part.FormName())
+			return nil, berth.Errorf(berth.Invalid, "unknown form field %q: an upload takes \"file\" parts and an optional \"name\"", part.FormName())
 		}
 	}
 	if nfiles == 0 {
-		return entries, berth.Errorf(berth.Invalid, "no \"file\" part in the upload")
+		return nil, berth.Errorf(berth.Invalid, "no \"file\" part in the upload")
+	}
+	// All parts are written. Find conflicts before replacing anything; the
+	// renames themselves fail only if the tree changes under us meanwhile,
+	// and then the parts already renamed stay in place.
+	for _, s := range staged {
+		if err := s.Check(); err != nil {
+			return nil, err
+		}
+	}
+	entries := make([]files.Entry, 0, len(staged))
+	for _, s := range staged {
+		e, err := s.Commit()
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
 	}
 	return entries, nil
 }

@@ -26,9 +26,11 @@ type FileEntry struct {
 }
 
 // FileSummary is an entry plus, for a directory, its recursive size (in
-// Size) and entry count.
+// Size) and entry count. Allocated is what the disk holds for it (for a
+// directory, the files below it): less than Size for sparse files.
 type FileSummary struct {
 	FileEntry
+	Allocated int64 `json:"allocated"`
 	Count     int64 `json:"count"`
 	Truncated bool  `json:"truncated"`
 }

@@ -22,7 +22,17 @@
 //   - Recursive walks are iterative, hold one directory per level, and stop at
 //     MaxDepth levels; Delete has no depth limit (see removeTree).
 //   - Writes are atomic (temporary file, fsync, rename) and stream through one
-//     small buffer, checking the quota as bytes arrive.
-//   - Quota: QuotaBytes <= 0 means unlimited. Usage keeps the workspace size
+//     small buffer, checking the quota as bytes arrive. Stage/Commit let a
+//     request write several files before any replaces anything (uploads are
+//     all or nothing). Copies keep sparse files' holes.
+//   - Temporary names start with ".berth-tmp-"; the API refuses to create
+//     any name that could be taken for one (see reserved). Which temporary
+//     entries are in use is known in memory, process-wide: only those are
+//     hidden and left out of usage. A sandbox's look-alikes are listed and
+//     counted; stale ones of berth's exact form (a crash mid-write) are
+//     removed by the first usage scan after Open.
+//   - Quota: QuotaBytes <= 0 means unlimited. Usage counts every regular
+//     file on disk once per inode (hard links), each at most what the disk
+//     holds for it (sparse files count their blocks), and keeps the total
 //     cached, refreshed by change notifications and a TTL.
 package files

@@ -85,7 +85,7 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 		}
 		names, err := d.Readdirnames(listBatch)
 		for _, n := range names {
-			if n <= after || (!opt.ShowHidden && n[0] == '.') || isTemp(n) {
+			if n <= after || (!opt.ShowHidden && n[0] == '.') || inFlight(n) {
 				continue
 			}
 			if h.Len() <= limit {
@@ -122,6 +122,18 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 		page.Entries = append(page.Entries, newEntry(joinRel(rel, n), info))
 	}
 	return page, nil
+}
+
+// inFlight reports whether name is a temporary entry this process is
+// using right now, which listings leave out. Every other name is listed,
+// including ones that only look temporary (a sandbox may make them; they
+// take space and count against the quota).
+func inFlight(name string) bool {
+	if !isTemp(name) {
+		return false
+	}
+	_, live := liveTemp(name)
+	return live
 }
 
 // nameHeap is a max-heap of names: its top is the largest name kept, the one

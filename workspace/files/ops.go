@@ -2,8 +2,10 @@ package files
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/berth-dev/berth"
 )
@@ -20,32 +22,55 @@ func (w *Workspace) Delete(ctx context.Context, p string) error {
 		return berth.Errorf(berth.Invalid, "cannot delete the workspace root")
 	}
 	freed, err := w.remove(ctx, rel)
-	w.usage.add(-freed)
+	w.freed(freed)
 	return fsErr(err, apiPath(rel))
 }
 
-// remove deletes rel (a file or a whole tree) and returns the regular-file
-// bytes it freed.
-func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
+// freed accounts what a removal freed. Bytes still held by hard links
+// outside what was removed are not known without a scan: ask for one.
+func (w *Workspace) freed(f freed) {
+	w.usage.add(-f.bytes)
+	if f.linked {
+		w.usage.Invalidate()
+	}
+}
+
+// freed is what removing entries freed: the bytes of regular files whose
+// last link went (see freedBy), and whether some had other links.
+type freed struct {
+	bytes  int64
+	linked bool
+}
+
+func (f *freed) file(info fs.FileInfo) {
+	f.bytes += freedBy(info)
+	if _, n, ok := linkInfo(info); ok && n > 1 && info.Mode().IsRegular() {
+		f.linked = true
+	}
+}
+
+// remove deletes rel (a file or a whole tree) and returns what it freed.
+func (w *Workspace) remove(ctx context.Context, rel string) (freed, error) {
 	dirRel, base := splitRel(rel)
 	parent, err := openDir(w.root, dirRel)
 	if err != nil {
-		return 0, err
+		return freed{}, err
 	}
 	defer parent.Close()
 	info, err := parent.Lstat(base)
 	if err != nil {
-		return 0, err
+		return freed{}, err
 	}
 	if err := w.refusePinned(rel, info); err != nil {
-		return 0, err
+		return freed{}, err
 	}
 	if !info.IsDir() {
-		var freed int64
-		if info.Mode().IsRegular() {
-			freed = info.Size()
+		if err := parent.Remove(base); err != nil {
+			return freed{}, err
 		}
-		return freed, parent.Remove(base)
+		var f freed
+		f.file(info)
+		return f, nil
 	}
 	return removeTree(ctx, parent, base, info)
 }
@@ -55,37 +80,45 @@ func (w *Workspace) remove(ctx context.Context, rel string) (int64, error) {
 // with a bounded number of open directories: a directory found at MaxDepth is
 // first renamed up to the top of the tree being deleted (same filesystem, so
 // a cheap rename) and deleted from there later.
-func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileInfo) (freed int64, err error) {
+func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileInfo) (f freed, err error) {
 	top, err := openDir(parent, name)
 	if err != nil {
-		return 0, err
+		return f, err
 	}
 	if st, err := top.Stat("."); err != nil || !os.SameFile(st, info) {
 		top.Close()
 		if err == nil {
 			err = errChanged(name)
 		}
-		return 0, err
+		return f, err
 	}
+	var flats []string
+	defer func() {
+		for _, n := range flats {
+			dropTemp(n)
+		}
+	}()
 	wk := &walker{}
 	wk.visit = func(e *entry) (bool, error) {
 		if e.info.IsDir() {
 			if e.depth < MaxDepth {
 				return true, nil
 			}
-			flat := tempName()
+			flat := newTemp(tempOnDisk)
+			flats = append(flats, flat)
 			if err := top.Rename(e.rel(), flat); err != nil {
 				return false, err
 			}
 			wk.stack[0].names = append(wk.stack[0].names, flat)
 			return false, nil
 		}
-		if e.info.Mode().IsRegular() {
-			freed += e.info.Size()
-		}
-		if err := e.parent.Remove(e.name); err != nil && !isNotExist(err) {
+		if err := e.parent.Remove(e.name); err != nil {
+			if isNotExist(err) {
+				return false, nil
+			}
 			return false, err
 		}
+		f.file(e.info)
 		return false, nil
 	}
 	wk.leave = func(e *entry) error {
@@ -94,12 +127,11 @@ func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileI
 		}
 		return nil
 	}
-	err = wk.run(ctx, top)
-	top.Close()
+	err = errors.Join(wk.run(ctx, top), top.Close())
 	if err != nil {
-		return freed, err
+		return f, err
 	}
-	return freed, parent.Remove(name)
+	return f, parent.Remove(name)
 }
 
 // Rename gives the entry at p a new name in the same directory.
@@ -137,6 +169,9 @@ func (w *Workspace) move(ctx context.Context, src, dst string, overwrite bool) (
 	}
 	if within(dst, src) && dst != src {
 		return Entry{}, berth.Errorf(berth.Invalid, "cannot move %s into itself", apiPath(src))
+	}
+	if err := checkDest(dst); err != nil {
+		return Entry{}, err
 	}
 	info, err := w.root.Lstat(src)
 	if err != nil {
@@ -176,27 +211,41 @@ func (w *Workspace) place(ctx context.Context, src, dst string, info fs.FileInfo
 		if err := w.root.Rename(src, dst); err != nil {
 			return fsErr(err, apiPath(dst))
 		}
-		if old.Mode().IsRegular() {
-			w.usage.add(-old.Size())
-		}
+		var f freed
+		f.file(old)
+		w.freed(f)
 		return nil
 	}
 	dir, _ := splitRel(dst)
-	aside := joinRel(dir, tempName())
+	name := newTemp(tempOnDisk)
+	defer dropTemp(name)
+	aside := joinRel(dir, name)
 	if err := w.root.Rename(dst, aside); err != nil {
 		return fsErr(err, apiPath(dst))
 	}
 	if err := w.root.Rename(src, dst); err != nil {
-		w.root.Rename(aside, dst)
+		if rerr := w.root.Rename(aside, dst); rerr != nil {
+			// The old entry stays under its temporary name: counted, and
+			// removed at the next Open.
+			w.log.Error("workspace: restoring an entry moved aside", "dir", w.dir, "path", apiPath(dst), "aside", aside, "err", rerr)
+		}
 		return fsErr(err, apiPath(dst))
 	}
-	freed, err := w.remove(context.WithoutCancel(ctx), aside)
-	w.usage.add(-freed)
+	// The replacement is done; deleting the old entry is cleanup and runs
+	// to its end (with its own deadline) even if the request goes away.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	f, err := w.remove(cctx, aside)
+	w.freed(f)
 	if err != nil {
 		w.log.Warn("workspace: removing replaced entry", "dir", w.dir, "path", aside, "err", err)
 	}
 	return nil
 }
+
+// cleanupTimeout bounds a cleanup that runs after its request is done or
+// gone (removing a replaced tree or a failed copy).
+const cleanupTimeout = 5 * time.Minute
 
 // Copy copies the entry at p into the directory targetDir, keeping its name;
 // directories are copied recursively (up to MaxDepth levels; deeper is
@@ -231,6 +280,9 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(src))
 	}
+	if err := checkDest(dst); err != nil {
+		return Entry{}, err
+	}
 	if _, err := w.root.Lstat(dst); err == nil && !overwrite {
 		return Entry{}, berth.Errorf(berth.Conflict, "%s: already exists", apiPath(dst))
 	}
@@ -250,13 +302,24 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 	if err != nil {
 		return Entry{}, err
 	}
-	tmp, err := copyEntry(ctx, sparent, base, info, dparent, res)
+	tmp, err := w.copyEntry(ctx, sparent, base, info, dparent, res)
+	if tmp != "" {
+		defer dropTemp(tmp) // once renamed into place or removed
+	}
 	if err == nil {
-		err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite)
+		w.commits.add(apiPath(dst))
+		if err = w.place(ctx, joinRel(tdir, tmp), dst, info, overwrite); err != nil {
+			w.commits.take(apiPath(dst))
+		}
 	}
 	if err != nil {
 		if tmp != "" {
-			w.remove(context.WithoutCancel(ctx), joinRel(tdir, tmp))
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			_, rerr := w.remove(cctx, joinRel(tdir, tmp))
+			cancel()
+			if rerr != nil && !isNotExist(rerr) {
+				w.log.Warn("workspace: removing a failed copy", "dir", w.dir, "path", apiPath(joinRel(tdir, tmp)), "err", rerr)
+			}
 		}
 		res.done(false)
 		return Entry{}, fsErr(err, apiPath(src))
@@ -267,7 +330,7 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 
 // copyEntry copies name in sp (Lstat info) to a new temporary name in dp and
 // returns that name ("" if nothing was created).
-func copyEntry(ctx context.Context, sp *os.Root, name string, info fs.FileInfo, dp *os.Root, res *reservation) (string, error) {
+func (w *Workspace) copyEntry(ctx context.Context, sp *os.Root, name string, info fs.FileInfo, dp *os.Root, res *reservation) (string, error) {
 	mode := info.Mode()
 	switch {
 	case mode.IsRegular():
@@ -276,17 +339,22 @@ func copyEntry(ctx context.Context, sp *os.Root, name string, info fs.FileInfo, 
 			return "", err
 		}
 		defer f.Close()
-		return writeTemp(ctx, dp, f, res, mode.Perm())
+		return w.writeTemp(ctx, dp, func(out *os.File) error { return copySparse(ctx, out, f, res) }, mode.Perm())
 	case mode&fs.ModeSymlink != 0:
 		target, err := sp.Readlink(name)
 		if err != nil {
 			return "", err
 		}
-		tmp := tempName()
-		return tmp, dp.Symlink(target, tmp)
+		tmp := newTemp(tempReserved)
+		if err := dp.Symlink(target, tmp); err != nil {
+			dropTemp(tmp)
+			return "", err
+		}
+		return tmp, nil
 	case mode.IsDir():
-		tmp := tempName()
+		tmp := newTemp(tempReserved)
 		if err := dp.Mkdir(tmp, mode.Perm()|0o700); err != nil {
+			dropTemp(tmp)
 			return "", err
 		}
 		return tmp, copyTree(ctx, sp, name, info, dp, tmp, res)
@@ -369,7 +437,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 			if err != nil {
 				return false, err
 			}
-			err = copyStream(ctx, out, f, res)
+			err = copySparse(ctx, out, f, res)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}

@@ -8,8 +8,12 @@ import (
 	"github.com/berth-dev/berth"
 )
 
-// Usage tracks a workspace's size (the sum of its regular files' apparent
-// sizes) without walking the tree on every request.
+// Usage tracks a workspace's size without walking the tree on every request:
+// the sum over its regular files, each inode once, of the data bytes the
+// disk holds for them (see spaceOf: a sparse file counts its allocated
+// blocks, not its apparent size). Everything on disk counts, whoever made
+// it, except the temporary files of writes in flight, whose bytes are held
+// by their reservations instead.
 //
 // The total comes from a full scan, kept in memory. Writes through this
 // package adjust it directly as they commit. Changes made behind the server's

@@ -2,14 +2,12 @@ package files
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io/fs"
 	"log/slog"
 	"mime"
 	"os"
 	"path"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -40,12 +38,14 @@ type Options struct {
 // for concurrent use. Every filesystem access goes through one os.Root opened
 // on the directory.
 type Workspace struct {
-	dir   string
-	root  *os.Root
-	quota atomic.Int64
-	usage *Usage
-	hub   *hub
-	log   *slog.Logger
+	dir     string
+	root    *os.Root
+	quota   atomic.Int64
+	usage   *Usage
+	swept   atomic.Bool // stale temporary entries removed (first scan)
+	commits commits
+	hub     *hub
+	log     *slog.Logger
 }
 
 // Open opens the workspace directory dir (which must exist) and starts its
@@ -76,7 +76,11 @@ func Open(dir string, opt Options) (*Workspace, error) {
 	w.usage = newUsage(w.scanUsage, opt.UsageTTL, opt.UsageDebounce)
 	if !opt.NoUsageWatch {
 		if unsub, err := w.hub.subscribe(".", func(e Event) {
-			if !e.api { // our own writes already updated the total
+			// Our own writes already updated the total. The event's api
+			// flag only says that a temporary-looking name was renamed,
+			// which a sandbox can do too, so it must also match a commit
+			// this Workspace announced.
+			if !e.api || !w.commits.take(e.Path) {
 				w.usage.Invalidate()
 			}
 		}); err == nil {
@@ -184,11 +188,15 @@ func (w *Workspace) Stat(ctx context.Context, p string) (Entry, error) {
 }
 
 // Summary is an entry plus, for a directory, the number of entries below it;
-// a directory's Size is then the recursive size of the regular files below
-// it. Truncated is set when the tree is deeper than MaxDepth and the deeper
-// part was not counted.
+// a directory's Size is then the recursive apparent size of the regular
+// files below it and Allocated what the disk holds for them (st_blocks, as
+// du counts; less than Size for sparse files). A file hard-linked several
+// times below the directory counts once. For a regular file Allocated is
+// its own allocation. Truncated is set when the tree is deeper than
+// MaxDepth and the deeper part was not counted.
 type Summary struct {
 	Entry
+	Allocated int64 `json:"allocated"`
 	Count     int64 `json:"count"`
 	Truncated bool  `json:"truncated,omitempty"`
 }
@@ -196,43 +204,113 @@ type Summary struct {
 // DirSummary is Stat plus, for a directory, its recursive size and count.
 // The walk is iterative, bounded by MaxDepth and cancelled with ctx.
 func (w *Workspace) DirSummary(ctx context.Context, p string) (Summary, error) {
-	e, err := w.Stat(ctx, p)
+	rel, err := Clean(p)
 	if err != nil {
 		return Summary{}, err
 	}
-	s := Summary{Entry: e}
-	if e.Type != TypeDirectory {
+	info, err := w.root.Lstat(rel)
+	if err != nil {
+		return Summary{}, fsErr(err, apiPath(rel))
+	}
+	s := Summary{Entry: newEntry(rel, info)}
+	if s.Type != TypeDirectory {
+		s.Allocated = spaceOf(info).allocated
 		return s, nil
 	}
-	rel, _ := Clean(p)
-	s.Count, s.Size, s.Truncated, err = w.sizeOf(ctx, rel)
-	return s, fsErr(err, e.ID)
+	t, err := w.measure(ctx, rel, false)
+	s.Count, s.Size, s.Allocated, s.Truncated = t.count, t.apparent, t.allocated, t.truncated
+	return s, fsErr(err, s.ID)
 }
 
-// sizeOf counts the entries and regular-file bytes below the directory rel.
-func (w *Workspace) sizeOf(ctx context.Context, rel string) (count, size int64, truncated bool, err error) {
+// tally is what a walk measured below a directory.
+type tally struct {
+	count     int64 // entries
+	space           // regular files, each inode once
+	truncated bool
+}
+
+// measure counts the entries and regular-file space below the directory
+// rel. Every inode counts once however many hard links reach it (a sandbox
+// can link one big file a thousand times). Temporary entries of writes in
+// flight are skipped: their bytes are held by reservations. With sweep, a
+// temporary entry that no one in this process is using (left by a crash or
+// a failed cleanup) is removed instead of counted.
+func (w *Workspace) measure(ctx context.Context, rel string, sweep bool) (t tally, err error) {
 	top, err := openDir(w.root, rel)
 	if err != nil {
-		return 0, 0, false, err
+		return t, err
 	}
 	defer top.Close()
+	var seen map[inode]struct{} // files with several links, counted already
 	wk := &walker{visit: func(e *entry) (bool, error) {
-		count++
-		if e.info.Mode().IsRegular() && !isTemp(e.name) {
-			size += e.info.Size()
+		if isTemp(e.name) {
+			kind, live := liveTemp(e.name)
+			switch {
+			case live && kind == tempReserved:
+				return false, nil
+			case !live && sweep:
+				if err := w.sweep(ctx, e); err == nil {
+					return false, nil
+				} else if ctx.Err() != nil {
+					return false, err
+				}
+				// Could not remove it: it takes space, so count it.
+			}
 		}
+		t.count++
 		if e.deep {
-			truncated = true
+			t.truncated = true
 		}
-		return true, nil
+		if !e.info.Mode().IsRegular() {
+			return true, nil
+		}
+		if ino, n, ok := linkInfo(e.info); ok && n > 1 {
+			if _, dup := seen[ino]; dup {
+				return false, nil
+			}
+			if seen == nil {
+				seen = map[inode]struct{}{}
+			}
+			seen[ino] = struct{}{}
+		}
+		s := spaceOf(e.info)
+		t.apparent += s.apparent
+		t.allocated += s.allocated
+		t.counted += s.counted
+		return false, nil
 	}}
 	err = wk.run(ctx, top)
-	return count, size, truncated, err
+	return t, err
 }
 
+// sweep removes a stale temporary entry found by a usage scan. A failure is
+// logged here and returned so that the scan counts the entry instead.
+func (w *Workspace) sweep(ctx context.Context, e *entry) error {
+	var err error
+	if e.info.IsDir() {
+		_, err = removeTree(ctx, e.parent, e.name, e.info)
+	} else {
+		err = e.parent.Remove(e.name)
+	}
+	if err != nil && !isNotExist(err) {
+		w.log.Warn("workspace: removing a stale temporary entry", "dir", w.dir, "path", e.rel(), "err", err)
+		return err
+	}
+	w.log.Info("workspace: removed a stale temporary entry", "dir", w.dir, "path", e.rel())
+	return nil
+}
+
+// scanUsage measures the whole workspace for the usage tracker. The first
+// scan after Open also sweeps stale temporary entries: a write that was in
+// flight when the server crashed left one, invisible to listings and
+// uncounted, that nothing else would ever remove.
 func (w *Workspace) scanUsage(ctx context.Context) (int64, error) {
-	_, size, _, err := w.sizeOf(ctx, ".")
-	return size, err
+	sweep := !w.swept.Load()
+	t, err := w.measure(ctx, ".", sweep)
+	if err == nil && sweep {
+		w.swept.Store(true)
+	}
+	return t.counted, err
 }
 
 // Info is the workspace's space: used, total (the quota) and free bytes;
@@ -253,17 +331,43 @@ func (w *Workspace) Info(ctx context.Context) Info {
 	return Info{Used: used, Total: q, Free: max(q-used, 0)}
 }
 
-// tempPrefix marks this package's temporary names: in-flight writes and
-// copies, and entries being replaced. Usage scans skip them (in-flight bytes
-// are counted by reservations) and Watch does not report them.
-const tempPrefix = ".berth-tmp-"
+var typeByExtension = mime.TypeByExtension
 
-func isTemp(name string) bool { return strings.HasPrefix(name, tempPrefix) }
-
-func tempName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return tempPrefix + hex.EncodeToString(b[:])
+// commits are the API paths this Workspace is renaming a temporary entry
+// onto, whose change notifications the usage tracker may ignore (the
+// commit updates the total itself). Entries whose notification never comes
+// (overflow, an unwatched directory) are dropped in bulk past a bound; the
+// cost of a missing entry is one needless rescan.
+type commits struct {
+	mu sync.Mutex
+	m  map[string]int
 }
 
-var typeByExtension = mime.TypeByExtension
+const maxCommits = 4096
+
+// add announces a rename onto the API path p; call it before renaming.
+func (c *commits) add(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCommits {
+		c.m = map[string]int{}
+	}
+	c.m[p]++
+}
+
+// take consumes an announcement for p, reporting whether there was one.
+// A rename that failed is taken back the same way.
+func (c *commits) take(p string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.m[p]
+	switch {
+	case n == 0:
+		return false
+	case n == 1:
+		delete(c.m, p)
+	default:
+		c.m[p] = n - 1
+	}
+	return true
+}
