@@ -269,7 +269,9 @@ func (f *Files) takeLocked(id string) *files.Workspace {
 
 func (f *Files) closeAll(ws []*files.Workspace) {
 	for _, w := range ws {
-		w.Close()
+		if err := w.Close(); err != nil {
+			f.log.Warn("closing a workspace directory", "err", err)
+		}
 	}
 }
 

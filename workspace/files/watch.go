@@ -174,8 +174,16 @@ func (h *hub) unsubscribe(s *subscriber) {
 	h.f = nil
 	h.release()
 	h.mu.Unlock()
-	f.Close() // ends readLoop's Read
+	h.closeInotify(f) // ends readLoop's Read
 	<-done
+}
+
+// closeInotify closes an inotify descriptor; a failure is only logged (the
+// descriptor is gone either way, and its watches with it).
+func (h *hub) closeInotify(f *os.File) {
+	if err := f.Close(); err != nil {
+		h.w.log.Warn("watch: closing the inotify instance", "dir", h.w.dir, "err", err)
+	}
 }
 
 // release returns the instance and its watches to the budgets, once h.f is
@@ -208,7 +216,7 @@ func (h *hub) close() {
 	}
 	h.mu.Unlock()
 	if f != nil {
-		f.Close()
+		h.closeInotify(f)
 		<-done
 	}
 }
@@ -234,7 +242,7 @@ func (h *hub) start() error {
 		top.Close()
 	}
 	if err != nil {
-		h.f.Close()
+		h.closeInotify(h.f)
 		h.f = nil
 		h.wds, h.dirs = nil, nil
 		h.release()
@@ -334,7 +342,10 @@ func (h *hub) addTree(rel string, report bool) {
 		}
 		return true, h.addWatch(d, erel)
 	}
-	wk.run(context.Background(), top)
+	if err := wk.run(context.Background(), top); err != nil && !errors.Is(err, errFull) && !isNotExist(err) {
+		// Directories below rel go unwatched: their changes are missed.
+		h.w.log.Warn("watch: walking a new directory", "dir", h.w.dir, "path", apiPath(rel), "err", err)
+	}
 }
 
 var errFull = errors.New("watch limit reached")
@@ -392,7 +403,10 @@ func (h *hub) moveDirs(from, to string) {
 func (h *hub) dropDir(rel string) {
 	for r, wd := range h.dirs {
 		if within(r, rel) {
-			unix.InotifyRmWatch(h.ifd, uint32(wd))
+			// EINVAL: the kernel already dropped it (the directory is gone).
+			if _, err := unix.InotifyRmWatch(h.ifd, uint32(wd)); err != nil && !errors.Is(err, unix.EINVAL) {
+				h.w.log.Warn("watch: removing a watch", "dir", h.w.dir, "path", apiPath(r), "err", err)
+			}
 			delete(h.dirs, r)
 			delete(h.wds, wd)
 		}
