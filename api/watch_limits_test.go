@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +155,55 @@ func TestWatchLimits(t *testing.T) {
 	waitWatches(t, env, 2)
 	_, err = openWatch(t, alice, a3, nil)
 	must(t, err)
+}
+
+// Streams must not take the inotify instances of workspaces opened later
+// (each open workspace's usage tracker watches it): callers of many
+// organizations hold as many streams as they can on distinct workspaces,
+// and a brand-new workspace still notices a change made in it by a sandbox
+// (with no instance its usage would only see it at its 10-minute rescan).
+func TestWatchLeavesInotifyForNewWorkspaces(t *testing.T) {
+	env := servertest.Start(t, "")
+	ctx := context.Background()
+	a := env.Admin
+	const tries = 64 // the process-wide inotify budget
+	var ids []string
+	for i := range tries + 1 {
+		w, err := a.CreateWorkspace(ctx, client.WorkspaceRequest{Name: fmt.Sprintf("w%d", i)})
+		must(t, err)
+		ids = append(ids, w.ID)
+	}
+	held := 0
+	for i, id := range ids[:tries] {
+		org := fmt.Sprintf("org_%d", i/8)
+		cctx := berth.WithCaller(ctx, &berth.Caller{UserID: fmt.Sprintf("usr_%d", i), OrgID: org, Role: berth.RoleMember})
+		_, stop, err := env.API.Files.Watch(cctx, &workspace.Workspace{ID: id, OrgID: org}, "/")
+		if err != nil {
+			if !berth.IsKind(err, berth.Unavailable) {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+			continue
+		}
+		held++
+		t.Cleanup(stop)
+	}
+	if held != workspace.DefaultWatchedWorkspaces {
+		t.Errorf("streams kept %d workspaces open, want %d", held, workspace.DefaultWatchedWorkspaces)
+	}
+
+	fresh := ids[tries]
+	_, err := a.CreateFile(ctx, fresh, "/", "api", "file", ptr("12345"))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(wsDir(env, fresh), "direct"), make([]byte, 1000), 0o644))
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		sp, err := a.WorkspaceSpace(ctx, fresh)
+		must(t, err)
+		if sp.Used == 1005 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new workspace's usage is %d, not 1005: it has no change notifications", sp.Used)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the server's usage
+	}
 }
