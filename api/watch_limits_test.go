@@ -18,7 +18,8 @@ import (
 )
 
 // openWatch starts a watch stream of ws for c and waits until it is ready
-// (nil error, stop ends it) or refused (the API error).
+// (nil error, stop ends it) or refused (the API error). events, if not nil,
+// gets the stream's events and is closed when the stream ends.
 func openWatch(t *testing.T, c *client.Client, ws string, events chan<- client.FileEvent) (stop func(), err error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,6 +32,9 @@ func openWatch(t *testing.T, c *client.Client, ws string, events chan<- client.F
 			}
 			return nil
 		})
+		if events != nil {
+			close(events) // the stream ended: no more events
+		}
 	}()
 	select {
 	case <-ready:
@@ -119,7 +123,7 @@ func TestWatchLimits(t *testing.T) {
 	must(t, err)
 	_, err = bob.CreateFile(ctx, b1, "/", "hello", "file", ptr("x"))
 	must(t, err)
-	if e := <-events; e.Path != "/hello" {
+	if e, ok := <-events; !ok || e.Path != "/hello" {
 		t.Errorf("bob's first event: %+v", e)
 	}
 

@@ -37,7 +37,10 @@ func TestWatchSandboxBurst(t *testing.T) {
 			}
 		}
 		for done := false; !done; {
-			e := <-events
+			e, ok := <-events
+			if !ok {
+				t.Fatalf("batch %d: the watch ended", b)
+			}
 			switch {
 			case e.Type == "overflow":
 				t.Fatalf("batch %d: events overflowed", b)
