@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -225,7 +226,8 @@ func (h *hub) close() {
 func (h *hub) start() error {
 	if inotifyInstances.Add(1) > maxInotifyInstances {
 		inotifyInstances.Add(-1)
-		return berth.Errorf(berth.Unavailable, "cannot watch the workspace: too many workspaces are watched at once; try again later")
+		return &berth.Error{Kind: berth.Unavailable, RetryAfter: 10 * time.Second,
+			Msg: "cannot watch the workspace: too many workspaces are watched at once; try again later"}
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
