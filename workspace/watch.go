@@ -45,8 +45,9 @@ type watchCounts struct {
 // it fails with TooManyRequests; for a workspace no stream watches yet while
 // WatchedWorkspaces are, with Unavailable. Both carry a retry hint. A stream
 // on a workspace already watched shares its inotify instance, so the
-// workspace limits do not refuse it. Call stop when done: it ends the stream and frees
-// its slot. The events channel also closes when the workspace is closed.
+// workspace limits do not refuse it. Call stop when done: it ends the
+// stream and frees its slot. The events channel also closes when the
+// workspace is closed.
 func (f *Files) Watch(ctx context.Context, w *Workspace, p string) (events <-chan files.Event, stop func(), err error) {
 	user, org := "", w.OrgID
 	if c := berth.CallerFrom(ctx); c != nil {
