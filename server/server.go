@@ -38,7 +38,7 @@ type Config struct {
 	// Watch stream limits: streams one user may hold at once and
 	// workspaces one organization's streams may keep open (429 past them),
 	// and workspaces all streams may keep open together (503), below the
-	// process-wide inotify budget.
+	// process-wide inotify budget. Zero means the default.
 	MaxWatchesPerUser          int
 	MaxWatchedWorkspacesPerOrg int
 	MaxWatchedWorkspaces       int
@@ -109,8 +109,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
 	}
-	if cfg.MaxWatchesPerUser < 1 || cfg.MaxWatchedWorkspacesPerOrg < 1 || cfg.MaxWatchedWorkspaces < 1 {
-		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must be at least 1")
+	if cfg.MaxWatchesPerUser < 0 || cfg.MaxWatchedWorkspacesPerOrg < 0 || cfg.MaxWatchedWorkspaces < 0 {
+		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must not be negative (0: the default)")
 	}
 	if cfg.BootstrapKey != "" {
 		if err := auth.ValidBootstrapKey(cfg.BootstrapKey); err != nil {
