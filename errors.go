@@ -3,6 +3,7 @@ package berth
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error. Every layer below the HTTP API reports failures as
@@ -21,6 +22,10 @@ const (
 	QuotaExceeded Kind = "quota_exceeded"
 	Unavailable   Kind = "unavailable"
 	Internal      Kind = "internal"
+
+	// TooManyRequests: the caller holds as much of a shared resource as one
+	// user (or organization) may; other callers are not affected.
+	TooManyRequests Kind = "rate_limited"
 )
 
 // Error is berth's one error type. Msg is safe to show to a client (except for
@@ -29,6 +34,10 @@ type Error struct {
 	Kind Kind
 	Msg  string
 	Err  error
+
+	// RetryAfter, when positive, is how long the client should wait before
+	// trying again (the API sends it as Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -84,4 +93,14 @@ func Message(err error) string {
 		return e.Error()
 	}
 	return "internal error"
+}
+
+// RetryAfter is the wait hint of the first *Error in err's chain (zero when
+// it has none).
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }

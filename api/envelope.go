@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth"
 )
@@ -24,6 +26,8 @@ var statusOf = map[berth.Kind]int{
 	berth.QuotaExceeded: http.StatusInsufficientStorage,
 	berth.Unavailable:   http.StatusServiceUnavailable,
 	berth.Internal:      http.StatusInternalServerError,
+
+	berth.TooManyRequests: http.StatusTooManyRequests, // with Retry-After
 }
 
 // Meta is the envelope's meta object.
@@ -83,6 +87,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if kind == berth.Internal {
 		loggerFrom(r.Context()).Error("request failed", "err", err, "requestId", requestID(r.Context()),
 			"method", r.Method, "path", r.URL.Path)
+	}
+	if d := berth.RetryAfter(err); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

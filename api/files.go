@@ -618,6 +618,7 @@ const watchKeepAlive = 20 * time.Second
 // Events: first "ready" (the watch is in place), then one event per change,
 // named by its type, with {"type", "path", "oldPath"?} as data. It ends when
 // the client goes away, the workspace is deleted or the server shuts down.
+// Past the caller's stream limits it answers 429 with Retry-After.
 func (s *Server) watchFiles(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
@@ -627,19 +628,22 @@ func (s *Server) watchFiles(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	_, fw, release, err := s.openFiles(r, "files:read")
+	if s.Files == nil {
+		writeError(w, r, berth.Errorf(berth.Unavailable, "workspace files are not configured"))
+		return
+	}
+	ws, err := s.Workspaces.Resolve(r.Context(), chi.URLParam(r, "id"), "files:read")
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	defer release()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel() // releases the watch
-	events, err := fw.Watch(ctx, p)
+	ctx := r.Context()
+	events, stop, err := s.Files.Watch(ctx, ws, p)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
+	defer stop() // ends the watch and frees its slot
 	stream := startSSE(w)
 	if err := stream.json("ready", map[string]string{"path": p}); err != nil {
 		return

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,6 +44,9 @@ type Error struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"requestId"`
+	// RetryAfter is the answer's Retry-After (rate_limited, unavailable),
+	// zero when it has none.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -120,10 +124,15 @@ func ErrorFrom(resp *http.Response) error {
 		Error Error `json:"error"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var retry time.Duration
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		retry = time.Duration(secs) * time.Second
+	}
 	if err := json.Unmarshal(b, &env); err != nil || env.Error.Code == "" {
-		return &Error{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(b))}
+		return &Error{Status: resp.StatusCode, Code: "unknown", Message: strings.TrimSpace(string(b)), RetryAfter: retry}
 	}
 	env.Error.Status = resp.StatusCode
+	env.Error.RetryAfter = retry
 	return &env.Error
 }
 

@@ -35,12 +35,22 @@ type Config struct {
 	BootstrapKey string // preset admin key for a fresh database (secret)
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
 
+	// Watch stream limits: streams one user may hold at once and
+	// workspaces one organization's streams may keep open (429 past them),
+	// and workspaces all streams may keep open together (503), below the
+	// process-wide inotify budget. Zero means the default.
+	MaxWatchesPerUser          int
+	MaxWatchedWorkspacesPerOrg int
+	MaxWatchedWorkspaces       int
+
 	Sandbox sandbox.Options // background loop intervals
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text"}
+	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
+		MaxWatchesPerUser: workspace.DefaultWatchesPerUser, MaxWatchedWorkspacesPerOrg: workspace.DefaultWatchedWorkspacesPerOrg,
+		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces}
 }
 
 // LogValue masks secrets when the config is logged.
@@ -51,7 +61,9 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(slog.String("addr", c.Addr), slog.String("dataDir", c.DataDir),
 		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
-		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""))
+		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
+		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
+		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces))
 }
 
 // Server is a running berth.
@@ -97,6 +109,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
 	}
+	if cfg.MaxWatchesPerUser < 0 || cfg.MaxWatchedWorkspacesPerOrg < 0 || cfg.MaxWatchedWorkspaces < 0 {
+		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must not be negative (0: the default)")
+	}
 	if cfg.BootstrapKey != "" {
 		if err := auth.ValidBootstrapKey(cfg.BootstrapKey); err != nil {
 			return nil, err
@@ -140,7 +155,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace})
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace,
+		WatchesPerUser: cfg.MaxWatchesPerUser, WatchedWorkspacesPerOrg: cfg.MaxWatchedWorkspacesPerOrg, WatchedWorkspaces: cfg.MaxWatchedWorkspaces})
 	s.closers = append(s.closers, func() { wf.Close() })
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping

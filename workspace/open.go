@@ -31,6 +31,14 @@ type FilesOptions struct {
 	// OnAccess, when set, is told of file API activity in a workspace (the
 	// sandbox manager counts it as activity of the sandboxes mounting it).
 	OnAccess func(ctx context.Context, id string)
+	// WatchesPerUser caps the watch streams (Watch) one user holds at once;
+	// WatchedWorkspacesPerOrg caps the workspaces one organization's
+	// streams keep open, and WatchedWorkspaces those of all streams
+	// together (defaults: DefaultWatchesPerUser,
+	// DefaultWatchedWorkspacesPerOrg, DefaultWatchedWorkspaces).
+	WatchesPerUser          int
+	WatchedWorkspacesPerOrg int
+	WatchedWorkspaces       int
 	// Open is passed to files.Open; QuotaBytes is set from each workspace's
 	// metadata on every Acquire.
 	Open   files.Options
@@ -52,6 +60,7 @@ type Files struct {
 	sizes      map[string]sizeEntry
 	refreshing map[string]bool
 	closed     bool
+	watches    watchCounts
 
 	stop     chan struct{} // closed by Shutdown: watches end
 	stopOnce sync.Once
@@ -87,6 +96,15 @@ func NewFiles(svc *Service, opt FilesOptions) *Files {
 	}
 	if opt.TouchEvery <= 0 {
 		opt.TouchEvery = time.Second
+	}
+	if opt.WatchesPerUser <= 0 {
+		opt.WatchesPerUser = DefaultWatchesPerUser
+	}
+	if opt.WatchedWorkspacesPerOrg <= 0 {
+		opt.WatchedWorkspacesPerOrg = DefaultWatchedWorkspacesPerOrg
+	}
+	if opt.WatchedWorkspaces <= 0 {
+		opt.WatchedWorkspaces = DefaultWatchedWorkspaces
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -162,8 +180,9 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 
 // FilesStats is a snapshot of the registry.
 type FilesStats struct {
-	Open  int // workspaces open
-	InUse int // acquisitions not yet released (requests, watch streams)
+	Open    int // workspaces open
+	InUse   int // acquisitions not yet released (requests, watch streams)
+	Watches int // watch streams (Watch) not yet stopped
 }
 
 // Stats reports how many workspaces are open and how many acquisitions are
@@ -171,7 +190,7 @@ type FilesStats struct {
 func (f *Files) Stats() FilesStats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := FilesStats{Open: len(f.open)}
+	st := FilesStats{Open: len(f.open), Watches: f.watches.total}
 	for _, o := range f.open {
 		st.InUse += o.refs
 	}
@@ -250,7 +269,9 @@ func (f *Files) takeLocked(id string) *files.Workspace {
 
 func (f *Files) closeAll(ws []*files.Workspace) {
 	for _, w := range ws {
-		w.Close()
+		if err := w.Close(); err != nil {
+			f.log.Warn("closing a workspace directory", "err", err)
+		}
 	}
 }
 

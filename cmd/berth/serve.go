@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -32,7 +34,9 @@ func newServe() *cobra.Command {
 			"BERTH_BOOTSTRAP_KEY presets the admin key of a fresh database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			applyEnv(cmd.Flags())
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
 			cfg.BootstrapKey = os.Getenv("BERTH_BOOTSTRAP_KEY")
 			log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
 			if err != nil {
@@ -51,20 +55,28 @@ func newServe() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (workspaces, SQLite database, admin.key)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file or postgres:// DSN (default <data-dir>/berth.db)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "watch streams one user may hold at once (429 past it)")
+	f.IntVar(&cfg.MaxWatchedWorkspacesPerOrg, "max-watched-workspaces-per-org", cfg.MaxWatchedWorkspacesPerOrg, "workspaces one organization's watch streams may keep open (429 past it)")
+	f.IntVar(&cfg.MaxWatchedWorkspaces, "max-watched-workspaces", cfg.MaxWatchedWorkspaces, "workspaces all watch streams may keep open together (503 past it); keep it below 64, the inotify instances berth uses, so that other workspaces keep theirs")
 	return cmd
 }
 
 // applyEnv sets every flag not given on the command line from its BERTH_*
-// twin (--data-dir ← BERTH_DATA_DIR).
-func applyEnv(fs *pflag.FlagSet) {
+// twin (--data-dir ← BERTH_DATA_DIR). A value the flag rejects is an error,
+// not silently the default.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			fs.Set(f.Name, v)
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
 		}
 	})
+	return errors.Join(errs...)
 }
 
 func envName(flag string) string {

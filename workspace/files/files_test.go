@@ -541,8 +541,7 @@ func TestUsageSeesDirectWrites(t *testing.T) {
 	if got := w.Usage().Used(); got != 5 {
 		t.Fatalf("after API write: %d", got)
 	}
-	os.MkdirAll(filepath.Join(dir, "x/y"), 0o755)
-	time.Sleep(50 * time.Millisecond) // let the new directory's watch land
+	os.MkdirAll(filepath.Join(dir, "x/y"), 0o755) // no wait: a new directory is scanned once watched
 	os.WriteFile(filepath.Join(dir, "x/y/direct"), make([]byte, 1000), 0o644)
 	waitFor(t, func() bool { return w.Usage().Used() == 1005 })
 	os.Remove(filepath.Join(dir, "x/y/direct"))

@@ -54,7 +54,7 @@ func TestInotifyBudget(t *testing.T) {
 	if _, err := a.Watch(ctx, "/"); err != nil {
 		t.Fatalf("second instance: %v", err)
 	}
-	if _, err := c.Watch(ctx, "/"); !berth.IsKind(err, berth.Unavailable) {
-		t.Errorf("watch past the instance budget: %v, want unavailable", err)
+	if _, err := c.Watch(ctx, "/"); !berth.IsKind(err, berth.Unavailable) || berth.RetryAfter(err) <= 0 {
+		t.Errorf("watch past the instance budget: %v, want unavailable with a retry hint", err)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -50,6 +52,14 @@ const watchBuffer = 256
 // MaxDepth levels; changes in directories past those bounds are not reported.
 // "write" is reported when a writer closes the file (IN_CLOSE_WRITE), not on
 // every write(2).
+//
+// A directory that appears (made, or moved in from outside the watched tree)
+// is watched first and then scanned: a "create" is reported for every entry
+// already in it, at any depth, so nothing made there before its watch landed
+// is missed. An entry made while that happens can be reported as created
+// twice, and one found by the scan gets no "write" of its own: treat
+// "create" as "exists now", not as "did not exist before". A directory moved
+// within the tree keeps its watches and is reported as one "rename".
 func (w *Workspace) Watch(ctx context.Context, p string) (<-chan Event, error) {
 	rel, err := Clean(p)
 	if err != nil {
@@ -165,8 +175,16 @@ func (h *hub) unsubscribe(s *subscriber) {
 	h.f = nil
 	h.release()
 	h.mu.Unlock()
-	f.Close() // ends readLoop's Read
+	h.closeInotify(f) // ends readLoop's Read
 	<-done
+}
+
+// closeInotify closes an inotify descriptor; a failure is only logged (the
+// descriptor is gone either way, and its watches with it).
+func (h *hub) closeInotify(f *os.File) {
+	if err := f.Close(); err != nil {
+		h.w.log.Warn("watch: closing the inotify instance", "dir", h.w.dir, "err", err)
+	}
 }
 
 // release returns the instance and its watches to the budgets, once h.f is
@@ -199,7 +217,7 @@ func (h *hub) close() {
 	}
 	h.mu.Unlock()
 	if f != nil {
-		f.Close()
+		h.closeInotify(f)
 		<-done
 	}
 }
@@ -208,7 +226,8 @@ func (h *hub) close() {
 func (h *hub) start() error {
 	if inotifyInstances.Add(1) > maxInotifyInstances {
 		inotifyInstances.Add(-1)
-		return berth.Errorf(berth.Unavailable, "cannot watch the workspace: too many workspaces are watched at once; try again later")
+		return &berth.Error{Kind: berth.Unavailable, RetryAfter: 10 * time.Second,
+			Msg: "cannot watch the workspace: too many workspaces are watched at once; try again later"}
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -225,13 +244,13 @@ func (h *hub) start() error {
 		top.Close()
 	}
 	if err != nil {
-		h.f.Close()
+		h.closeInotify(h.f)
 		h.f = nil
 		h.wds, h.dirs = nil, nil
 		h.release()
 		return berth.Wrap(berth.Unavailable, err, "cannot watch the workspace")
 	}
-	h.addTree(".")
+	h.addTree(".", false)
 	h.count()
 	go h.readLoop(h.f, h.done)
 	return nil
@@ -242,37 +261,56 @@ func (h *hub) start() error {
 // root: inotify_add_watch on a path would follow a symlink swapped in by the
 // sandbox and could watch (and report names in) a directory outside.
 func (h *hub) addWatch(d *os.File, rel string) error {
+	_, err := h.addWatchFresh(d, rel)
+	return err
+}
+
+// addWatchFresh is addWatch, also telling whether d was already watched
+// under rel (then its contents were scanned when that watch was added, and
+// everything since has been reported by its own events).
+func (h *hub) addWatchFresh(d *os.File, rel string) (fresh bool, err error) {
 	if len(h.dirs) >= h.maxDirs {
-		return nil
+		return false, nil
 	}
 	if inotifyWatches.Load()+int64(len(h.wds))-h.counted >= maxInotifyWatches {
-		return errFull
+		return false, errFull
 	}
 	var wd int
-	var err error
 	sc, err := d.SyscallConn()
 	if err != nil {
-		return err
+		return false, err
 	}
 	cerr := sc.Control(func(fd uintptr) {
 		wd, err = unix.InotifyAddWatch(h.ifd, "/proc/self/fd/"+strconv.Itoa(int(fd)), watchMask)
 	})
 	if cerr != nil {
-		return cerr
+		return false, cerr
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if old, ok := h.wds[int32(wd)]; ok {
+		if old == rel {
+			return false, nil
+		}
 		delete(h.dirs, old) // same directory, seen under a new name
 	}
 	h.wds[int32(wd)] = rel
 	h.dirs[rel] = int32(wd)
-	return nil
+	return true, nil
 }
 
-// addTree watches the directories below rel (already watched itself). h.mu is held.
-func (h *hub) addTree(rel string) {
+// addTree watches the directories below rel (already watched itself). With
+// report it also emits a create for every entry it finds: rel is new, and
+// what was made in it before its watch landed has no event of its own. h.mu
+// is held.
+//
+// Each directory is watched before its names are read (the walker reads a
+// directory's names only after visit returned), so an entry made at any
+// moment is either read by the scan or has an event queued after this one:
+// none is lost, but one made between the watch and the read is reported
+// twice.
+func (h *hub) addTree(rel string, report bool) {
 	if len(h.dirs) >= h.maxDirs {
 		return
 	}
@@ -283,6 +321,13 @@ func (h *hub) addTree(rel string) {
 	defer top.Close()
 	wk := &walker{}
 	wk.visit = func(e *entry) (bool, error) {
+		erel := ""
+		if report || e.info.IsDir() {
+			erel = joinRel(rel, e.rel())
+		}
+		if report {
+			h.emit(Event{Type: EventCreate, Path: apiPath(erel)}, erel)
+		}
 		if !e.info.IsDir() || e.deep {
 			return false, nil
 		}
@@ -297,14 +342,20 @@ func (h *hub) addTree(rel string) {
 		if st, err := d.Stat(); err != nil || !os.SameFile(st, e.info) {
 			return false, nil
 		}
-		return true, h.addWatch(d, joinRel(rel, e.rel()))
+		return true, h.addWatch(d, erel)
 	}
-	wk.run(context.Background(), top)
+	if err := wk.run(context.Background(), top); err != nil && !errors.Is(err, errFull) && !isNotExist(err) {
+		// Directories below rel go unwatched: their changes are missed.
+		h.w.log.Warn("watch: walking a new directory", "dir", h.w.dir, "path", apiPath(rel), "err", err)
+	}
 }
 
 var errFull = errors.New("watch limit reached")
 
-// addDir watches a directory that just appeared at rel, and everything below it.
+// addDir watches a directory that just appeared at rel, then everything
+// below it, reporting what is already there as created (see addTree). A
+// directory already watched under rel was scanned when that watch was added,
+// so it is not scanned again.
 func (h *hub) addDir(rel string) {
 	dirRel, base := splitRel(rel)
 	parent, err := openDir(h.w.root, dirRel)
@@ -321,19 +372,43 @@ func (h *hub) addDir(rel string) {
 		return
 	}
 	st, err := d.Stat()
-	if err == nil && os.SameFile(st, info) && h.addWatch(d, rel) == nil {
+	if err != nil || !os.SameFile(st, info) {
 		d.Close()
-		h.addTree(rel)
 		return
 	}
+	fresh, err := h.addWatchFresh(d, rel)
 	d.Close()
+	if err == nil && fresh {
+		h.addTree(rel, true)
+	}
+}
+
+// moveDirs renames the watched directories at and below from to the same
+// paths below to. A watch follows its directory's inode, so a directory moved
+// within the tree stays watched throughout and nothing in it is missed.
+func (h *hub) moveDirs(from, to string) {
+	h.dropDir(to) // an empty directory the move replaced
+	moved := map[string]int32{}
+	for r, wd := range h.dirs {
+		if within(r, from) {
+			moved[to+r[len(from):]] = wd
+			delete(h.dirs, r)
+		}
+	}
+	for r, wd := range moved {
+		h.dirs[r] = wd
+		h.wds[wd] = r
+	}
 }
 
 // dropDir forgets the watches at and below rel (moved away or removed).
 func (h *hub) dropDir(rel string) {
 	for r, wd := range h.dirs {
 		if within(r, rel) {
-			unix.InotifyRmWatch(h.ifd, uint32(wd))
+			// EINVAL: the kernel already dropped it (the directory is gone).
+			if _, err := unix.InotifyRmWatch(h.ifd, uint32(wd)); err != nil && !errors.Is(err, unix.EINVAL) {
+				h.w.log.Warn("watch: removing a watch", "dir", h.w.dir, "path", apiPath(r), "err", err)
+			}
 			delete(h.dirs, r)
 			delete(h.wds, wd)
 		}
@@ -411,10 +486,6 @@ func (h *hub) handle(buf []byte) {
 		if mask&unix.IN_MOVED_TO != 0 && from != nil && from.cookie == ev.Cookie {
 			old := from
 			from = nil
-			if old.isDir {
-				h.dropDir(old.rel)
-				h.addDir(rel)
-			}
 			_, oldBase := splitRel(old.rel)
 			switch {
 			case isTemp(name):
@@ -422,6 +493,13 @@ func (h *hub) handle(buf []byte) {
 				h.emit(Event{Type: EventWrite, Path: apiPath(rel), api: true}, rel)
 			default:
 				h.emit(Event{Type: EventRename, Path: apiPath(rel), OldPath: apiPath(old.rel)}, rel)
+			}
+			if old.isDir {
+				if _, watched := h.dirs[old.rel]; watched {
+					h.moveDirs(old.rel, rel)
+				} else {
+					h.addDir(rel) // its contents are news: reported after the rename
+				}
 			}
 			continue
 		}
@@ -432,11 +510,11 @@ func (h *hub) handle(buf []byte) {
 			// a rename, anything else a removal from our view.
 			from = &pendingMove{cookie: ev.Cookie, rel: rel, isDir: isDir}
 		case mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
-			if isDir {
-				h.addDir(rel)
-			}
 			if !isTemp(name) {
 				h.emit(Event{Type: EventCreate, Path: apiPath(rel)}, rel)
+			}
+			if isDir {
+				h.addDir(rel) // after its own create: parents are reported first
 			}
 		case mask&unix.IN_CLOSE_WRITE != 0:
 			if !isTemp(name) {
@@ -455,9 +533,18 @@ func (h *hub) handle(buf []byte) {
 }
 
 func (h *hub) emit(e Event, rel string) {
+	if hasTemp(rel) {
+		return // inside an in-flight copy: reported once it is renamed in place
+	}
 	for s := range h.subs {
 		if within(rel, s.dir) {
 			s.fn(e)
 		}
 	}
+}
+
+// hasTemp reports whether a component of rel is one of this package's
+// temporary names.
+func hasTemp(rel string) bool {
+	return isTemp(rel) || strings.Contains(rel, "/"+tempPrefix)
 }
