@@ -546,5 +546,10 @@ func (h *hub) emit(e Event, rel string) {
 // hasTemp reports whether a component of rel is one of this package's
 // temporary names.
 func hasTemp(rel string) bool {
-	return isTemp(rel) || strings.Contains(rel, "/"+tempPrefix)
+	for _, seg := range strings.Split(rel, "/") {
+		if isTemp(seg) {
+			return true
+		}
+	}
+	return false
 }
