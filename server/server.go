@@ -36,6 +36,8 @@ type Config struct {
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
 
 	Sandbox sandbox.Options // background loop intervals
+
+	Archives workspace.ArchiveLimits // concurrent directory downloads
 }
 
 // Defaults returns the documented defaults.
@@ -136,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Sandboxes = mgr
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace})
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives})
 	s.closers = append(s.closers, func() { wf.Close() })
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -51,6 +52,8 @@ func newServe() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (workspaces, SQLite database, admin.key)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file or postgres:// DSN (default <data-dir>/berth.db)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	f.IntVar(&cfg.Archives.Max, "max-archives", 4, "directory downloads (zip, tar.gz) made at once, server-wide")
+	f.DurationVar(&cfg.Archives.Wait, "archive-wait", 15*time.Second, "how long a directory download waits for a turn before 503 with Retry-After")
 	return cmd
 }
 

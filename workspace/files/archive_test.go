@@ -336,7 +336,7 @@ func TestArchiveBoundedMemory(t *testing.T) {
 			out.sample()
 			grow := out.peak - int64(base)
 			t.Logf("%s: %d samples, live heap grew at most %d KiB over %d entries", format, out.samples, grow>>10, dirs*per)
-			if grow > 8<<20 {
+			if grow > 4<<20 {
 				t.Errorf("%s: live heap grew by %d MiB while archiving; want it bounded", format, grow>>20)
 			}
 			if format != FormatZip {
