@@ -280,6 +280,9 @@ func checkConfined(t *testing.T, outer, x string) {
 // zip entry (hundreds of KiB each): archiving many small files must
 // allocate a small constant per entry. Measured in bytes allocated, not time.
 func TestArchiveZipAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	w, dir := newWS(t, Options{NoUsageWatch: true})
 	const n = 2000
 	mkEntries(t, filepath.Join(dir, "many"), n, 20, []byte("x"))
@@ -314,6 +317,9 @@ func TestArchiveZipAllocations(t *testing.T) {
 func TestArchiveBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("makes 100k files")
+	}
+	if raceEnabled {
+		t.Skip("heap sizes are not meaningful under the race detector")
 	}
 	w, dir := newWS(t, Options{NoUsageWatch: true})
 	const dirs, per = 10, 10_000
