@@ -49,9 +49,6 @@ var flatePool = sync.Pool{New: func() any {
 	return fw
 }}
 
-// newFlate is a hook for tests counting compressor allocations.
-var newFlate = func() *flate.Writer { return flatePool.Get().(*flate.Writer) }
-
 // newZipWriter writes to out; spillDir is where the central directory
 // spills (an unnamed O_TMPFILE there, else an unlinked file in os.TempDir).
 func newZipWriter(out io.Writer, spillDir string) *zipWriter {
@@ -194,7 +191,7 @@ func (z *zipWriter) file(name string, info fs.FileInfo, r io.Reader) error {
 		return err
 	}
 	if z.comp == nil {
-		z.comp = newFlate()
+		z.comp = flatePool.Get().(*flate.Writer)
 	}
 	compressed := zipCounter{w: &z.out}
 	z.comp.Reset(&compressed)
