@@ -575,13 +575,26 @@ func (s *Server) downloadArchive(w http.ResponseWriter, r *http.Request, fw *fil
 	if format == files.FormatTarGz {
 		ext, ct = ".tar.gz", "application/gzip"
 	}
+	// Archives are costly (CPU, a compressor, a connection held as long as
+	// the client reads): a server-wide cap, a bounded wait for a turn, then
+	// 503 with Retry-After.
+	done, err := s.Files.StartArchive(r.Context())
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client left while waiting: nobody to answer
+		}
+		setArchiveRetryAfter(w, err)
+		writeError(w, r, err)
+		return
+	}
+	defer done()
 	h := w.Header()
 	h.Set("Content-Type", ct)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Disposition", disposition(true, name+ext))
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, archiveBuffer)
-	err := fw.Archive(r.Context(), e.ID, bw, format)
+	err = fw.Archive(r.Context(), e.ID, bw, format)
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -44,6 +44,8 @@ type Config struct {
 	MaxWatchedWorkspaces       int
 
 	Sandbox sandbox.Options // background loop intervals
+
+	Archives workspace.ArchiveLimits // concurrent directory downloads
 }
 
 // Defaults returns the documented defaults.
@@ -155,7 +157,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace,
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives,
 		WatchesPerUser: cfg.MaxWatchesPerUser, WatchedWorkspacesPerOrg: cfg.MaxWatchedWorkspacesPerOrg, WatchedWorkspaces: cfg.MaxWatchedWorkspaces})
 	s.closers = append(s.closers, func() { wf.Close() })
 	s.API.Files = wf

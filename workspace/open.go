@@ -43,6 +43,8 @@ type FilesOptions struct {
 	// metadata on every Acquire.
 	Open   files.Options
 	Logger *slog.Logger
+	// Archives bound the directory downloads made at once (StartArchive).
+	Archives ArchiveLimits
 }
 
 // Files keeps a *files.Workspace open for each active workspace, so that
@@ -68,6 +70,7 @@ type Files struct {
 	cancel   context.CancelFunc
 	bg       sync.WaitGroup
 	scans    chan struct{} // bounds concurrent background scans
+	archives *archiveGate
 }
 
 type openWS struct {
@@ -115,6 +118,7 @@ func NewFiles(svc *Service, opt FilesOptions) *Files {
 		svc: svc, opt: opt, log: opt.Logger,
 		open: map[string]*openWS{}, sizes: map[string]sizeEntry{}, refreshing: map[string]bool{},
 		stop: make(chan struct{}), ctx: ctx, cancel: cancel, scans: make(chan struct{}, 2),
+		archives: newArchiveGate(opt.Archives),
 	}
 	svc.Size = f.Size
 	svc.onDelete = append(svc.onDelete, f.forget)

@@ -2,14 +2,17 @@ package files
 
 import (
 	"archive/tar"
-	"archive/zip"
-	"compress/flate"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth"
@@ -29,37 +32,47 @@ const maxArchiveName = 65535
 // entry through small buffers, never holding a whole file. Entry names are the
 // raw on-disk paths below the directory's name (below nothing for the root).
 //
-// What goes in: directories, regular files and symlinks whose target,
-// resolved lexically from the link's place, stays inside the archived
-// directory (stored as symlink entries, never followed). Symlinks pointing
-// anywhere else, FIFOs, sockets, devices and levels deeper than MaxDepth are
-// left out: an archive must not carry a link that, once extracted, points
-// into the downloader's own filesystem. A file that changes while being read
-// is stored with the size it had when opened (cut short or zero-padded).
-func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format string) error {
+// Its cost is linear in the bytes and entries archived, and its memory is
+// bounded whatever the tree: one compressor per archive, the walk's names
+// one batch per level (see walkBatch), and the zip central directory spilled
+// to an unnamed temporary file (see zipWriter).
+//
+// What goes in: directories, regular files and symlinks whose final target
+// is inside the archived directory (see linkTarget), stored as symlink
+// entries whose target is rewritten to the resolved path. Other symlinks
+// (escaping, absolute, dangling through "..", looping), FIFOs, sockets,
+// devices and levels deeper than MaxDepth are left out: an archive must not
+// carry a link that, once extracted, points into the downloader's own
+// filesystem. A file that changes while being read is stored with the size it
+// had when opened (cut short or zero-padded).
+func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format string) (err error) {
 	rel, err := Clean(p)
 	if err != nil {
 		return err
 	}
-	var aw archiveWriter
-	switch format {
-	case FormatZip, "":
-		zw := zip.NewWriter(out)
-		zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
-			return flate.NewWriter(w, flate.BestSpeed)
-		})
-		aw = &zipWriter{zw}
-	case FormatTarGz:
-		gz, _ := gzip.NewWriterLevel(out, gzip.BestSpeed)
-		aw = &tarWriter{tw: tar.NewWriter(gz), gz: gz}
-	default:
+	if format != FormatZip && format != "" && format != FormatTarGz {
 		return berth.Errorf(berth.Invalid, "format must be %q or %q", FormatZip, FormatTarGz)
 	}
 	top, err := openDir(w.root, rel)
 	if err != nil {
 		return fsErr(err, apiPath(rel))
 	}
-	defer top.Close()
+	defer top.Close() // read-only directory: nothing to lose
+	var aw archiveWriter
+	if format == FormatTarGz {
+		gz := gzipPool.Get().(*gzip.Writer)
+		gz.Reset(out)
+		aw = &tarWriter{tw: tar.NewWriter(gz), gz: gz}
+	} else {
+		// The central directory spills next to the workspaces: the data
+		// disk, not a /tmp that may be memory.
+		aw = newZipWriter(out, filepath.Dir(w.dir))
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, aw.abort())
+		}
+	}()
 	prefix := ""
 	if rel != "." {
 		_, base := splitRel(rel)
@@ -86,11 +99,11 @@ func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format
 			if err != nil {
 				return false, nil // vanished or swapped: leave it out
 			}
-			defer f.Close()
+			defer f.Close() // read-only: nothing to lose
 			return false, aw.file(name, e.info, f)
 		case mode&fs.ModeSymlink != 0:
-			target, err := e.parent.Readlink(e.name)
-			if err != nil || !linkStaysInside(erel, target) {
+			target, ok := linkTarget(top, erel)
+			if !ok {
 				return false, nil
 			}
 			return false, aw.symlink(name, target, e.info.ModTime())
@@ -103,21 +116,135 @@ func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format
 	return aw.close()
 }
 
-// linkStaysInside reports whether a symlink at rel (relative to the archived
-// directory) with the given target resolves, lexically, inside it.
-func linkStaysInside(rel, target string) bool {
-	if target == "" || strings.HasPrefix(target, "/") {
-		return false
+// maxLinkHops bounds the symlinks followed to resolve one link (Linux's
+// MAXSYMLINKS): a longer chain is taken for a loop.
+const maxLinkHops = 40
+
+// linkTarget resolves the symlink at rel (relative to the archived directory
+// top) hop by hop, as the kernel would after extraction: every link met on
+// the way is read and followed, "." and ".." apply to the directory reached
+// so far, not to the text. It returns the target rewritten as the shortest
+// relative path from the link's directory to where it leads, and false when
+// the link must be left out: its resolution leaves top (through "..", an
+// absolute target anywhere on the way, or a chain of links), loops, or is
+// dangling with ".." after the missing part.
+//
+// The rewritten form is what makes the archive safe to extract whatever
+// happens to the tree during the walk: it is k ".." (at most the depth of
+// the link's directory, whose parents are real directories of the archive)
+// followed by plain names, so resolving it in the extraction directory only
+// ever descends from a place inside it, and a name that turns out to be a
+// link there is itself an entry of this form. A raced tree can only make a
+// kept link dangle, never point outside.
+func linkTarget(top *os.Root, rel string) (string, bool) {
+	target, err := top.Readlink(rel)
+	if err != nil || target == "" || strings.HasPrefix(target, "/") {
+		return "", false
 	}
-	r := path.Join(path.Dir(rel), target)
-	return r != ".." && !strings.HasPrefix(r, "../")
+	var from []string // the link's directory
+	if d := path.Dir(rel); d != "." {
+		from = strings.Split(d, "/")
+	}
+	cur := slices.Clone(from) // where resolution stands, real directories only
+	todo := splitTarget(target, nil)
+	hops, missing := 0, false
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch {
+		case c == "." || c == "":
+			continue
+		case c == "..":
+			if missing || len(cur) == 0 {
+				// Above top, or the parent of something that is not there
+				// (which the kernel would refuse; no guessing what it
+				// might become).
+				return "", false
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		case missing:
+			cur = append(cur, c)
+			continue
+		}
+		next := append(cur, c)
+		info, err := top.Lstat(strings.Join(next, "/"))
+		switch {
+		case err != nil:
+			// Not there (or not a directory on the way): the link
+			// dangles; keep it only if the rest goes down.
+			missing = true
+			cur = next
+		case info.Mode()&fs.ModeSymlink != 0:
+			hops++
+			if hops > maxLinkHops {
+				return "", false
+			}
+			t, err := top.Readlink(strings.Join(next, "/"))
+			if err != nil || t == "" || strings.HasPrefix(t, "/") {
+				return "", false
+			}
+			todo = splitTarget(t, todo) // relative to cur, the link's directory
+		case !info.IsDir():
+			cur = next
+			missing = hasMore(todo) // a file with more after it: dangles
+		default:
+			cur = next
+		}
+	}
+	return relPath(from, cur), true
 }
+
+// splitTarget returns the components of target followed by rest.
+func splitTarget(target string, rest []string) []string {
+	parts := strings.Split(target, "/")
+	return append(parts, rest...)
+}
+
+func hasMore(todo []string) bool {
+	for _, c := range todo {
+		if c != "" && c != "." {
+			return true
+		}
+	}
+	return false
+}
+
+// relPath is the relative path from directory from to to: ".." for each
+// component of from below their common prefix, then the rest of to.
+func relPath(from, to []string) string {
+	k := 0
+	for k < len(from) && k < len(to) && from[k] == to[k] {
+		k++
+	}
+	parts := make([]string, 0, len(from)-k+len(to)-k)
+	for range from[k:] {
+		parts = append(parts, "..")
+	}
+	parts = append(parts, to[k:]...)
+	if len(parts) == 0 {
+		return "."
+	}
+	return strings.Join(parts, "/")
+}
+
+// gzipPool holds BestSpeed gzip writers between archive jobs.
+var gzipPool = sync.Pool{New: func() any {
+	gz, err := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	return gz
+}}
 
 type archiveWriter interface {
 	dir(name string, mtime time.Time) error
 	file(name string, info fs.FileInfo, r io.Reader) error
 	symlink(name, target string, mtime time.Time) error
+	// close finishes the archive (the underlying writer stays open).
 	close() error
+	// abort releases what an unfinished archive holds.
+	abort() error
 }
 
 // exactly yields n bytes of r: cut short if r grew, zero-padded if it shrank,
@@ -165,39 +292,21 @@ func (t *tarWriter) close() error {
 	if err := t.tw.Close(); err != nil {
 		return err
 	}
-	return t.gz.Close()
-}
-
-type zipWriter struct{ zw *zip.Writer }
-
-func (z *zipWriter) dir(name string, mtime time.Time) error {
-	h := &zip.FileHeader{Name: name, Method: zip.Store, Modified: mtime}
-	h.SetMode(fs.ModeDir | 0o755)
-	_, err := z.zw.CreateHeader(h)
+	err := t.gz.Close()
+	t.release()
 	return err
 }
 
-func (z *zipWriter) file(name string, info fs.FileInfo, r io.Reader) error {
-	h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: info.ModTime()}
-	h.SetMode(info.Mode().Perm())
-	fw, err := z.zw.CreateHeader(h)
-	if err != nil {
-		return err
-	}
-	return copyBuf(fw, exactly(r, info.Size()))
+func (t *tarWriter) abort() error {
+	t.release()
+	return nil
 }
 
-func (z *zipWriter) symlink(name, target string, mtime time.Time) error {
-	// Info-ZIP's convention: a symlink is an entry with the link mode whose
-	// contents are the target.
-	h := &zip.FileHeader{Name: name, Method: zip.Store, Modified: mtime}
-	h.SetMode(fs.ModeSymlink | 0o777)
-	fw, err := z.zw.CreateHeader(h)
-	if err != nil {
-		return err
+// release returns the gzip writer to the pool, detached from the output.
+func (t *tarWriter) release() {
+	if t.gz != nil {
+		t.gz.Reset(io.Discard)
+		gzipPool.Put(t.gz)
+		t.gz = nil
 	}
-	_, err = io.WriteString(fw, target)
-	return err
 }
-
-func (z *zipWriter) close() error { return z.zw.Close() }

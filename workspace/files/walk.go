@@ -2,6 +2,8 @@ package files
 
 import (
 	"context"
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -10,8 +12,9 @@ import (
 
 // MaxDepth bounds how deep a recursive walk (summary, usage, copy, archive,
 // watch) descends below its starting directory. A walk holds one open
-// directory per level of its current path, so the bound is also its file
-// descriptor budget. Delete is not bounded (see deleteTree).
+// directory per level of its current path (two for a level larger than
+// walkBatch), so the bound is also its file descriptor budget. Delete is not
+// bounded (see deleteTree).
 const MaxDepth = 1024
 
 // entry is one visited name during a walk.
@@ -40,8 +43,17 @@ type frame struct {
 	root  *os.Root
 	name  string
 	info  fs.FileInfo
-	names []string
+	names []string // the batch of names not visited yet
+	// dir, while open, is read for the next batch once names runs out: a
+	// directory larger than one batch keeps it open (one more descriptor for
+	// that level) instead of holding all its names.
+	dir *os.File
 }
+
+// walkBatch bounds the names a walk holds per directory level. A directory
+// that fits in one batch is visited in sorted order; a larger one in sorted
+// batches of its on-disk order.
+const walkBatch = 1024
 
 // walker walks a tree depth first with an explicit stack instead of
 // recursion, never following symlinks: a directory is entered only when
@@ -61,29 +73,64 @@ type walker struct {
 	stack []*frame
 }
 
-func readNames(r *os.Root) ([]string, error) {
+// readNames reads the first batch of names of r. When the directory has
+// more, dir is left open to read them from (see nextBatch); otherwise it is
+// nil.
+func readNames(r *os.Root) (names []string, dir *os.File, err error) {
 	d, err := r.Open(".")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	names, more, err := readBatch(d)
+	if err != nil || !more {
+		return names, nil, errors.Join(err, d.Close())
+	}
+	return names, d, nil
+}
+
+// readBatch reads up to walkBatch names of d, sorted; more reports that d
+// may have others.
+func readBatch(d *os.File) (names []string, more bool, err error) {
+	names, err = d.Readdirnames(walkBatch)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
 	slices.Sort(names)
-	return names, err
+	// Readdirnames(n) only stops short of n at the end of the directory.
+	return names, err == nil && len(names) == walkBatch, err
+}
+
+// nextBatch refills f.names from f.dir, closing it at the end.
+func (f *frame) nextBatch() error {
+	names, more, err := readBatch(f.dir)
+	f.names = names
+	if err != nil || !more {
+		err = errors.Join(err, f.dir.Close())
+		f.dir = nil
+	}
+	return err
+}
+
+func (f *frame) close(keepRoot *os.Root) {
+	if f.dir != nil {
+		f.dir.Close() // read-only directory: nothing to lose
+		f.dir = nil
+	}
+	if f.root != keepRoot {
+		f.root.Close()
+	}
 }
 
 // run walks below top (which the caller keeps open and closes).
 func (w *walker) run(ctx context.Context, top *os.Root) error {
-	names, err := readNames(top)
+	names, dir, err := readNames(top)
 	if err != nil {
 		return err
 	}
-	w.stack = []*frame{{root: top, names: names}}
+	w.stack = []*frame{{root: top, names: names, dir: dir}}
 	defer func() {
 		for _, f := range w.stack {
-			if f.root != top {
-				f.root.Close()
-			}
+			f.close(top)
 		}
 		w.stack = nil
 	}()
@@ -93,12 +140,17 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 		}
 		depth := len(w.stack)
 		f := w.stack[depth-1]
+		if len(f.names) == 0 && f.dir != nil {
+			if err := f.nextBatch(); err != nil {
+				return err
+			}
+		}
 		if len(f.names) == 0 {
 			w.stack = w.stack[:depth-1]
+			f.close(top)
 			if depth == 1 {
 				return nil
 			}
-			f.root.Close()
 			if w.leave != nil {
 				parent := w.stack[depth-2]
 				e := &entry{parent: parent.root, name: f.name, info: f.info, depth: depth - 1, w: w}
@@ -131,14 +183,17 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 			continue
 		}
 		sub, err := openDir(f.root, name)
-		var children []string
+		var (
+			children []string
+			subDir   *os.File
+		)
 		if err == nil {
 			var st fs.FileInfo
 			if st, err = sub.Stat("."); err == nil && !os.SameFile(st, info) {
 				err = errChanged(apiPath(e.rel()))
 			}
 			if err == nil {
-				children, err = readNames(sub)
+				children, subDir, err = readNames(sub)
 			}
 			if err != nil {
 				sub.Close()
@@ -156,7 +211,7 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 		if err != nil {
 			return err
 		}
-		w.stack = append(w.stack, &frame{root: sub, name: name, info: info, names: children})
+		w.stack = append(w.stack, &frame{root: sub, name: name, info: info, names: children, dir: subDir})
 	}
 	return nil
 }
