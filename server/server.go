@@ -64,6 +64,7 @@ type Server struct {
 	Log       *slog.Logger
 	listener  net.Listener
 	http      *http.Server
+	dbLock    *db.Lock
 	closers   []func()
 }
 
@@ -102,12 +103,39 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	d, err := db.Open(ctx, cfg.Database)
+	// One server per data directory and per database: two would remove
+	// each other's containers, fail each other's runs and sweep each
+	// other's uploads. Both locks die with the process.
+	host, err := os.Hostname()
+	if err != nil {
+		host = "" // the holder is still named by pid and time
+	}
+	self := db.Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second)}
+	s := &Server{Config: cfg, Log: log}
+	dirLock, err := db.LockFile(filepath.Join(cfg.DataDir, "server.lock"), "data directory "+cfg.DataDir, self)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, DB: d, Log: log}
-	s.closers = append(s.closers, func() { d.Close() })
+	s.closers = append(s.closers, func() { s.logClose("data directory lock", dirLock.Close()) })
+	d, err := db.Connect(ctx, cfg.Database)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.DB = d
+	s.closers = append(s.closers, func() { s.logClose("database", d.Close()) })
+	dbLock, err := d.LockServer(ctx, self)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.dbLock = dbLock
+	s.closers = append(s.closers, func() { s.logClose("database lock", dbLock.Close()) })
+	// Only the holder changes the schema.
+	if err := d.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	authSvc := auth.New(d)
 	if err := s.bootstrap(ctx, authSvc); err != nil {
@@ -229,19 +257,26 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.Log.Info("berth serving", "url", s.URL(), "config", s.Config)
+	var lost error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-s.dbLock.Lost():
+		lost = fmt.Errorf("lost the database lock: %w", s.dbLock.Err())
+		s.Log.Error("stopping: another server took the database", "err", lost)
 	}
 	s.Log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.http.Close()
+		err = s.http.Close()
 	}
-	return nil
+	if err != nil {
+		s.Log.Warn("shutdown", "err", err)
+	}
+	return lost
 }
 
 // Close releases everything New opened.
@@ -250,6 +285,13 @@ func (s *Server) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// logClose logs a failure to release what; Close has no caller to return it to.
+func (s *Server) logClose(what string, err error) {
+	if err != nil {
+		s.Log.Warn("close "+what, "err", err)
+	}
 }
 
 func maskDSN(dsn string) string {
