@@ -36,11 +36,44 @@ type Config struct {
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
 
 	Sandbox sandbox.Options // background loop intervals
+
+	HTTP HTTPConfig
+}
+
+// HTTPConfig bounds what one client can hold of the HTTP server. Zero
+// disables a limit.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds the time to send a request's headers.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
+	// BodyMinRate (bytes/s) over BodyWindow: a request body must deliver
+	// BodyMinRate×BodyWindow bytes in every BodyWindow (or be complete
+	// within it). A large upload at any useful speed is never cut.
+	BodyMinRate int64
+	BodyWindow  time.Duration
+	// WriteStall fails a response write that cannot hand anything to the
+	// client for this long; streams that make progress live on.
+	WriteStall time.Duration
+	// MaxConns caps concurrent connections; more wait to be accepted.
+	MaxConns int
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text"}
+	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
+		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
+}
+
+func (h HTTPConfig) validate() error {
+	if h.ReadHeaderTimeout < 0 || h.IdleTimeout < 0 || h.BodyWindow < 0 || h.WriteStall < 0 {
+		return errors.New("HTTP timeouts must not be negative (0 disables one)")
+	}
+	if h.BodyMinRate < 0 || h.MaxConns < 0 {
+		return errors.New("--http-body-min-rate and --http-max-conns must not be negative (0 disables one)")
+	}
+	return nil
 }
 
 // LogValue masks secrets when the config is logged.
@@ -51,7 +84,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(slog.String("addr", c.Addr), slog.String("dataDir", c.DataDir),
 		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
-		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""))
+		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
+		slog.Any("http", c.HTTP))
 }
 
 // Server is a running berth.
@@ -97,6 +131,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
+	}
+	if err := cfg.HTTP.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.BootstrapKey != "" {
 		if err := auth.ValidBootstrapKey(cfg.BootstrapKey); err != nil {
@@ -234,6 +271,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Config.Addr, err)
 	}
+	if s.Config.HTTP.MaxConns > 0 {
+		l = newLimitListener(l, s.Config.HTTP.MaxConns)
+	}
 	s.listener = l
 	return nil
 }
@@ -250,7 +290,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.Sandboxes.Run(ctx)
 	s.closers = append(s.closers, s.Sandboxes.Close)
-	s.http = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := s.Config.HTTP
+	// No ReadTimeout or WriteTimeout: they bound whole requests and
+	// responses, and would cut long uploads, downloads and streams.
+	// Deadlines enforce a minimum of progress instead.
+	s.http = &http.Server{
+		Handler:           api.Deadlines{BodyMinRate: h.BodyMinRate, BodyWindow: h.BodyWindow, WriteStall: h.WriteStall}.Wrap(s.API.Handler()),
+		ReadHeaderTimeout: h.ReadHeaderTimeout,
+		IdleTimeout:       h.IdleTimeout,
+	}
 	// Interrupt runs in flight, so that their streams end and Shutdown need not wait.
 	s.http.RegisterOnShutdown(s.Agents.Close)
 	s.http.RegisterOnShutdown(s.API.Files.Shutdown) // end watch streams

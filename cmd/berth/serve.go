@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -22,28 +25,38 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-func newServe() *cobra.Command {
+func newServe() *cobra.Command { return newServeWith(serve) }
+
+// serve runs the server with cfg until ctx ends.
+func serve(ctx context.Context, cfg server.Config) error {
+	log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
+	if err != nil {
+		return err
+	}
+	s, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx)
+}
+
+// newServeWith is the serve command calling run with the parsed config.
+func newServeWith(run func(context.Context, server.Config) error) *cobra.Command {
 	cfg := server.Defaults()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the berth API server",
 		Long: "Run the berth API server. Every flag has an environment twin: --addr BERTH_ADDR,\n" +
-			"--data-dir BERTH_DATA_DIR, --database BERTH_DATABASE, --log-format BERTH_LOG_FORMAT.\n" +
+			"--data-dir BERTH_DATA_DIR, --http-idle-timeout BERTH_HTTP_IDLE_TIMEOUT, and so on.\n" +
 			"BERTH_BOOTSTRAP_KEY presets the admin key of a fresh database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			applyEnv(cmd.Flags())
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
 			cfg.BootstrapKey = os.Getenv("BERTH_BOOTSTRAP_KEY")
-			log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
-			if err != nil {
-				return err
-			}
-			s, err := server.New(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.Serve(cmd.Context())
+			return run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -51,20 +64,31 @@ func newServe() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (workspaces, SQLite database, admin.key)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file or postgres:// DSN (default <data-dir>/berth.db)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	h := &cfg.HTTP
+	f.DurationVar(&h.ReadHeaderTimeout, "http-read-header-timeout", h.ReadHeaderTimeout, "time a client has to send a request's headers (0: no limit)")
+	f.DurationVar(&h.IdleTimeout, "http-idle-timeout", h.IdleTimeout, "close keep-alive connections idle this long (0: never)")
+	f.Int64Var(&h.BodyMinRate, "http-body-min-rate", h.BodyMinRate, "minimum request body rate in bytes/s, over --http-body-window")
+	f.DurationVar(&h.BodyWindow, "http-body-window", h.BodyWindow, "a request body must be complete, or deliver --http-body-min-rate × this, within every such period (0: no limit)")
+	f.DurationVar(&h.WriteStall, "http-write-stall", h.WriteStall, "drop a response the client has read nothing of for this long; streams that make progress are not limited (0: no limit)")
+	f.IntVar(&h.MaxConns, "http-max-conns", h.MaxConns, "concurrent connections; more wait to be accepted (0: no limit)")
 	return cmd
 }
 
 // applyEnv sets every flag not given on the command line from its BERTH_*
-// twin (--data-dir ← BERTH_DATA_DIR).
-func applyEnv(fs *pflag.FlagSet) {
+// twin (--data-dir ← BERTH_DATA_DIR); a value the flag refuses is an error.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			fs.Set(f.Name, v)
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
 		}
 	})
+	return errors.Join(errs...)
 }
 
 func envName(flag string) string {
