@@ -284,4 +284,3 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	p.left -= n
 	return n, nil
 }
-
