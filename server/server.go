@@ -35,7 +35,7 @@ type Config struct {
 	BootstrapKey string // preset admin key for a fresh database (secret)
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
 
-	Sandbox sandbox.Options // background loop intervals
+	Sandbox sandbox.Options // background loop intervals, resource defaults and ceilings
 
 	HTTP HTTPConfig
 }
@@ -62,6 +62,7 @@ type HTTPConfig struct {
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
+		Sandbox: sandbox.Options{Limits: sandbox.HostLimits()},
 		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
 )
 
@@ -56,6 +60,7 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 				return err
 			}
 			cfg.BootstrapKey = os.Getenv("BERTH_BOOTSTRAP_KEY")
+			lowerDefaults(cmd.Flags(), &cfg.Sandbox.Limits)
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -64,6 +69,16 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory (workspaces, SQLite database, admin.key)")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file or postgres:// DSN (default <data-dir>/berth.db)")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	l := &cfg.Sandbox.Limits
+	f.Float64Var(&l.DefaultVCPUs, "sandbox-default-vcpus", l.DefaultVCPUs, "vCPUs of a sandbox whose request and template name none")
+	f.Float64Var(&l.MaxVCPUs, "sandbox-max-vcpus", l.MaxVCPUs, "most vCPUs a sandbox may have; by default this host's CPUs")
+	f.Var((*byteSize)(&l.DefaultMemory), "sandbox-default-memory", "memory of a sandbox whose request and template name none")
+	f.Var((*byteSize)(&l.MaxMemory), "sandbox-max-memory", "most memory a sandbox may have; by default this host's RAM")
+	f.Var((*byteSize)(&l.DefaultDisk), "sandbox-default-disk", "disk of a sandbox whose request and template name none (advisory: not enforced by the Docker runtime)")
+	f.Var((*byteSize)(&l.MaxDisk), "sandbox-max-disk", "most disk a sandbox may ask for; by default the size of this host's root filesystem")
+	f.Int64Var(&l.DefaultPids, "sandbox-default-pids", l.DefaultPids, "process limit of a sandbox whose request and template name none")
+	f.Int64Var(&l.MaxPids, "sandbox-max-pids", l.MaxPids, "highest process limit a sandbox may have")
+	f.DurationVar(&l.MaxIdleTimeout, "sandbox-max-idle-timeout", l.MaxIdleTimeout, "longest idleTimeout a sandbox may have (0, never pause, is always allowed)")
 	h := &cfg.HTTP
 	f.DurationVar(&h.ReadHeaderTimeout, "http-read-header-timeout", h.ReadHeaderTimeout, "time a client has to send a request's headers (0: no limit)")
 	f.DurationVar(&h.IdleTimeout, "http-idle-timeout", h.IdleTimeout, "close keep-alive connections idle this long (0: never)")
@@ -89,6 +104,43 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// lowerDefaults brings each resource default that was not set down to a
+// ceiling that was set below it (--sandbox-max-memory 512MiB alone is
+// enough); defaults set explicitly are checked, not changed.
+func lowerDefaults(fs *pflag.FlagSet, l *sandbox.Limits) {
+	if !fs.Changed("sandbox-default-vcpus") {
+		l.DefaultVCPUs = min(l.DefaultVCPUs, l.MaxVCPUs)
+	}
+	if !fs.Changed("sandbox-default-memory") {
+		l.DefaultMemory = min(l.DefaultMemory, l.MaxMemory)
+	}
+	if !fs.Changed("sandbox-default-disk") {
+		l.DefaultDisk = min(l.DefaultDisk, l.MaxDisk)
+	}
+	if !fs.Changed("sandbox-default-pids") {
+		l.DefaultPids = min(l.DefaultPids, l.MaxPids)
+	}
+}
+
+// byteSize is a flag holding a number of bytes, written "512MiB", "2GB"
+// or "1073741824".
+type byteSize int64
+
+func (b *byteSize) String() string { return humanize.IBytes(uint64(*b)) }
+func (b *byteSize) Type() string   { return "size" }
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("%s is too large", s)
+	}
+	*b = byteSize(n)
+	return nil
 }
 
 func envName(flag string) string {
