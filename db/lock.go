@@ -61,6 +61,7 @@ type Lock struct {
 	lostMu sync.Mutex
 	err    error
 	stop   chan struct{}
+	kick   chan struct{} // check now (tests)
 	done   chan struct{}
 }
 
@@ -118,8 +119,9 @@ func (d *DB) LockServer(ctx context.Context, self Holder) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{conn: conn, db: d, self: self, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go l.watch()
+	l := &Lock{conn: conn, db: d, self: self, lost: make(chan struct{}), stop: make(chan struct{}),
+		kick: make(chan struct{}), done: make(chan struct{})}
+	go l.watch(lockWatchInterval)
 	return l, nil
 }
 
@@ -181,17 +183,18 @@ func (d *DB) advisoryHolder(ctx context.Context, conn *sql.Conn) Holder {
 // new one when it is gone; Lost is closed when that fails because another
 // server took it meanwhile. While the database is unreachable nobody else
 // can take it either, so that is retried.
-func (l *Lock) watch() {
+func (l *Lock) watch(every time.Duration) {
 	defer close(l.done)
-	t := time.NewTicker(lockWatchInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
+		case <-l.kick:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), lockWatchInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if l.conn != nil && l.conn.PingContext(ctx) == nil {
 			cancel()
 			continue

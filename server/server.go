@@ -193,7 +193,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
-	s.closers = append(s.closers, func() { rt.Close() })
+	s.closers = append(s.closers, func() { s.logClose("docker client", rt.Close()) })
 	mgr, err := sandbox.New(ctx, d, rt, ws, log, cfg.Sandbox)
 	if err != nil {
 		s.Close()
@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
 	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace})
-	s.closers = append(s.closers, func() { wf.Close() })
+	s.closers = append(s.closers, func() { s.logClose("workspace files", wf.Close()) })
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping
 	// Runs a previous process left in flight are marked interrupted here.
