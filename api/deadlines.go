@@ -96,31 +96,44 @@ func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter 
 
 // rateReader holds a request body to a minimum transfer rate with the
 // connection's read deadline: each time need bytes have arrived, the
-// deadline moves one window forward. At the end of the body the deadline is
+// deadline moves one window forward. Time the handler spends between reads
+// (writing to disk, waiting for a lock) is the server's, not the client's:
+// it moves the deadline forward too. At the end of the body the deadline is
 // cleared, since net/http then reads the connection in the background to
 // notice a client going away, and a deadline there would cancel the request
 // of a response still streaming.
 type rateReader struct {
 	io.ReadCloser
-	rc     *http.ResponseController
-	window time.Duration
-	rate   int64
-	need   int64
-	got    int64
-	done   bool
+	rc       *http.ResponseController
+	window   time.Duration
+	rate     int64
+	need     int64
+	got      int64
+	deadline time.Time
+	returned time.Time // when the last Read returned
+	done     bool
 }
 
 // extend moves the deadline one window ahead; false when the connection
 // has no deadlines (tests' recorders).
 func (b *rateReader) extend() bool {
-	return b.rc.SetReadDeadline(time.Now().Add(b.window)) == nil
+	b.returned = time.Now()
+	b.deadline = b.returned.Add(b.window)
+	return b.rc.SetReadDeadline(b.deadline) == nil
 }
 
 func (b *rateReader) Read(p []byte) (int, error) {
+	if !b.done {
+		if busy := time.Since(b.returned); busy > b.window/16 {
+			b.deadline = b.deadline.Add(busy)
+			_ = b.rc.SetReadDeadline(b.deadline) // supported: extend succeeded
+		}
+	}
 	n, err := b.ReadCloser.Read(p)
 	if b.done {
 		return n, err
 	}
+	b.returned = time.Now()
 	b.got += int64(n)
 	if b.got >= b.need {
 		b.got = 0
