@@ -156,6 +156,56 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
+// TestStalledReaderDropped: a client that stops reading a download is
+// dropped once the server could write nothing for the stall limit (the
+// handler ends: seen in the request metrics), instead of holding the
+// handler and its open file forever.
+func TestStalledReaderDropped(t *testing.T) {
+	env := startHTTP(t, server.HTTPConfig{ReadHeaderTimeout: 10 * time.Second, WriteStall: 300 * time.Millisecond})
+	ctx := context.Background()
+	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "stall"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64 << 20 // far more than the socket buffers hold
+	if _, err := env.Admin.UploadAs(ctx, ws.ID, "/", "big.bin", io.LimitReader(zeros{}, size)); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, env)
+	fmt.Fprintf(c, "GET /v1/workspaces/%s/direct?id=/big.bin HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\n\r\n", ws.ID, env.AdminKey)
+	// Read nothing until the download's handler has ended.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(env.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(`berth_http_requests_total{method="GET",route="/v1/workspaces/{id}/direct"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the download of a client that reads nothing is still being served")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := waitClosed(t, c)
+	if len(got) >= size {
+		t.Errorf("the stalled client got all %d bytes", len(got))
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // TestStreamsOutliveLimits: an upload, a download and an SSE stream that
 // keep making progress (or wait for events) live far longer than the body
 // window, the write stall limit and the idle timeout.
@@ -283,4 +333,33 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	}
 	p.left -= n
 	return n, nil
+}
+
+// TestBadLimitsRefused: a configuration no sandbox or connection could live
+// with stops the start with a message naming the setting.
+func TestBadLimitsRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*server.Config)
+		want string
+	}{
+		{"default over ceiling", func(c *server.Config) { c.Sandbox.Limits.DefaultMemory = c.Sandbox.Limits.MaxMemory + 1 }, "--sandbox-default-memory"},
+		{"ceiling under floor", func(c *server.Config) { c.Sandbox.Limits.MaxPids = 3 }, "--sandbox-max-pids"},
+		{"negative timeout", func(c *server.Config) { c.HTTP.IdleTimeout = -time.Second }, "must not be negative"},
+		{"negative cap", func(c *server.Config) { c.HTTP.MaxConns = -1 }, "--http-max-conns"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := server.Defaults()
+			cfg.DataDir = t.TempDir()
+			c.edit(&cfg)
+			s, err := server.New(context.Background(), cfg, quiet())
+			if err == nil {
+				s.Close()
+				t.Fatal("started")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not name %q", err, c.want)
+			}
+		})
+	}
 }
