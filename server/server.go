@@ -86,7 +86,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("addr", c.Addr), slog.String("dataDir", c.DataDir),
 		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
 		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
-		slog.Any("http", c.HTTP))
+		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits))
 }
 
 // Server is a running berth.
