@@ -98,8 +98,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// validate checks a configuration: every default between its floor and
-// its ceiling.
+// Validate checks a configuration, zero fields taken as HostLimits':
+// every default between its floor and its ceiling.
+func (l Limits) Validate() error { return l.withDefaults().validate() }
+
 func (l Limits) validate() error {
 	check := func(name string, def, ceil, floor float64, show func(float64) string) error {
 		switch {

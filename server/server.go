@@ -120,6 +120,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data directory is required")
 	}
+	// Before anything is written: a server that cannot start makes no
+	// data directory and mints no key.
+	if err := cfg.HTTP.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Sandbox.Limits.Validate(); err != nil {
+		return nil, err
+	}
 	// Workspace directories are bind-mounted into containers, and the engine
 	// takes only absolute host paths: a relative --data-dir is resolved now.
 	abs, err := filepath.Abs(cfg.DataDir)
@@ -132,9 +140,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
-	}
-	if err := cfg.HTTP.validate(); err != nil {
-		return nil, err
 	}
 	if cfg.BootstrapKey != "" {
 		if err := auth.ValidBootstrapKey(cfg.BootstrapKey); err != nil {
