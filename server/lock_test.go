@@ -31,7 +31,10 @@ func lockEngines(t *testing.T, fn func(t *testing.T, cfg server.Config)) {
 		fn(t, cfg)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		if os.Getenv("BERTH_TEST_POSTGRES") == "" && os.Getenv("CI") != "true" {
+		if os.Getenv("BERTH_TEST_POSTGRES") == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("CI=true but BERTH_TEST_POSTGRES is not set")
+			}
 			t.Skip("BERTH_TEST_POSTGRES not set")
 		}
 		cfg := server.Defaults()
