@@ -124,8 +124,11 @@ func decodeErr(err error) error {
 		maxErr  *http.MaxBytesError
 		synErr  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
+		be      *berth.Error
 	)
 	switch {
+	case errors.As(err, &be):
+		return err // from the body's reader: already says what went wrong
 	case errors.As(err, &maxErr):
 		return berth.Errorf(berth.TooLarge, "request body exceeds %d bytes", maxErr.Limit)
 	case errors.Is(err, io.EOF):

@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
@@ -818,7 +819,9 @@ func TestSandboxEngineDown(t *testing.T) {
 	up := servertest.Start(t, "")
 	needEngine(t, up)
 	s := newSandbox(t, up.Admin, client.SandboxRequest{})
-	// A second server on the same database whose engine is unreachable.
+	// The next server on the same database finds the engine unreachable
+	// (the sandbox's container keeps running).
+	up.Stop(t)
 	cfg := up.Config
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DockerHost = "unix:///nonexistent.sock"
@@ -845,11 +848,16 @@ func TestSandboxEngineDown(t *testing.T) {
 			t.Errorf("%s %s with the engine down: %d %s, want 503 unavailable", c.method, c.path, st, code)
 		}
 	}
-	// Nothing happened: the sandbox is still running, on both servers' view.
+	// Nothing happened: the sandbox is still running, in the database and
+	// on the engine.
 	if got := status(t, down.Admin, s.ID); got != "running" {
 		t.Errorf("after refused operations the sandbox is %s", got)
 	}
-	sh(t, up.Admin, s.ID, "true")
+	cs, err := dockertest.New(t).List(context.Background(), map[string]string{sandbox.LabelSandbox: s.ID})
+	must(t, err)
+	if len(cs) != 1 || cs[0].State != runtime.StateRunning {
+		t.Errorf("after refused operations the engine has %+v", cs)
+	}
 	var n int
 	must(t, down.DB.Get(&n, `SELECT COUNT(*) FROM sandboxes`))
 	if n != 1 {

@@ -24,6 +24,7 @@ type Resources struct {
 	VCPUs  float64 `json:"vcpus,omitempty"`
 	Memory string  `json:"memory,omitempty"`
 	Disk   string  `json:"disk,omitempty"`
+	Pids   int64   `json:"pids,omitempty"`
 }
 
 // Sandbox is the API's sandbox object.

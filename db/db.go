@@ -41,6 +41,7 @@ const (
 type DB struct {
 	*sqlx.DB
 	Engine Engine
+	path   string // the SQLite file; "" for PostgreSQL
 }
 
 // IsPostgres reports whether dsn selects PostgreSQL.
@@ -51,6 +52,19 @@ func IsPostgres(dsn string) bool {
 // Open connects to dsn (a postgres:// URL, or a SQLite file path) and applies
 // every pending migration.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	d, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		return nil, errors.Join(err, d.Close())
+	}
+	return d, nil
+}
+
+// Connect connects to dsn without migrating: a server takes the database
+// (LockServer) before it changes the schema under anyone.
+func Connect(ctx context.Context, dsn string) (*DB, error) {
 	var (
 		d   *DB
 		err error
@@ -64,12 +78,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	if err := d.PingContext(ctx); err != nil {
-		d.Close()
-		return nil, fmt.Errorf("connect to %s database: %w", d.Engine, err)
-	}
-	if err := d.migrate(ctx); err != nil {
-		d.Close()
-		return nil, err
+		return nil, errors.Join(fmt.Errorf("connect to %s database: %w", d.Engine, err), d.Close())
 	}
 	return d, nil
 }
@@ -94,7 +103,7 @@ func openSQLite(path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	x.SetMaxOpenConns(8)
-	return &DB{DB: x, Engine: SQLite}, nil
+	return &DB{DB: x, Engine: SQLite, path: path}, nil
 }
 
 func openPostgres(dsn string) (*DB, error) {
@@ -131,7 +140,8 @@ func utcSession(dsn string) (string, error) {
 	return u.String(), nil
 }
 
-func (d *DB) migrate(ctx context.Context) error {
+// Migrate applies every pending migration.
+func (d *DB) Migrate(ctx context.Context) error {
 	dialect := goose.DialectSQLite3
 	if d.Engine == Postgres {
 		dialect = goose.DialectPostgres

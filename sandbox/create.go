@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -24,7 +25,7 @@ type CreateInput struct {
 	Template    string            `json:"template"`
 	Tags        []string          `json:"tags"`
 	Env         map[string]string `json:"env"`
-	Resources   *Resources        `json:"resources"`
+	Resources   *ResourcesInput   `json:"resources"`
 	IdleTimeout int64             `json:"idleTimeout"`
 	Network     string            `json:"network"`
 	Mounts      []Mount           `json:"mounts"`
@@ -126,7 +127,7 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 	return out, nil
 }
 
-func validateCreate(in *CreateInput) (templates.Template, runtime.Resources, error) {
+func validateCreate(in *CreateInput, lim Limits) (templates.Template, runtime.Resources, error) {
 	var zero runtime.Resources
 	if in.Template == "" {
 		return templates.Template{}, zero, berth.Errorf(berth.Invalid, "template is required")
@@ -160,8 +161,11 @@ func validateCreate(in *CreateInput) (templates.Template, runtime.Resources, err
 			return tmpl, zero, berth.Errorf(berth.Invalid, "environment variable %s: value has a NUL byte or exceeds 64 KiB", k)
 		}
 	}
-	if in.IdleTimeout < 0 || in.IdleTimeout > 30*24*3600 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout must be 0 (never) or a number of seconds up to 30 days")
+	if in.IdleTimeout < 0 {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout %d is negative: it is 0 (never) or a number of seconds", in.IdleTimeout)
+	}
+	if maxIdle := int64(lim.MaxIdleTimeout / time.Second); in.IdleTimeout > maxIdle {
+		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout %d is more than this server allows (%d seconds)", in.IdleTimeout, maxIdle)
 	}
 	// "bridge" (the default) is isolated: internet only, no other sandbox
 	// and no host service; "shared" is the user asking for the engine's
@@ -184,29 +188,11 @@ func validateCreate(in *CreateInput) (templates.Template, runtime.Resources, err
 	if len(in.Mounts) > 32 {
 		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 32 mounts")
 	}
-	res := templates.Resources{VCPUs: tmpl.Resources.VCPUs, Memory: tmpl.Resources.Memory, Disk: tmpl.Resources.Disk, Pids: tmpl.Resources.Pids}
-	if r := in.Resources; r != nil {
-		if r.VCPUs < 0 || r.VCPUs > 256 {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "resources.vcpus must be between 0 and 256")
-		}
-		if r.VCPUs > 0 {
-			res.VCPUs = r.VCPUs
-		}
-		if r.Memory != "" {
-			res.Memory = r.Memory
-		}
-		if r.Disk != "" {
-			res.Disk = r.Disk
-		}
-	}
-	limits, err := res.Limits()
+	res, limits, err := lim.resolve(in.Resources, tmpl.Resources)
 	if err != nil {
 		return tmpl, zero, err
 	}
-	if limits.MemoryBytes != 0 && limits.MemoryBytes < 8<<20 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "resources.memory must be at least 8MiB")
-	}
-	in.Resources = &Resources{VCPUs: res.VCPUs, Memory: res.Memory, Disk: res.Disk}
+	in.Resources = res
 	return tmpl, limits, nil
 }
 
@@ -219,7 +205,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 	if err != nil {
 		return nil, err
 	}
-	tmpl, limits, err := validateCreate(&in)
+	tmpl, limits, err := validateCreate(&in, m.opts.Limits)
 	if err != nil {
 		return nil, err
 	}

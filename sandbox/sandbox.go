@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/db"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/templates"
 	"github.com/berth-dev/berth/workspace"
 )
 
@@ -51,11 +52,13 @@ type Mount struct {
 	ReadOnly    bool   `json:"readOnly" db:"read_only"`
 }
 
-// Resources are a sandbox's limits in the API's units.
+// Resources are a sandbox's limits in the API's units. Disk is advisory
+// (see Limits).
 type Resources struct {
 	VCPUs  float64 `json:"vcpus,omitempty"`
 	Memory string  `json:"memory,omitempty"`
 	Disk   string  `json:"disk,omitempty"`
+	Pids   int64   `json:"pids,omitempty"`
 }
 
 // Sandbox is the API's sandbox object.
@@ -120,6 +123,9 @@ type Options struct {
 	// StopTimeout is the grace period of stop before processes are killed
 	// (default 5s).
 	StopTimeout time.Duration
+	// Limits bound what a sandbox may ask for; zero fields take
+	// HostLimits' values.
+	Limits Limits
 }
 
 // Manager runs sandboxes on one runtime.
@@ -156,6 +162,15 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 5 * time.Second
+	}
+	opts.Limits = opts.Limits.withDefaults()
+	if err := opts.Limits.validate(); err != nil {
+		return nil, err
+	}
+	for _, t := range templates.List() {
+		if err := checkTemplate(t); err != nil {
+			return nil, err
+		}
 	}
 	// Engine errors quote host paths; the manager's runtime hides them.
 	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), ws: ws, log: log, opts: opts,

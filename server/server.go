@@ -43,16 +43,50 @@ type Config struct {
 	MaxWatchedWorkspacesPerOrg int
 	MaxWatchedWorkspaces       int
 
-	Sandbox sandbox.Options // background loop intervals
+	Sandbox sandbox.Options // background loop intervals, resource defaults and ceilings
 
 	Archives workspace.ArchiveLimits // concurrent directory downloads
+
+	HTTP HTTPConfig
+}
+
+// HTTPConfig bounds what one client can hold of the HTTP server. Zero
+// disables a limit.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds the time to send a request's headers.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration
+	// BodyMinRate (bytes/s) over BodyWindow: a request body must deliver
+	// BodyMinRate×BodyWindow bytes in every BodyWindow (or be complete
+	// within it). A large upload at any useful speed is never cut.
+	BodyMinRate int64
+	BodyWindow  time.Duration
+	// WriteStall fails a response write that cannot hand anything to the
+	// client for this long; streams that make progress live on.
+	WriteStall time.Duration
+	// MaxConns caps concurrent connections; more wait to be accepted.
+	MaxConns int
 }
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
 	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
 		MaxWatchesPerUser: workspace.DefaultWatchesPerUser, MaxWatchedWorkspacesPerOrg: workspace.DefaultWatchedWorkspacesPerOrg,
-		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces}
+		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces,
+		Sandbox:              sandbox.Options{Limits: sandbox.HostLimits()},
+		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
+}
+
+func (h HTTPConfig) validate() error {
+	if h.ReadHeaderTimeout < 0 || h.IdleTimeout < 0 || h.BodyWindow < 0 || h.WriteStall < 0 {
+		return errors.New("HTTP timeouts must not be negative (0 disables one)")
+	}
+	if h.BodyMinRate < 0 || h.MaxConns < 0 {
+		return errors.New("--http-body-min-rate and --http-max-conns must not be negative (0 disables one)")
+	}
+	return nil
 }
 
 // LogValue masks secrets when the config is logged.
@@ -65,7 +99,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
 		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
-		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces))
+		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces),
+		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits))
 }
 
 // Server is a running berth.
@@ -78,6 +113,7 @@ type Server struct {
 	Log       *slog.Logger
 	listener  net.Listener
 	http      *http.Server
+	dbLock    *db.Lock
 	closers   []func()
 }
 
@@ -97,6 +133,14 @@ func NewLogger(format string, w *os.File) (*slog.Logger, error) {
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data directory is required")
+	}
+	// Before anything is written: a server that cannot start makes no
+	// data directory and mints no key.
+	if err := cfg.HTTP.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Sandbox.Limits.Validate(); err != nil {
+		return nil, err
 	}
 	// Workspace directories are bind-mounted into containers, and the engine
 	// takes only absolute host paths: a relative --data-dir is resolved now.
@@ -119,12 +163,39 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
-	d, err := db.Open(ctx, cfg.Database)
+	// One server per data directory and per database: two would remove
+	// each other's containers, fail each other's runs and sweep each
+	// other's uploads. Both locks die with the process.
+	host, err := os.Hostname()
+	if err != nil {
+		host = "" // the holder is still named by pid and time
+	}
+	self := db.Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second)}
+	s := &Server{Config: cfg, Log: log}
+	dirLock, err := db.LockFile(filepath.Join(cfg.DataDir, "server.lock"), "data directory "+cfg.DataDir, self)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Config: cfg, DB: d, Log: log}
-	s.closers = append(s.closers, func() { d.Close() })
+	s.closers = append(s.closers, func() { s.logClose("data directory lock", dirLock.Close()) })
+	d, err := db.Connect(ctx, cfg.Database)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.DB = d
+	s.closers = append(s.closers, func() { s.logClose("database", d.Close()) })
+	dbLock, err := d.LockServer(ctx, self)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.dbLock = dbLock
+	s.closers = append(s.closers, func() { s.logClose("database lock", dbLock.Close()) })
+	// Only the holder changes the schema.
+	if err := d.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	// Access changes (grants, roles, removals) reach the sandbox manager
 	// through one feed, subscribed below before anything is served.
@@ -147,7 +218,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
-	s.closers = append(s.closers, func() { rt.Close() })
+	s.closers = append(s.closers, func() { s.logClose("docker client", rt.Close()) })
 	mgr, err := sandbox.New(ctx, d, rt, ws, log, cfg.Sandbox)
 	if err != nil {
 		s.Close()
@@ -159,7 +230,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// File API access in a workspace is activity of the sandboxes mounting it.
 	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives,
 		WatchesPerUser: cfg.MaxWatchesPerUser, WatchedWorkspacesPerOrg: cfg.MaxWatchedWorkspacesPerOrg, WatchedWorkspaces: cfg.MaxWatchedWorkspaces})
-	s.closers = append(s.closers, func() { wf.Close() })
+	s.closers = append(s.closers, func() { s.logClose("workspace files", wf.Close()) })
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping
 	// Runs a previous process left in flight are marked interrupted here.
@@ -228,6 +299,9 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Config.Addr, err)
 	}
+	if s.Config.HTTP.MaxConns > 0 {
+		l = newLimitListener(l, s.Config.HTTP.MaxConns)
+	}
 	s.listener = l
 	return nil
 }
@@ -244,26 +318,41 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.Sandboxes.Run(ctx)
 	s.closers = append(s.closers, s.Sandboxes.Close)
-	s.http = &http.Server{Handler: s.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := s.Config.HTTP
+	// No ReadTimeout or WriteTimeout: they bound whole requests and
+	// responses, and would cut long uploads, downloads and streams.
+	// Deadlines enforce a minimum of progress instead.
+	s.http = &http.Server{
+		Handler:           api.Deadlines{BodyMinRate: h.BodyMinRate, BodyWindow: h.BodyWindow, WriteStall: h.WriteStall}.Wrap(s.API.Handler()),
+		ReadHeaderTimeout: h.ReadHeaderTimeout,
+		IdleTimeout:       h.IdleTimeout,
+	}
 	// Interrupt runs in flight, so that their streams end and Shutdown need not wait.
 	s.http.RegisterOnShutdown(s.Agents.Close)
 	s.http.RegisterOnShutdown(s.API.Files.Shutdown) // end watch streams
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.Log.Info("berth serving", "url", s.URL(), "config", s.Config)
+	var lost error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-s.dbLock.Lost():
+		lost = fmt.Errorf("lost the database lock: %w", s.dbLock.Err())
+		s.Log.Error("stopping: another server took the database", "err", lost)
 	}
 	s.Log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.http.Close()
+		err = s.http.Close()
 	}
-	return nil
+	if err != nil {
+		s.Log.Warn("shutdown", "err", err)
+	}
+	return lost
 }
 
 // Close releases everything New opened.
@@ -272,6 +361,13 @@ func (s *Server) Close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// logClose logs a failure to release what; Close has no caller to return it to.
+func (s *Server) logClose(what string, err error) {
+	if err != nil {
+		s.Log.Warn("close "+what, "err", err)
+	}
 }
 
 func maskDSN(dsn string) string {

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
 )
 
@@ -25,13 +29,30 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-func newServe() *cobra.Command {
+func newServe() *cobra.Command { return newServeWith(serve) }
+
+// serve runs the server with cfg until ctx ends.
+func serve(ctx context.Context, cfg server.Config) error {
+	log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
+	if err != nil {
+		return err
+	}
+	s, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx)
+}
+
+// newServeWith is the serve command calling run with the parsed config.
+func newServeWith(run func(context.Context, server.Config) error) *cobra.Command {
 	cfg := server.Defaults()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the berth API server",
 		Long: "Run the berth API server. Every flag has an environment twin: --addr BERTH_ADDR,\n" +
-			"--data-dir BERTH_DATA_DIR, --database BERTH_DATABASE, --log-format BERTH_LOG_FORMAT.\n" +
+			"--data-dir BERTH_DATA_DIR, --http-idle-timeout BERTH_HTTP_IDLE_TIMEOUT, and so on.\n" +
 			"BERTH_BOOTSTRAP_KEY presets the admin key of a fresh database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -39,16 +60,8 @@ func newServe() *cobra.Command {
 				return err
 			}
 			cfg.BootstrapKey = os.Getenv("BERTH_BOOTSTRAP_KEY")
-			log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
-			if err != nil {
-				return err
-			}
-			s, err := server.New(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return s.Serve(cmd.Context())
+			lowerDefaults(cmd.Flags(), &cfg.Sandbox.Limits)
+			return run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -61,6 +74,23 @@ func newServe() *cobra.Command {
 	f.IntVar(&cfg.MaxWatchedWorkspaces, "max-watched-workspaces", cfg.MaxWatchedWorkspaces, "workspaces all watch streams may keep open together (503 past it); keep it below 64, the inotify instances berth uses, so that other workspaces keep theirs")
 	f.IntVar(&cfg.Archives.Max, "max-archives", 4, "directory downloads (zip, tar.gz) made at once, server-wide")
 	f.DurationVar(&cfg.Archives.Wait, "archive-wait", 15*time.Second, "how long a directory download waits for a turn before 503 with Retry-After")
+	l := &cfg.Sandbox.Limits
+	f.Float64Var(&l.DefaultVCPUs, "sandbox-default-vcpus", l.DefaultVCPUs, "vCPUs of a sandbox whose request and template name none")
+	f.Float64Var(&l.MaxVCPUs, "sandbox-max-vcpus", l.MaxVCPUs, "most vCPUs a sandbox may have; by default this host's CPUs")
+	f.Var((*byteSize)(&l.DefaultMemory), "sandbox-default-memory", "memory of a sandbox whose request and template name none")
+	f.Var((*byteSize)(&l.MaxMemory), "sandbox-max-memory", "most memory a sandbox may have; by default this host's RAM")
+	f.Var((*byteSize)(&l.DefaultDisk), "sandbox-default-disk", "disk of a sandbox whose request and template name none (advisory: not enforced by the Docker runtime)")
+	f.Var((*byteSize)(&l.MaxDisk), "sandbox-max-disk", "most disk a sandbox may ask for; by default the size of this host's root filesystem")
+	f.Int64Var(&l.DefaultPids, "sandbox-default-pids", l.DefaultPids, "process limit of a sandbox whose request and template name none")
+	f.Int64Var(&l.MaxPids, "sandbox-max-pids", l.MaxPids, "highest process limit a sandbox may have")
+	f.DurationVar(&l.MaxIdleTimeout, "sandbox-max-idle-timeout", l.MaxIdleTimeout, "longest idleTimeout a sandbox may have (0, never pause, is always allowed)")
+	h := &cfg.HTTP
+	f.DurationVar(&h.ReadHeaderTimeout, "http-read-header-timeout", h.ReadHeaderTimeout, "time a client has to send a request's headers (0: no limit)")
+	f.DurationVar(&h.IdleTimeout, "http-idle-timeout", h.IdleTimeout, "close keep-alive connections idle this long (0: never)")
+	f.Int64Var(&h.BodyMinRate, "http-body-min-rate", h.BodyMinRate, "minimum request body rate in bytes/s, over --http-body-window")
+	f.DurationVar(&h.BodyWindow, "http-body-window", h.BodyWindow, "a request body must be complete, or deliver --http-body-min-rate × this, within every such period (0: no limit)")
+	f.DurationVar(&h.WriteStall, "http-write-stall", h.WriteStall, "drop a response the client has read nothing of for this long; streams that make progress are not limited (0: no limit)")
+	f.IntVar(&h.MaxConns, "http-max-conns", h.MaxConns, "concurrent connections; more wait to be accepted (0: no limit)")
 	return cmd
 }
 
@@ -80,6 +110,43 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// lowerDefaults brings each resource default that was not set down to a
+// ceiling that was set below it (--sandbox-max-memory 512MiB alone is
+// enough); defaults set explicitly are checked, not changed.
+func lowerDefaults(fs *pflag.FlagSet, l *sandbox.Limits) {
+	if !fs.Changed("sandbox-default-vcpus") {
+		l.DefaultVCPUs = min(l.DefaultVCPUs, l.MaxVCPUs)
+	}
+	if !fs.Changed("sandbox-default-memory") {
+		l.DefaultMemory = min(l.DefaultMemory, l.MaxMemory)
+	}
+	if !fs.Changed("sandbox-default-disk") {
+		l.DefaultDisk = min(l.DefaultDisk, l.MaxDisk)
+	}
+	if !fs.Changed("sandbox-default-pids") {
+		l.DefaultPids = min(l.DefaultPids, l.MaxPids)
+	}
+}
+
+// byteSize is a flag holding a number of bytes, written "512MiB", "2GB"
+// or "1073741824".
+type byteSize int64
+
+func (b *byteSize) String() string { return humanize.IBytes(uint64(*b)) }
+func (b *byteSize) Type() string   { return "size" }
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("%s is too large", s)
+	}
+	*b = byteSize(n)
+	return nil
 }
 
 func envName(flag string) string {

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/workspace"
@@ -28,7 +30,14 @@ type Env struct {
 	URL      string
 	AdminKey string
 	Admin    *client.Client
+
+	stop func(t testing.TB)
 }
+
+// Stop shuts the server down as a signal would and releases its database and
+// data directory, for a next server on them; its containers stay until the
+// test ends.
+func (e *Env) Stop(t testing.TB) { e.stop(t) }
 
 // Engines runs fn against a server on SQLite and, when BERTH_TEST_POSTGRES
 // is set, on PostgreSQL.
@@ -77,17 +86,26 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("server did not shut down")
+		if err := s.Serve(ctx); err != nil {
+			t.Errorf("serve: %v", err)
 		}
-		removeContainers(s)
-		s.Close()
+	}()
+	var once sync.Once
+	stop := func(t testing.TB) {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Errorf("server did not shut down")
+			}
+			s.Close()
+		})
+	}
+	instance := s.Sandboxes.Instance()
+	t.Cleanup(func() {
+		stop(t)
+		removeContainers(t, cfg.DockerHost, instance)
 		// Mount points stay pinned (immutable) while their sandboxes exist;
 		// a test that never destroyed them would leave a data directory
 		// nobody can remove.
@@ -100,7 +118,7 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		t.Fatalf("read admin.key: %v", err)
 	}
 	key := strings.TrimSpace(string(b))
-	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: client.New(s.URL(), key)}
+	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: client.New(s.URL(), key), stop: stop}
 }
 
 // Member adds a member with role and returns a client using a new key of
@@ -119,22 +137,26 @@ func (e *Env) Member(t testing.TB, name, role string, scopes ...string) (*client
 	return m, e.Admin.WithKey(k.Key)
 }
 
-// removeContainers removes every container of the server's instance, so that
+// removeContainers removes every container of a server's instance, so that
 // no test leaks sandboxes whatever it forgot to destroy. An engine that is
 // down (or never was) has nothing to remove.
-func removeContainers(s *server.Server) {
-	if s.Sandboxes == nil {
+func removeContainers(t testing.TB, dockerHost, instance string) {
+	rt, err := docker.New(dockerHost)
+	if err != nil {
+		t.Logf("remove test containers: %v", err)
 		return
 	}
+	defer func() { _ = rt.Close() }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rt := s.Sandboxes.Runtime()
-	cs, err := rt.List(ctx, map[string]string{sandbox.LabelInstance: s.Sandboxes.Instance()})
+	cs, err := rt.List(ctx, map[string]string{sandbox.LabelInstance: instance})
 	if err != nil {
 		return
 	}
 	for _, c := range cs {
-		_ = rt.Remove(ctx, c.ID)
+		if err := rt.Remove(ctx, c.ID); err != nil {
+			t.Logf("remove test container %s: %v", c.ID, err)
+		}
 	}
 }
 
