@@ -310,7 +310,13 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 			defer l.Unlock()
 			if err := m.provision(m.bg, id, tmpl, spec); err != nil {
 				m.log.Warn("async sandbox create failed", "sandbox", id, "err", err)
-				m.setStatus(context.Background(), id, Error, "create failed: "+berth.Message(err))
+				// The row must say why even when the server is shutting down
+				// (m.bg cancelled), within a deadline of its own.
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(m.bg), cleanupTimeout)
+				defer cancel()
+				if serr := m.setStatus(sctx, id, Error, "create failed: "+berth.Message(err)); serr != nil {
+					m.log.Error("async sandbox create failed: recording the error status", "sandbox", id, "err", serr)
+				}
 			}
 		}()
 		return m.load(ctx, m.db, `s.id = ?`, id)
@@ -338,6 +344,17 @@ func (m *Manager) discard(ctx context.Context, id string, mounts []Mount) {
 	}
 }
 
+// removeFailed removes the container cid that a failed provision of sandbox
+// id made, within its own deadline even if ctx has ended. A failure is
+// logged: the provision's own error is what the caller reports.
+func (m *Manager) removeFailed(ctx context.Context, id, cid string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := m.rt.Remove(ctx, cid); err != nil {
+		m.log.Error("failed create: removing the container", "sandbox", id, "container", cid, "err", err)
+	}
+}
+
 // provision makes the image present, creates and starts the container and
 // records it. On failure it removes whatever container it made.
 func (m *Manager) provision(ctx context.Context, id string, tmpl templates.Template, spec runtime.Spec) error {
@@ -349,23 +366,23 @@ func (m *Manager) provision(ctx context.Context, id string, tmpl templates.Templ
 		return err
 	}
 	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET container_id = ? WHERE id = ?`), cid, id); err != nil {
-		m.rt.Remove(context.Background(), cid)
+		m.removeFailed(ctx, id, cid)
 		return db.Err(err)
 	}
 	if err := m.rt.Start(ctx, cid); err != nil {
-		m.rt.Remove(context.Background(), cid)
+		m.removeFailed(ctx, id, cid)
 		return err
 	}
 	info, err := m.rt.Inspect(ctx, cid)
 	if err != nil {
-		m.rt.Remove(context.Background(), cid)
+		m.removeFailed(ctx, id, cid)
 		return err
 	}
 	now := m.now()
 	_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET status = ?, status_reason = '', ip = ?, updated_at = ?, last_activity_at = ? WHERE id = ? AND status = ?`),
 		Running, info.IPAddress, now, now, id, Creating)
 	if err != nil {
-		m.rt.Remove(context.Background(), cid)
+		m.removeFailed(ctx, id, cid)
 		return db.Err(err)
 	}
 	return nil

@@ -7,6 +7,8 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -326,9 +328,15 @@ func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row
 			IdleTimeout: r.IdleTimeout, Network: r.Network, OwnerUserID: r.OwnerUserID, CreatedAt: r.CreatedAt.UTC(),
 			UpdatedAt: r.UpdatedAt.UTC(), LastActivityAt: r.LastActivityAt.UTC(), IP: r.IP,
 			orgID: r.OrgID, image: r.Image, containerID: r.ContainerID}
-		json.Unmarshal([]byte(r.EnvKeys), &s.Env)
-		json.Unmarshal([]byte(r.Resources), &s.Resources)
-		json.Unmarshal([]byte(r.Metadata), &s.Metadata)
+		// A column that does not decode is a corrupt row: report it rather
+		// than show the sandbox with empty env keys, limits or metadata.
+		if err := errors.Join(
+			decodeColumn("env_keys", r.EnvKeys, &s.Env),
+			decodeColumn("resources", r.Resources, &s.Resources),
+			decodeColumn("metadata", r.Metadata, &s.Metadata),
+		); err != nil {
+			return nil, berth.Wrap(berth.Internal, err, "sandbox "+r.ID+": stored row")
+		}
 		out[i] = s
 	}
 	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, path, read_only FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
@@ -364,6 +372,14 @@ func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row
 	return out, nil
 }
 
+// decodeColumn decodes the stored JSON column col into v.
+func decodeColumn(col, data string, v any) error {
+	if err := json.Unmarshal([]byte(data), v); err != nil {
+		return fmt.Errorf("decode %s: %w", col, err)
+	}
+	return nil
+}
+
 // setStatus records a status (and reason) for id.
 func (m *Manager) setStatus(ctx context.Context, id string, st Status, reason string) error {
 	_, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?`),
@@ -396,7 +412,11 @@ func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 
 // TouchWorkspace counts file activity through the API under a workspace as
 // activity of every running sandbox that mounts it.
+// A failure only makes an idle pause come sooner, so it is logged (as touch
+// does), not returned.
 func (m *Manager) TouchWorkspace(ctx context.Context, wsID string) {
-	m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ?
-		WHERE status = 'running' AND id IN (SELECT sandbox_id FROM sandbox_mounts WHERE workspace_id = ?)`), m.now(), wsID)
+	if _, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET last_activity_at = ?
+		WHERE status = 'running' AND id IN (SELECT sandbox_id FROM sandbox_mounts WHERE workspace_id = ?)`), m.now(), wsID); err != nil {
+		m.log.Warn("record workspace activity", "workspace", wsID, "err", db.Err(err))
+	}
 }
