@@ -178,8 +178,14 @@ func (s *Service) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []age
 			SandboxID: r.SandboxID, Template: r.Template, Mounts: []sandbox.Mount{}, Command: []string{}, Env: []string{},
 			Timeout: r.TimeoutMs, Version: r.Version, OwnerUserID: r.OwnerUserID, Endpoint: endpoint(r.Slug),
 			CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), orgID: r.OrgID, env: map[string]string{}}
-		json.Unmarshal([]byte(r.Command), &a.Command)
-		json.Unmarshal([]byte(r.Env), &a.env)
+		// A column that does not decode is a corrupt row: report it rather
+		// than run the agent with an empty command or environment.
+		if err := json.Unmarshal([]byte(r.Command), &a.Command); err != nil {
+			return nil, berth.Wrap(berth.Internal, err, "agent "+r.ID+": stored row: decode command")
+		}
+		if err := json.Unmarshal([]byte(r.Env), &a.env); err != nil {
+			return nil, berth.Wrap(berth.Internal, err, "agent "+r.ID+": stored row: decode env")
+		}
 		for k := range a.env {
 			a.Env = append(a.Env, k)
 		}

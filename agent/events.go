@@ -261,6 +261,7 @@ func (s *Service) follow(ctx context.Context, threadID, runID string, after int6
 // across events.
 type output struct {
 	s               *Service
+	ctx             context.Context // the run's, without its cancellation: output is stored after a kill too
 	threadID, runID string
 	mu              sync.Mutex
 	stream          string // what buf holds
@@ -356,7 +357,9 @@ func (o *output) flushLocked(all bool) {
 		return
 	}
 	o.stored += int64(len(chunk))
-	if err := o.s.appendEvent(context.Background(), o.threadID, o.runID, o.stream, chunk, nil); err != nil {
+	ctx, cancel := context.WithTimeout(o.ctx, recordTimeout)
+	defer cancel()
+	if err := o.s.appendEvent(ctx, o.threadID, o.runID, o.stream, chunk, nil); err != nil {
 		o.s.log.Warn("store run output", "run", o.runID, "err", err)
 	}
 }

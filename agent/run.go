@@ -241,7 +241,7 @@ func (s *Service) Start(ctx context.Context, slug string, in RunInput) (*Run, er
 	if s.bg.Err() != nil {
 		s.mu.Unlock()
 		cancel(nil)
-		s.finish(r, Failed, ReasonInterrupted, nil, nil)
+		s.finish(ctx, r, Failed, ReasonInterrupted, nil, nil)
 		return nil, berth.Errorf(berth.Unavailable, "the server is shutting down")
 	}
 	s.live[r.RunID] = lr
@@ -298,16 +298,21 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 	release, err := s.queue.acquireAll(ctx, keys...)
 	if err != nil {
 		st, reason := ended(err)
-		s.finish(r, st, reason, nil, nil)
+		s.finish(ctx, r, st, reason, nil, nil)
 		return
 	}
 	defer release()
 
 	start := s.now()
-	if _, err := s.db.ExecContext(context.Background(), s.db.Rebind(`UPDATE runs SET status = ?, started_at = ? WHERE id = ?`), Running, start, r.RunID); err != nil {
+	// The run is running whatever happens to ctx next: record it so.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	if _, err := s.db.ExecContext(rctx, s.db.Rebind(`UPDATE runs SET status = ?, started_at = ? WHERE id = ?`), Running, start, r.RunID); err != nil {
 		s.log.Warn("mark run running", "run", r.RunID, "err", err)
 	}
-	s.appendEvent(context.Background(), r.ThreadID, r.RunID, EventStatus, "", statusData{Status: Running, RunID: r.RunID, ThreadID: r.ThreadID})
+	if err := s.appendEvent(rctx, r.ThreadID, r.RunID, EventStatus, "", statusData{Status: Running, RunID: r.RunID, ThreadID: r.ThreadID}); err != nil {
+		s.log.Warn("store status event", "run", r.RunID, "err", err)
+	}
+	rcancel()
 
 	sb, cleanup, err := s.sandboxFor(ctx, a, r)
 	if cleanup != nil {
@@ -318,7 +323,7 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 		if st == Failed && reason != ReasonInterrupted {
 			reason = "sandbox: " + reason
 		}
-		s.finish(r, st, reason, nil, nil)
+		s.finish(ctx, r, st, reason, nil, nil)
 		return
 	}
 
@@ -347,7 +352,7 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 		}
 	}
 
-	out := &output{s: s, threadID: r.ThreadID, runID: r.RunID}
+	out := &output{s: s, ctx: context.WithoutCancel(ctx), threadID: r.ThreadID, runID: r.RunID}
 	req := sandbox.ExecRequest{Argv: a.Command, Timeout: timeout, Env: env, Stdin: strings.NewReader(prompt)}
 	res, err := s.sbx.ExecIn(ctx, sb, req, out.writer(EventStdout), out.writer(EventStderr))
 	out.close()
@@ -364,7 +369,7 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 	default:
 		st, reason = ended(err)
 	}
-	s.finish(r, st, reason, code, out)
+	s.finish(ctx, r, st, reason, code, out)
 }
 
 // sandboxFor returns the sandbox a run executes in. For a managed agent it
@@ -382,10 +387,16 @@ func (s *Service) sandboxFor(ctx context.Context, a *Agent, r *Run) (*sandbox.Sa
 		return nil, nil, err
 	}
 	r.SandboxID = sb.ID
-	s.db.ExecContext(context.Background(), s.db.Rebind(`UPDATE runs SET sandbox_id = ? WHERE id = ?`), sb.ID, r.RunID)
-	caller := berth.CallerFrom(ctx)
+	// Recorded even if the run is being cancelled: recovery after a crash
+	// finds the sandbox to destroy through this column.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer rcancel()
+	if _, err := s.db.ExecContext(rctx, s.db.Rebind(`UPDATE runs SET sandbox_id = ? WHERE id = ?`), sb.ID, r.RunID); err != nil {
+		s.log.Warn("record a managed agent's sandbox", "run", r.RunID, "sandbox", sb.ID, "err", db.Err(err))
+	}
 	cleanup := func() {
-		dctx, cancel := context.WithTimeout(berth.WithCaller(context.Background(), caller), 2*time.Minute)
+		// ctx's values (the caller) without its cancellation.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
 		if _, err := s.sbx.Destroy(dctx, sb.ID); err != nil {
 			s.log.Warn("destroy a managed agent's sandbox", "run", r.RunID, "sandbox", sb.ID, "err", err)
@@ -394,10 +405,17 @@ func (s *Service) sandboxFor(ctx context.Context, a *Agent, r *Run) (*sandbox.Sa
 	return sb, cleanup, nil
 }
 
+// recordTimeout bounds each write that records a run's progress or end; the
+// writes run without the run's cancellation, since a cancelled or
+// interrupted run must still be recorded as such.
+const recordTimeout = 30 * time.Second
+
 // finish records how a run ended and appends its last status and result
-// events. Only a queued or running run is finished.
-func (s *Service) finish(r *Run, status, reason string, code *int, out *output) {
-	ctx := context.Background()
+// events. Only a queued or running run is finished. It runs without ctx's
+// cancellation, within recordTimeout.
+func (s *Service) finish(ctx context.Context, r *Run, status, reason string, code *int, out *output) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	now := s.now()
 	var stdout, stderr string
 	truncated := false
@@ -427,8 +445,12 @@ func (s *Service) finish(r *Run, status, reason string, code *int, out *output) 
 	if n, _ := res.RowsAffected(); n == 0 {
 		return
 	}
-	s.appendEvent(ctx, r.ThreadID, r.RunID, EventStatus, "", statusData{Status: status, Reason: reason, RunID: r.RunID, ThreadID: r.ThreadID})
-	s.appendEvent(ctx, r.ThreadID, r.RunID, EventResult, "", Result{Status: status, Reason: reason, ExitCode: code, DurationMs: dur, Truncated: truncated})
+	if err := errors.Join(
+		s.appendEvent(ctx, r.ThreadID, r.RunID, EventStatus, "", statusData{Status: status, Reason: reason, RunID: r.RunID, ThreadID: r.ThreadID}),
+		s.appendEvent(ctx, r.ThreadID, r.RunID, EventResult, "", Result{Status: status, Reason: reason, ExitCode: code, DurationMs: dur, Truncated: truncated}),
+	); err != nil {
+		s.log.Warn("store a run's end events", "run", r.RunID, "err", err)
+	}
 }
 
 // Cancel stops a visible run: a queued run leaves its queue, a running one
@@ -450,7 +472,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 	s.mu.Unlock()
 	if lr == nil {
 		// Not executing here (its process is gone): record the end.
-		s.finish(r, Cancelled, "cancelled", nil, nil)
+		s.finish(ctx, r, Cancelled, "cancelled", nil, nil)
 	} else {
 		lr.cancel(errCancelled)
 		wctx, stop := context.WithTimeout(ctx, 30*time.Second)
@@ -472,7 +494,7 @@ func (s *Service) recoverInterrupted(ctx context.Context) error {
 	}
 	for i := range runs {
 		r := &runs[i]
-		s.finish(r, Failed, ReasonInterrupted, nil, nil)
+		s.finish(ctx, r, Failed, ReasonInterrupted, nil, nil)
 		if r.ExecutionMode != Managed || r.SandboxID == "" {
 			continue
 		}

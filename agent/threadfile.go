@@ -53,7 +53,9 @@ func (s *Service) writeThreadFile(ctx context.Context, sb *sandbox.Sandbox, thre
 	go func() {
 		pw.CloseWithError(s.encodeThread(ctx, pw, threadID, skipRun))
 	}()
-	defer pr.Close()
+	// Closing the read end stops the encoder if the exec ended early;
+	// PipeReader.Close always returns nil.
+	defer func() { _ = pr.Close() }()
 	var stdout, stderr bytes.Buffer
 	req := sandbox.ExecRequest{Argv: []string{"/bin/sh", "-c", threadFileScript, "berth-thread", threadID},
 		Timeout: threadFileTimeout, Cwd: "/", Stdin: pr}
@@ -135,7 +137,9 @@ func (s *Service) removeThreadFile(wsID, threadID string) error {
 		}
 		return err
 	}
-	defer root.Close()
+	// A directory handle: closing it has nothing to flush, and the removal
+	// below has already reported its own outcome.
+	defer func() { _ = root.Close() }()
 	for _, d := range []string{".berth", threadDir} {
 		if fi, err := root.Lstat(d); err != nil || !fi.IsDir() {
 			return nil // nothing of ours there
