@@ -155,7 +155,7 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, runID, cursor
 	case err != nil && ev == nil:
 		writeError(w, r, err)
 	case err != nil && r.Context().Err() == nil:
-		ev.json("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
 	case ev == nil:
 		startSSE(w) // a run with no events left after cursor
 	}

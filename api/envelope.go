@@ -93,7 +93,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(struct {
+	// Strings always encode, so only the write can fail: the client went
+	// away and there is nobody left to tell.
+	_ = json.NewEncoder(w).Encode(struct {
 		Error errorBody `json:"error"`
 	}{errorBody{Code: string(kind), Message: berth.Message(err), RequestID: requestID(r.Context())}})
 }
@@ -183,8 +185,12 @@ func loggerFrom(ctx interface{ Value(any) any }) *slog.Logger {
 }
 
 // writeJSONRaw writes v without an envelope (documents such as OpenAPI).
-func writeJSONRaw(w http.ResponseWriter, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+func writeJSONRaw(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
 }

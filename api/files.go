@@ -541,7 +541,8 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	defer f.Close()
+	// Opened read-only: closing has nothing to flush.
+	defer func() { _ = f.Close() }()
 	h := w.Header()
 	h.Set("Content-Type", f.MimeType)
 	h.Set("ETag", f.ETag)

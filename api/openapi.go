@@ -127,6 +127,5 @@ func operationID(method, path string) string {
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	writeJSONRaw(w, s.OpenAPI())
+	writeJSONRaw(w, r, s.OpenAPI())
 }

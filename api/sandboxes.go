@@ -169,8 +169,8 @@ func (s *Server) execSandbox(w http.ResponseWriter, r *http.Request) {
 	ev := startSSE(w)
 	res, err := s.Sandboxes.Exec(r.Context(), id, req, ev.writer("stdout"), ev.writer("stderr"))
 	if err != nil {
-		ev.json("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
 		return
 	}
-	ev.json("exit", res)
+	ev.end("exit", res)
 }

@@ -32,7 +32,9 @@ func (s *sse) flush() {
 	if s.f != nil {
 		s.f.Flush()
 	} else {
-		http.NewResponseController(s.w).Flush()
+		// A flush fails only when the client went away (or the writer cannot
+		// flush); the next write reports the former.
+		_ = http.NewResponseController(s.w).Flush()
 	}
 }
 
@@ -65,6 +67,11 @@ func (s *sse) send(id, name, data string) error {
 	s.flush()
 	return nil
 }
+
+// end sends v as the last event of a stream. A failure means the client
+// went away (v is one of the API's own types, which always encode), and
+// then there is nobody left to tell.
+func (s *sse) end(name string, v any) { _ = s.json(name, v) }
 
 // json sends v as one event's JSON data.
 func (s *sse) json(name string, v any) error {

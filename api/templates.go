@@ -99,15 +99,17 @@ func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := startSSE(w)
-	lw := &lineWriter{emit: func(line string) { ev.event("progress", line) }}
+	// A progress line that cannot be sent means the client went away; its
+	// request context ends too, which stops the build.
+	lw := &lineWriter{emit: func(line string) { _ = ev.event("progress", line) }}
 	err = templates.Make(r.Context(), rt, t, lw)
 	lw.Close()
 	if err != nil {
-		ev.json("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
 		return
 	}
 	v, _ := s.view(r.Context(), t)
-	ev.json("done", v)
+	ev.end("done", v)
 }
 
 // lineWriter splits a byte stream into lines.
