@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ const KeyPrefix = "berth_"
 type Service struct {
 	db     *db.DB
 	access AccessNotifier
+	log    *slog.Logger
 	now    func() time.Time
 }
 
@@ -42,8 +44,12 @@ func New(d *db.DB, access AccessNotifier) *Service {
 	if access == nil {
 		panic("auth.New: nil AccessNotifier")
 	}
-	return &Service{db: d, access: access, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: d, access: access, log: slog.Default(), now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
+
+// SetLogger sets where the service logs failures it does not return
+// (slog.Default until set). Call it before the service is used.
+func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
 
 // Member is a user of the organization.
 type Member struct {
@@ -212,7 +218,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*berth.Calle
 	// Recording every use would turn each read into a write; a minute's
 	// precision is enough for "last used".
 	if row.LastUsedAt == nil || now.Sub(*row.LastUsedAt) > time.Minute {
-		s.db.ExecContext(ctx, s.db.Rebind(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`), now, row.ID)
+		// Only "last used" goes stale if this fails: the key is still good.
+		if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`), now, row.ID); err != nil {
+			s.log.Warn("record API key use", "key", row.ID, "err", db.Err(err))
+		}
 	}
 	var scopes []string
 	if err := json.Unmarshal([]byte(row.Scopes), &scopes); err != nil {

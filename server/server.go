@@ -201,6 +201,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// through one feed, subscribed below before anything is served.
 	access := &berth.AccessFeed{}
 	authSvc := auth.New(d, access)
+	authSvc.SetLogger(log)
 	if err := s.bootstrap(ctx, authSvc); err != nil {
 		s.Close()
 		return nil, err
