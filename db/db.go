@@ -166,8 +166,18 @@ func (d *DB) Tx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return Err(err)
 	}
-	defer tx.Rollback()
+	defer func() {
+		// A panicking fn must not leave the transaction (and its
+		// connection) open; the panic itself is what matters.
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
 	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("rollback: %w", Err(rerr)))
+		}
 		return err
 	}
 	return Err(tx.Commit())
