@@ -129,7 +129,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	case <-ctx.Done():
 		kerr := d.killExec(ctx, id, spec.User, marker)
 		select {
-		case <-copied:
+		case _ = <-copied: // the copy's error now is only a consequence of the kill
 		case <-time.After(drainGrace):
 		}
 		return -1, errors.Join(ctx.Err(), kerr)

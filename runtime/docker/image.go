@@ -46,7 +46,9 @@ func (d *Docker) BuildImage(ctx context.Context, spec runtime.BuildSpec, progres
 	if err != nil {
 		return translate(err, "build image "+spec.Tag)
 	}
-	defer resp.Body.Close()
+	// The build's outcome is in the stream, read to its end below; closing a
+	// response body has nothing left to report.
+	defer func() { _ = resp.Body.Close() }()
 	if err := readMessages(resp.Body, progress); err != nil {
 		var me *messageError
 		if errors.As(err, &me) {
@@ -63,7 +65,8 @@ func (d *Docker) PullImage(ctx context.Context, ref string, progress io.Writer) 
 	if err != nil {
 		return translatePull(err, ref)
 	}
-	defer body.Close()
+	// As for a build: the outcome is in the stream.
+	defer func() { _ = body.Close() }()
 	return translatePull(readMessages(body, progress), ref)
 }
 

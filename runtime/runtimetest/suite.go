@@ -248,7 +248,11 @@ func (s *suite) testNameConflict(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	defer s.rt.Remove(ctx, id)
+	defer func() {
+		if err := s.rt.Remove(ctx, id); err != nil {
+			t.Errorf("remove: %v", err)
+		}
+	}()
 	_, err = s.rt.Create(ctx, spec)
 	wantKind(t, "create with a taken name", err, berth.Conflict)
 }
