@@ -76,7 +76,9 @@ func build(ctx context.Context, rt runtime.Runtime, t Template, progress io.Writ
 	// labels), unless a sandbox still runs on it. This is best effort.
 	if newID, ierr := rt.ImageID(ctx, t.Image); ierr == nil && oldID != "" && oldID != newID {
 		if rt.RemoveImage(ctx, oldID) == nil {
-			fmt.Fprintf(progress, "removed the previous image of template %s\n", t.Name)
+			// Progress is informational: a reader that went away must
+			// not fail a build that worked.
+			_, _ = fmt.Fprintf(progress, "removed the previous image of template %s\n", t.Name)
 		}
 	}
 	return nil

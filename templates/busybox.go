@@ -117,7 +117,7 @@ func checkStatic(bin string) error {
 	if err != nil {
 		return berth.Wrap(berth.Unavailable, err, "base template needs a static busybox at "+bin+" (Debian: apt-get install busybox-static)")
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened read-only: nothing to flush
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return berth.Errorf(berth.Unavailable, "base template: %s is dynamically linked; install busybox-static", bin)

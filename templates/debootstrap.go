@@ -62,7 +62,9 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 		args = append(args, "--cache-dir="+DebootstrapCache)
 	}
 	args = append(args, b.Suite, root, b.Mirror)
-	fmt.Fprintf(progress, "running debootstrap %s\n", strings.Join(args, " "))
+	// Progress is informational: a reader that went away must not fail
+	// the build (the build's context ends with it).
+	_, _ = fmt.Fprintf(progress, "running debootstrap %s\n", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = progress, progress
 	// debootstrap runs dpkg and friends in a chroot: on cancellation kill
@@ -86,24 +88,25 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 	}
 	unmountUnder(root)
 
-	fmt.Fprintln(progress, "packing root filesystem")
+	_, _ = fmt.Fprintln(progress, "packing root filesystem") // informational, as above
 	f, err := os.Create(filepath.Join(tmp, "rootfs.tar"))
 	if err != nil {
 		cleanup()
 		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: rootfs.tar")
 	}
 	if err := tarTree(ctx, f, root); err != nil {
-		f.Close()
+		_ = f.Close() // the file goes with tmp: the error below is what counts
 		cleanup()
 		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: pack rootfs")
 	}
 	_ = os.RemoveAll(root) // the tar is all the build needs; free the space now
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
+		_ = f.Close() // the file goes with tmp: the error below is what counts
 		cleanup()
 		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: rootfs.tar")
 	}
-	return f, func() { f.Close(); cleanup() }, nil
+	// By cleanup time the tar has been read; it goes with tmp.
+	return f, func() { _ = f.Close(); cleanup() }, nil
 }
 
 // tarTree writes the tree at root as a tar archive with numeric owners, modes,
@@ -166,7 +169,7 @@ func tarTree(ctx context.Context, w io.Writer, root string) error {
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // opened read-only: nothing to flush
 			_, err = io.Copy(tw, f)
 			return err
 		}

@@ -189,7 +189,7 @@ func digest(dir fs.FS) (string, error) {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(data))
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", name, len(data)) // a hash never fails a write
 		h.Write(data)
 		return nil
 	})
@@ -248,10 +248,12 @@ func Make(ctx context.Context, rt runtime.Runtime, t Template, progress io.Write
 		progress = io.Discard
 	}
 	if t.Build == nil {
-		fmt.Fprintf(progress, "pulling %s\n", t.Image)
+		// Progress is informational: a reader that went away must not
+		// fail the pull or build.
+		_, _ = fmt.Fprintf(progress, "pulling %s\n", t.Image)
 		return rt.PullImage(ctx, t.Image, progress)
 	}
-	fmt.Fprintf(progress, "building %s for template %s (%s)\n", t.Image, t.Name, t.Build.Source)
+	_, _ = fmt.Fprintf(progress, "building %s for template %s (%s)\n", t.Image, t.Name, t.Build.Source)
 	return build(ctx, rt, t, progress)
 }
 
