@@ -207,6 +207,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	ws := workspace.New(d, cfg.DataDir, access)
+	ws.SetLogger(log)
 	s.API = api.New(log, authSvc, ws)
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")

@@ -142,7 +142,9 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 		}
 		f.mu.Lock()
 		if o = f.open[w.ID]; o != nil || f.closed {
-			defer nws.Close() // lost a race to another request, or closing
+			// Lost a race to another request, or closing: nws was never
+			// used, so closing its read-only handles has nothing to lose.
+			defer func() { _ = nws.Close() }()
 		} else {
 			o = &openWS{ws: nws}
 			f.open[w.ID] = o
@@ -239,7 +241,7 @@ func (f *Files) forget(id string) {
 	delete(f.sizes, id)
 	f.mu.Unlock()
 	if o != nil {
-		o.ws.Close()
+		f.closeAll([]*files.Workspace{o.ws})
 	}
 }
 
@@ -372,7 +374,7 @@ func (f *Files) scan(ctx context.Context, dir string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ws.Close()
+	defer func() { _ = ws.Close() }() // used only to measure: read-only handles
 	if err := ws.Usage().Wait(ctx); err != nil {
 		return 0, err
 	}

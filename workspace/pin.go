@@ -134,7 +134,7 @@ func (s *Service) pinOne(id, rel string) (err error) {
 	fds := []int{root}
 	defer func() {
 		for _, fd := range fds {
-			unix.Close(fd)
+			_ = unix.Close(fd) // directory descriptors: nothing to flush
 		}
 	}()
 	// First the whole path, creating what is missing, so that a symlink or
@@ -268,7 +268,7 @@ func (s *Service) unpinOne(id, rel string, want map[string]uint32) error {
 	fds := []int{root}
 	defer func() {
 		for _, fd := range fds {
-			unix.Close(fd)
+			_ = unix.Close(fd) // directory descriptors: nothing to flush
 		}
 	}()
 	for i, seg := range segs {

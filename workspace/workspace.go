@@ -6,6 +6,7 @@ package workspace
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -106,6 +107,7 @@ type Service struct {
 	db      *db.DB
 	dataDir string
 	access  AccessNotifier
+	log     *slog.Logger
 	now     func() time.Time
 	sources []UsageSource
 	// Size reports a workspace's size; the default walks nothing and says 0
@@ -125,8 +127,12 @@ func New(d *db.DB, dataDir string, access AccessNotifier) *Service {
 	if access == nil {
 		panic("workspace.New: nil AccessNotifier")
 	}
-	return &Service{db: d, dataDir: dataDir, access: access, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: d, dataDir: dataDir, access: access, log: slog.Default(), now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
+
+// SetLogger sets where the service logs failures it does not return
+// (slog.Default until set). Call it before the service is used.
+func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
 
 // AddUsageSource registers a provider of workspace references.
 func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, u) }
@@ -261,7 +267,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 		break
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		// The create's own error is what the caller gets; a directory left
+		// behind belongs to no workspace and only takes space.
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			s.log.Error("failed workspace create: removing its directory", "dir", dir, "err", rerr)
+		}
 		if berth.IsKind(err, berth.Conflict) {
 			return nil, berth.Errorf(berth.Conflict, "a workspace with slug %q already exists", w.Slug)
 		}
@@ -597,6 +607,9 @@ func (s *Service) Denied(ctx context.Context, userID string, workspaceIDs []stri
 }
 
 // Touch records that a workspace was accessed.
+// A failure only leaves "last accessed" stale, so it is logged, not returned.
 func (s *Service) Touch(ctx context.Context, id string) {
-	s.db.ExecContext(ctx, s.db.Rebind(`UPDATE workspaces SET last_accessed_at = ? WHERE id = ?`), s.now(), id)
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE workspaces SET last_accessed_at = ? WHERE id = ?`), s.now(), id); err != nil {
+		s.log.Warn("record workspace access", "workspace", id, "err", db.Err(err))
+	}
 }
