@@ -57,7 +57,7 @@ func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format
 	if err != nil {
 		return fsErr(err, apiPath(rel))
 	}
-	defer top.Close() // read-only directory: nothing to lose
+	defer closeRead(top) // read-only directory: nothing to lose
 	var aw archiveWriter
 	if format == FormatTarGz {
 		gz := gzipPool.Get().(*gzip.Writer)
@@ -99,7 +99,7 @@ func (w *Workspace) Archive(ctx context.Context, p string, out io.Writer, format
 			if err != nil {
 				return false, nil // vanished or swapped: leave it out
 			}
-			defer f.Close() // read-only: nothing to lose
+			defer closeRead(f) // read-only: nothing to lose
 			return false, aw.file(name, e.info, f)
 		case mode&fs.ModeSymlink != 0:
 			target, ok := linkTarget(top, erel)

@@ -64,7 +64,7 @@ func (w *Workspace) Open(ctx context.Context, p string) (*File, error) {
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		closeRead(f)
 		return nil, fsErr(err, apiPath(rel))
 	}
 	var ino uint64

@@ -71,12 +71,12 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 	if err != nil {
 		return Page{}, fsErr(err, apiPath(rel))
 	}
-	defer dir.Close()
+	defer closeRead(dir)
 	d, err := dir.Open(".")
 	if err != nil {
 		return Page{}, fsErr(err, apiPath(rel))
 	}
-	defer d.Close()
+	defer closeRead(d)
 
 	h := &nameHeap{}
 	for {

@@ -56,7 +56,7 @@ func (w *Workspace) remove(ctx context.Context, rel string) (freed, error) {
 	if err != nil {
 		return freed{}, err
 	}
-	defer parent.Close()
+	defer closeRead(parent)
 	info, err := parent.Lstat(base)
 	if err != nil {
 		return freed{}, err
@@ -86,7 +86,7 @@ func removeTree(ctx context.Context, parent *os.Root, name string, info fs.FileI
 		return f, err
 	}
 	if st, err := top.Stat("."); err != nil || !os.SameFile(st, info) {
-		top.Close()
+		closeRead(top)
 		if err == nil {
 			err = errChanged(name)
 		}
@@ -291,12 +291,12 @@ func (w *Workspace) Copy(ctx context.Context, p, targetDir string, overwrite boo
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(srcDir))
 	}
-	defer sparent.Close()
+	defer closeRead(sparent)
 	dparent, err := openDir(w.root, tdir)
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(tdir))
 	}
-	defer dparent.Close()
+	defer closeRead(dparent)
 
 	res, err := w.reserve(ctx, 0)
 	if err != nil {
@@ -338,7 +338,7 @@ func (w *Workspace) copyEntry(ctx context.Context, sp *os.Root, name string, inf
 		if err != nil {
 			return "", err
 		}
-		defer f.Close()
+		defer closeRead(f)
 		return w.writeTemp(ctx, dp, func(out *os.File) error { return copySparse(ctx, out, f, res) }, mode.Perm())
 	case mode&fs.ModeSymlink != 0:
 		target, err := sp.Readlink(name)
@@ -381,7 +381,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer closeRead(src)
 	if st, err := src.Stat("."); err != nil || !os.SameFile(st, sinfo) {
 		if err == nil {
 			err = errChanged(EncodeName(sname))
@@ -394,13 +394,13 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 	}
 	dinfo, err := dst.Stat(".")
 	if err != nil {
-		dst.Close()
+		closeRead(dst)
 		return err
 	}
 	stack := []*os.Root{dst}
 	defer func() {
 		for _, r := range stack {
-			r.Close()
+			closeRead(r)
 		}
 	}()
 	wk := &walker{
@@ -432,7 +432,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 				}
 				return false, err
 			}
-			defer f.Close()
+			defer closeRead(f)
 			out, err := d.OpenFile(e.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
 			if err != nil {
 				return false, err
@@ -452,7 +452,7 @@ func copyTree(ctx context.Context, sp *os.Root, sname string, sinfo fs.FileInfo,
 		return false, nil // FIFOs, sockets, devices: skipped
 	}
 	wk.leave = func(e *entry) error {
-		stack[len(stack)-1].Close()
+		closeRead(stack[len(stack)-1])
 		stack = stack[:len(stack)-1]
 		return nil
 	}
@@ -476,7 +476,7 @@ func openRegular(dir *os.Root, name string, want fs.FileInfo) (*os.File, error) 
 		err = errChanged(EncodeName(name))
 	}
 	if err != nil {
-		f.Close()
+		closeRead(f)
 		return nil, err
 	}
 	return f, nil

@@ -35,7 +35,7 @@ func (w *Workspace) refusePinned(rel string, info fs.FileInfo) error {
 	if err != nil {
 		return fsErr(err, apiPath(rel))
 	}
-	defer f.Close()
+	defer closeRead(f)
 	flags, err := unix.IoctlGetUint32(int(f.Fd()), unix.FS_IOC_GETFLAGS)
 	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
 		return nil // a filesystem without flags has nothing pinned

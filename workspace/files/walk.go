@@ -111,13 +111,19 @@ func (f *frame) nextBatch() error {
 	return err
 }
 
+// closeRead closes a directory handle (an os.Root or a directory opened
+// read-only) or a file opened read-only. Such a close has nothing to flush,
+// so its error says nothing about any data; it is dropped here, in one
+// place. Files that were written are closed with their error checked.
+func closeRead(c io.Closer) { _ = c.Close() }
+
 func (f *frame) close(keepRoot *os.Root) {
 	if f.dir != nil {
-		f.dir.Close() // read-only directory: nothing to lose
+		closeRead(f.dir) // read-only directory: nothing to lose
 		f.dir = nil
 	}
 	if f.root != keepRoot {
-		f.root.Close()
+		closeRead(f.root)
 	}
 }
 
@@ -196,7 +202,7 @@ func (w *walker) run(ctx context.Context, top *os.Root) error {
 				children, subDir, err = readNames(sub)
 			}
 			if err != nil {
-				sub.Close()
+				closeRead(sub)
 			}
 		}
 		if isNotExist(err) {

@@ -241,7 +241,7 @@ func (h *hub) start() error {
 	top, err := h.w.root.Open(".")
 	if err == nil {
 		err = h.addWatch(top, ".")
-		top.Close()
+		closeRead(top)
 	}
 	if err != nil {
 		h.closeInotify(h.f)
@@ -318,7 +318,7 @@ func (h *hub) addTree(rel string, report bool) {
 	if err != nil {
 		return
 	}
-	defer top.Close()
+	defer closeRead(top)
 	wk := &walker{}
 	wk.visit = func(e *entry) (bool, error) {
 		erel := ""
@@ -338,7 +338,7 @@ func (h *hub) addTree(rel string, report bool) {
 		if err != nil {
 			return false, nil
 		}
-		defer d.Close()
+		defer closeRead(d)
 		if st, err := d.Stat(); err != nil || !os.SameFile(st, e.info) {
 			return false, nil
 		}
@@ -362,7 +362,7 @@ func (h *hub) addDir(rel string) {
 	if err != nil {
 		return
 	}
-	defer parent.Close()
+	defer closeRead(parent)
 	info, err := parent.Lstat(base)
 	if err != nil || !info.IsDir() {
 		return
@@ -373,11 +373,11 @@ func (h *hub) addDir(rel string) {
 	}
 	st, err := d.Stat()
 	if err != nil || !os.SameFile(st, info) {
-		d.Close()
+		closeRead(d)
 		return
 	}
 	fresh, err := h.addWatchFresh(d, rel)
-	d.Close()
+	closeRead(d)
 	if err == nil && fresh {
 		h.addTree(rel, true)
 	}

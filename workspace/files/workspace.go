@@ -240,7 +240,7 @@ func (w *Workspace) measure(ctx context.Context, rel string, sweep bool) (t tall
 	if err != nil {
 		return t, err
 	}
-	defer top.Close()
+	defer closeRead(top)
 	var seen map[inode]struct{} // files with several links, counted already
 	wk := &walker{visit: func(e *entry) (bool, error) {
 		if isTemp(e.name) {

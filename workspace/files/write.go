@@ -337,7 +337,7 @@ func (w *Workspace) Create(ctx context.Context, dirPath, name, typ string, conte
 	if err != nil {
 		return Entry{}, fsErr(err, apiPath(dirRel))
 	}
-	defer dir.Close()
+	defer closeRead(dir)
 
 	switch typ {
 	case TypeDirectory:
@@ -544,8 +544,9 @@ func (w *writeback) Write(p []byte) (int, error) {
 	w.off += int64(n)
 	if w.rc != nil && w.off-w.flushed >= writebackChunk {
 		off, length := w.flushed, w.off-w.flushed
-		w.rc.Control(func(fd uintptr) {
-			unix.SyncFileRange(int(fd), off, length, unix.SYNC_FILE_RANGE_WRITE)
+		// Best effort, as said above: the final fsync decides.
+		_ = w.rc.Control(func(fd uintptr) {
+			_ = unix.SyncFileRange(int(fd), off, length, unix.SYNC_FILE_RANGE_WRITE)
 		})
 		w.flushed = w.off
 	}
