@@ -295,7 +295,13 @@ func (s *suite) testList(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create: %v", err)
 		}
-		t.Cleanup(func() { _ = s.rt.Remove(context.Background(), id) })
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := s.rt.Remove(ctx, id); err != nil && !berth.IsKind(err, berth.NotFound) {
+				t.Errorf("cleanup: remove %s: %v", id, err)
+			}
+		})
 		ids[k] = id
 	}
 	if err := s.rt.Start(ctx, ids["a"]); err != nil {
@@ -834,7 +840,14 @@ func (s *suite) testImages(t *testing.T) {
 		t.Fatalf("ImagePresent(%s) = %v, %v; want true", s.image, ok, err)
 	}
 	tag := "berth-rt-test/" + s.run + ":1"
-	t.Cleanup(func() { _ = s.rt.RemoveImage(context.Background(), tag) })
+	t.Cleanup(func() {
+		// Normally gone already: the test removes it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.rt.RemoveImage(ctx, tag); err != nil && !berth.IsKind(err, berth.NotFound) {
+			t.Errorf("cleanup: remove image %s: %v", tag, err)
+		}
+	})
 
 	dockerfile := fmt.Sprintf("FROM %s\nRUN echo built-%s > /built\n", s.image, s.run)
 	var progress bytes.Buffer
