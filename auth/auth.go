@@ -84,8 +84,12 @@ type APIKey struct {
 	Key         string     `json:"key,omitempty" db:"-"`
 }
 
-func (k *APIKey) fill(now time.Time) {
-	_ = json.Unmarshal([]byte(k.ScopesJSON), &k.Scopes)
+// fill sets the fields derived from the stored ones. Scopes that do not
+// decode are a corrupt row: an error, not a key shown without scopes.
+func (k *APIKey) fill(now time.Time) error {
+	if err := json.Unmarshal([]byte(k.ScopesJSON), &k.Scopes); err != nil {
+		return berth.Wrap(berth.Internal, err, "API key "+k.ID+": stored scopes")
+	}
 	if k.Scopes == nil {
 		k.Scopes = []string{}
 	}
@@ -97,6 +101,7 @@ func (k *APIKey) fill(now time.Time) {
 	default:
 		k.Status = "active"
 	}
+	return nil
 }
 
 func hashKey(secret string) string {

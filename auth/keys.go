@@ -57,7 +57,9 @@ func (s *Service) ListKeys(ctx context.Context, all bool, limit int, cursor stri
 	keys, next := db.Trim(page, keys, func(k APIKey) (time.Time, string) { return k.CreatedAt, k.ID })
 	now := s.now()
 	for i := range keys {
-		keys[i].fill(now)
+		if err := keys[i].fill(now); err != nil {
+			return nil, "", err
+		}
 	}
 	return keys, next, nil
 }
@@ -133,7 +135,9 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 	if err := s.db.GetContext(ctx, &k, s.db.Rebind(`SELECT `+keyCols+` FROM api_keys WHERE key_hash = ?`), hashKey(secret)); err != nil {
 		return nil, db.Err(err)
 	}
-	k.fill(s.now())
+	if err := k.fill(s.now()); err != nil {
+		return nil, err
+	}
 	k.Key = secret
 	return &k, nil
 }
@@ -163,6 +167,8 @@ func (s *Service) RevokeKey(ctx context.Context, id string) (*APIKey, error) {
 		}
 		k.RevokedAt = &now
 	}
-	k.fill(s.now())
+	if err := k.fill(s.now()); err != nil {
+		return nil, err
+	}
 	return &k, nil
 }
