@@ -36,6 +36,18 @@ func (s *Server) view(ctx context.Context, t templates.Template) (templateView, 
 	return templateView{Template: t, Ready: ok}, nil
 }
 
+// builtView describes t after a build that succeeded. The build is what the
+// client asked for, so a failure to check its image is logged, and the
+// answer says only "not known to be ready" rather than fail.
+func (s *Server) builtView(r *http.Request, t templates.Template) templateView {
+	v, err := s.view(r.Context(), t)
+	if err != nil {
+		loggerFrom(r.Context()).Warn("template built, but its image could not be checked", "template", t.Name, "err", err)
+		return templateView{Template: t}
+	}
+	return v
+}
+
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	out := []templateView{}
 	for _, t := range templates.List() {
@@ -94,8 +106,7 @@ func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
-		v, _ := s.view(r.Context(), t)
-		writeData(w, r, http.StatusOK, map[string]any{"template": v, "log": log.String()})
+		writeData(w, r, http.StatusOK, map[string]any{"template": s.builtView(r, t), "log": log.String()})
 		return
 	}
 	ev := startSSE(w)
@@ -108,8 +119,7 @@ func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
 		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
 		return
 	}
-	v, _ := s.view(r.Context(), t)
-	ev.end("done", v)
+	ev.end("done", s.builtView(r, t))
 }
 
 // lineWriter splits a byte stream into lines.
