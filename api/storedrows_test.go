@@ -59,3 +59,19 @@ func TestSandboxCorruptStoredRow(t *testing.T) {
 		}
 	})
 }
+
+// The same for an API key's scopes: listing keys fails rather than show a
+// key without scopes.
+func TestAPIKeyCorruptStoredRow(t *testing.T) {
+	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+		ctx := context.Background()
+		k, err := env.Admin.CreateAPIKey(ctx, client.KeyRequest{Name: "corrupt", Scopes: []string{"sandbox:read"}})
+		must(t, err)
+		_, err = env.DB.ExecContext(ctx, env.DB.Rebind(`UPDATE api_keys SET scopes = ? WHERE id = ?`), "{not json", k.ID)
+		must(t, err)
+		_, err = env.Admin.APIKeys(ctx, true)
+		if client.ErrorCode(err) != "internal" {
+			t.Errorf("keys with a corrupt scopes column: err %v, want internal", err)
+		}
+	})
+}
