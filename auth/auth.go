@@ -39,17 +39,14 @@ type AccessNotifier interface {
 }
 
 // New returns a Service on d; access is told when a member is removed or
-// demoted (it must not be nil).
-func New(d *db.DB, access AccessNotifier) *Service {
-	if access == nil {
-		panic("auth.New: nil AccessNotifier")
+// demoted, and log gets the failures the service does not return (neither
+// may be nil).
+func New(d *db.DB, access AccessNotifier, log *slog.Logger) *Service {
+	if access == nil || log == nil {
+		panic("auth.New: nil AccessNotifier or logger")
 	}
-	return &Service{db: d, access: access, log: slog.Default(), now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: d, access: access, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
-
-// SetLogger sets where the service logs failures it does not return
-// (slog.Default until set). Call it before the service is used.
-func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
 
 // Member is a user of the organization.
 type Member struct {

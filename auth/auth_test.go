@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func TestAllows(t *testing.T) {
 
 func TestBootstrapConcurrentOnce(t *testing.T) {
 	dbtest.Engines(t, func(t *testing.T, d *db.DB) {
-		s := auth.New(d, &berth.AccessFeed{})
+		s := auth.New(d, &berth.AccessFeed{}, slog.New(slog.DiscardHandler))
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		created := 0
@@ -65,7 +66,7 @@ func TestBootstrapConcurrentOnce(t *testing.T) {
 
 func TestKeysStoredHashed(t *testing.T) {
 	dbtest.Engines(t, func(t *testing.T, d *db.DB) {
-		s := auth.New(d, &berth.AccessFeed{})
+		s := auth.New(d, &berth.AccessFeed{}, slog.New(slog.DiscardHandler))
 		key, _, err := s.Bootstrap(context.Background(), "")
 		if err != nil {
 			t.Fatal(err)

@@ -200,14 +200,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// Access changes (grants, roles, removals) reach the sandbox manager
 	// through one feed, subscribed below before anything is served.
 	access := &berth.AccessFeed{}
-	authSvc := auth.New(d, access)
-	authSvc.SetLogger(log)
+	authSvc := auth.New(d, access, log)
 	if err := s.bootstrap(ctx, authSvc); err != nil {
 		s.Close()
 		return nil, err
 	}
-	ws := workspace.New(d, cfg.DataDir, access)
-	ws.SetLogger(log)
+	ws := workspace.New(d, cfg.DataDir, access, log)
 	s.API = api.New(log, authSvc, ws)
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")

@@ -122,17 +122,14 @@ type Service struct {
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
-// access is told when grants are replaced (it must not be nil).
-func New(d *db.DB, dataDir string, access AccessNotifier) *Service {
-	if access == nil {
-		panic("workspace.New: nil AccessNotifier")
+// access is told when grants are replaced, and log gets the failures the
+// service does not return (neither may be nil).
+func New(d *db.DB, dataDir string, access AccessNotifier, log *slog.Logger) *Service {
+	if access == nil || log == nil {
+		panic("workspace.New: nil AccessNotifier or logger")
 	}
-	return &Service{db: d, dataDir: dataDir, access: access, log: slog.Default(), now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: d, dataDir: dataDir, access: access, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
-
-// SetLogger sets where the service logs failures it does not return
-// (slog.Default until set). Call it before the service is used.
-func (s *Service) SetLogger(l *slog.Logger) { s.log = l }
 
 // AddUsageSource registers a provider of workspace references.
 func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, u) }
