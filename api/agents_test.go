@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/server"
@@ -293,7 +294,7 @@ func TestAgentRunEndings(t *testing.T) {
 		case <-running:
 		case err := <-done:
 			t.Fatalf("stream ended before output: %v", err)
-		case <-time.After(60 * time.Second):
+		case <-testctx.Context(t).Done():
 			t.Fatal("no output from the run")
 		}
 		mu.Lock()

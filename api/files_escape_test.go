@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 	"github.com/berth-dev/berth/workspace/files"
 	"github.com/berth-dev/berth/workspace/files/filestest"
@@ -69,12 +70,12 @@ type hostileReq struct {
 	want         int    // 0: any 4xx or 2xx
 }
 
-// send issues a raw request with a deadline; it fails the test on a hang,
-// a 5xx, or an answer that carries the secret.
+// send issues a raw request with the test's deadline (testctx: a fixed
+// guard once gave up on deleting the 10,000-deep tree on a busy machine);
+// it fails the test on a hang, a 5xx, or an answer that carries the secret.
 func send(t *testing.T, env *servertest.Env, r hostileReq) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := testctx.Context(t)
 	var body io.Reader
 	ct := ""
 	switch b := r.body.(type) {
@@ -95,7 +96,7 @@ func send(t *testing.T, env *servertest.Env, r hostileReq) int {
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Errorf("%s %q: %v (hang or crash)", r.method, r.path, err)
 		return 0

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 )
 
@@ -60,12 +61,15 @@ func names(es []client.FileEntry) []string {
 // eventually polls cond for up to 15 seconds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Polls until the test's own deadline: a fixed limit fails on a busy
+	// machine.
+	ctx := testctx.Context(t)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

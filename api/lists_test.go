@@ -17,7 +17,7 @@ func getList(t *testing.T, env *servertest.Env, path string) (int, []map[string]
 	t.Helper()
 	req, _ := http.NewRequest("GET", env.URL+path, nil)
 	req.Header.Set("X-API-Key", env.AdminKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	if _, err := env.Admin.Me(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	call(t, env.URL, "", "GET", "/v1/me", nil)
+	call(t, env, "", "GET", "/v1/me", nil)
 	_, metrics := get(t, env.URL+"/metrics")
 	for _, want := range []string{
 		`berth_http_requests_total{method="GET",route="/v1/me",status="200"} 1`,
@@ -113,7 +113,7 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		path, _ := c.call(t, f)
 		req, _ := http.NewRequest("GET", env.URL+path, nil)
 		req.Header.Set("X-API-Key", env.AdminKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := env.HTTP().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

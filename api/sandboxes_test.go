@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/sandbox"
@@ -77,7 +78,7 @@ func raw(t testing.TB, env *servertest.Env, key, method, path string, body any) 
 	}
 	req, _ := http.NewRequest(method, env.URL+path, rd)
 	req.Header.Set("X-API-Key", key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -93,16 +94,17 @@ func raw(t testing.TB, env *servertest.Env, key, method, path string, body any) 
 	return resp.StatusCode, e.Data, e.Error.Code, e.Error.Message
 }
 
-// waitFor polls cond until it holds or a generous deadline passes; it is for
-// things that happen in the background, never a timing assertion.
+// waitFor polls cond until it holds or the test's own deadline comes; it
+// is for things that happen in the background, never a timing assertion.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	ctx := testctx.Context(t)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("gave up waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

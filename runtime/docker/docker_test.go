@@ -1,11 +1,10 @@
 package docker_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
@@ -25,8 +24,7 @@ func TestEngineDown(t *testing.T) {
 		t.Fatalf("New with a dead socket: %v", err)
 	}
 	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 
 	checks := map[string]error{
 		"ping":   d.Ping(ctx),
@@ -55,8 +53,7 @@ func TestRecoversWhenEngineAppears(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 	if err := d.Ping(ctx); !berth.IsKind(err, berth.Unavailable) {
 		t.Fatalf("ping before the engine is there: %v", err)
 	}

@@ -23,7 +23,8 @@ import (
 // absence is a broken setup) and is skipped with a loud reason elsewhere.
 func Require(t testing.TB, rt runtime.Runtime) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A minute: an engine that answers slowly on a busy machine is there.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := rt.Ping(ctx); err != nil {
 		msg := "NO CONTAINER ENGINE: " + err.Error() + " — start one with .ci/docker-up"
