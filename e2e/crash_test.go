@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
@@ -64,7 +65,8 @@ func (b *berth) start() {
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// Polled until the test's deadline: a loaded machine starts slowly.
+	ctx := testctx.Context(t)
 	for {
 		resp, err := http.Get("http://" + b.addr + "/healthz")
 		if err == nil {
@@ -73,7 +75,7 @@ func (b *berth) start() {
 				return
 			}
 		}
-		if time.Now().After(deadline) {
+		if ctx.Err() != nil {
 			t.Fatalf("berth did not come up; log in %s", b.log.Name())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -183,8 +185,8 @@ func TestCrashMidCreate(t *testing.T) {
 				// A create the engine was still making when the server died
 				// may land after the startup reconcile; the next reconcile
 				// (every 10 s) removes it.
-				for deadline := time.Now().Add(45 * time.Second); len(of(s.ID)) > 0; time.Sleep(100 * time.Millisecond) {
-					if time.Now().After(deadline) {
+				for wait := testctx.Context(t); len(of(s.ID)) > 0; time.Sleep(100 * time.Millisecond) {
+					if wait.Err() != nil {
 						t.Fatalf("orphan container left for the interrupted sandbox: %+v", of(s.ID))
 					}
 				}
