@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -32,7 +34,9 @@ func newServe() *cobra.Command {
 			"BERTH_BOOTSTRAP_KEY presets the admin key of a fresh database.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			applyEnv(cmd.Flags())
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
 			cfg.BootstrapKey = os.Getenv("BERTH_BOOTSTRAP_KEY")
 			log, err := server.NewLogger(cfg.LogFormat, os.Stderr)
 			if err != nil {
@@ -55,16 +59,21 @@ func newServe() *cobra.Command {
 }
 
 // applyEnv sets every flag not given on the command line from its BERTH_*
-// twin (--data-dir ← BERTH_DATA_DIR).
-func applyEnv(fs *pflag.FlagSet) {
+// twin (--data-dir ← BERTH_DATA_DIR). A value the flag refuses is an
+// error naming the variable, not a silently kept default.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Changed {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			fs.Set(f.Name, v)
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
 		}
 	})
+	return errors.Join(errs...)
 }
 
 func envName(flag string) string {

@@ -86,7 +86,9 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.Serve(ctx)
+		if err := s.Serve(ctx); err != nil {
+			t.Errorf("serve: %v", err)
+		}
 	}()
 	t.Cleanup(func() {
 		cancel()
