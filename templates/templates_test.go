@@ -130,7 +130,7 @@ func TestBaseImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Remove(context.Background(), id)
+	runtimetest.RemoveOnCleanup(t, rt, id)
 	if err := rt.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestDebianImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Remove(context.Background(), id)
+	runtimetest.RemoveOnCleanup(t, rt, id)
 	if err := rt.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}

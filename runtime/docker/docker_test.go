@@ -23,7 +23,11 @@ func TestEngineDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with a dead socket: %v", err)
 	}
-	defer d.Close()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 
 	checks := map[string]error{
@@ -52,7 +56,11 @@ func TestRecoversWhenEngineAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 	if err := d.Ping(ctx); !berth.IsKind(err, berth.Unavailable) {
 		t.Fatalf("ping before the engine is there: %v", err)

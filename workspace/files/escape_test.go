@@ -3,6 +3,7 @@ package files
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -43,19 +44,31 @@ func plantHostile(t *testing.T) *hostileFixture {
 func (fx *hostileFixture) snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(fx.base, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(fx.base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
 		if p == filepath.Join(fx.base, "data", "ws") {
 			return filepath.SkipDir
 		}
-		info, _ := os.Lstat(p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(&b, "%s %v %d\n", p, info.Mode(), info.Size())
 		if info.Mode().IsRegular() {
-			c, _ := os.ReadFile(p)
+			c, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
 			b.Write(c)
 			b.WriteByte('\n')
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("snapshot outside the workspace: %v", err)
+	}
 	return b.String()
 }
 
@@ -65,7 +78,7 @@ func (fx *hostileFixture) snapshot(t *testing.T) string {
 // cleanups still remove the tree, and a slow machine never fails it (a
 // wall-clock guard once gave up on deleting the 10,000-deep tree while
 // the delete went on, racing the temp dir's removal).
-func guarded(t *testing.T, what string, fn func(ctx context.Context) (string, error)) error {
+func guarded(t *testing.T, what string, fn func(ctx context.Context) (string, error)) {
 	t.Helper()
 	out, err := fn(testctx.Context(t))
 	if err != nil && berth.KindOf(err) == berth.Internal {
@@ -74,7 +87,6 @@ func guarded(t *testing.T, what string, fn func(ctx context.Context) (string, er
 	if strings.Contains(out, secretToken) || strings.Contains(out, outsiderName) {
 		t.Errorf("%s: returned data from outside the workspace", what)
 	}
-	return err
 }
 
 func TestEscape(t *testing.T) {
@@ -84,7 +96,7 @@ func TestEscape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { closeWS(t, w) })
 	ctx := context.Background()
 	if _, err := w.Create(ctx, "/", "dst", TypeDirectory, nil); err != nil {
 		t.Fatal(err)
@@ -167,9 +179,8 @@ func TestEscape(t *testing.T) {
 				if err != nil {
 					return "", err
 				}
-				defer f.Close()
 				b, err := io.ReadAll(f)
-				return string(b), err
+				return string(b), errors.Join(err, f.Close())
 			})
 			guarded(t, "zip", archive(p, FormatZip))
 			guarded(t, "tgz", archive(p, FormatTarGz))
@@ -221,8 +232,12 @@ func TestEscape(t *testing.T) {
 	}
 
 	// A change outside, through a directory symlink, must not be reported.
-	os.WriteFile(filepath.Join(fx.outside, outsiderName+"-late"), []byte("x"), 0o644)
-	os.Remove(filepath.Join(fx.outside, outsiderName+"-late"))
+	if err := os.WriteFile(filepath.Join(fx.outside, outsiderName+"-late"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(fx.outside, outsiderName+"-late")); err != nil {
+		t.Fatal(err)
+	}
 	// /h/last is written after the outside change: once the watch reports
 	// it, it has had every chance to report the outside change too.
 	mustWrite(t, w, "/h/last", "x")
@@ -248,6 +263,13 @@ func TestEscape(t *testing.T) {
 	assertNoTemp(t, w)
 }
 
+// closeWS closes w at the end of a test, failing it if that fails.
+func closeWS(t *testing.T, w *Workspace) {
+	if err := w.Close(); err != nil {
+		t.Errorf("close workspace: %v", err)
+	}
+}
+
 // TestEscapeOpenErrors pins the kinds returned for hostile reads.
 func TestEscapeOpenErrors(t *testing.T) {
 	fx := plantHostile(t)
@@ -255,7 +277,7 @@ func TestEscapeOpenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { closeWS(t, w) })
 	want := map[string]berth.Kind{
 		"abs-link": berth.Invalid, "rel-link": berth.Invalid, "loop-a": berth.Invalid,
 		"fifo": berth.Invalid, "sock": berth.Invalid, "deep": berth.Invalid,
