@@ -45,7 +45,7 @@ func newAgentSetup(t *testing.T, env *servertest.Env, c *client.Client) *agentSe
 	sb, err := c.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Network: "none",
 		Mounts: []client.Mount{{WorkspaceID: ws.ID, Path: "/workspace"}}}, false)
 	must(t, err)
-	t.Cleanup(func() { env.Admin.DestroySandbox(context.Background(), sb.ID) })
+	destroyOnCleanup(t, env.Admin, sb.ID)
 	return &agentSetup{env: env, ws: ws.ID, sbx: sb}
 }
 
@@ -274,7 +274,9 @@ func TestAgentRunEndings(t *testing.T) {
 				switch e.Name {
 				case "status":
 					var st struct{ Status, RunID string }
-					json.Unmarshal([]byte(e.Data), &st)
+					if err := json.Unmarshal([]byte(e.Data), &st); err != nil {
+						return err
+					}
 					mu.Lock()
 					id = st.RunID
 					mu.Unlock()
@@ -619,7 +621,7 @@ func TestAgentScopes(t *testing.T) {
 	must(t, err)
 	msb, err := m.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Network: "none", Mounts: []client.Mount{{WorkspaceID: mws.ID, Path: "/workspace"}}}, false)
 	must(t, err)
-	t.Cleanup(func() { env.Admin.DestroySandbox(context.Background(), msb.ID) })
+	destroyOnCleanup(t, env.Admin, msb.ID)
 	_, err = m.UpsertAgent(ctx, client.AgentRequest{Slug: "mine", ExecutionMode: "in_sandbox", Sandbox: msb.ID, Command: agentSh("echo mine")})
 	must(t, err)
 	if mr, err := m.RunAgent(ctx, "mine", client.RunRequest{Prompt: "x"}); err != nil || mr.Output != "mine\n" {

@@ -173,11 +173,13 @@ func call(t *testing.T, srv *servertest.Env, key, method, path string, body any)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var env struct {
 		Error struct{ Code, Message, RequestID string } `json:"error"`
 	}
-	json.NewDecoder(resp.Body).Decode(&env)
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil && resp.StatusCode >= 400 {
+		t.Errorf("%s %s: %d, not an error envelope: %v", method, path, resp.StatusCode, err)
+	}
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("%s %s: no X-Request-Id header", method, path)
 	}

@@ -22,7 +22,7 @@ func rawCall(t *testing.T, env *servertest.Env, method, path, body string) (int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var e struct {
 		Error struct{ Code, Message, RequestID string } `json:"error"`
 	}

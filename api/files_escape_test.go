@@ -36,7 +36,9 @@ func plantHostileWS(t *testing.T, dataDir, ws string) []string {
 func outsideSnapshot(t *testing.T, dataDir string) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+	// Entries that vanish while walking (the database's journal) are
+	// skipped; only an unreadable data directory fails the walk.
+	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
 		if p == filepath.Join(dataDir, "workspaces") {
 			return filepath.SkipDir
 		}
@@ -55,8 +57,14 @@ func outsideSnapshot(t *testing.T, dataDir string) string {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("snapshot outside the workspaces: %v", err)
+	}
 	// The workspaces directory itself holds only workspace directories.
-	es, _ := os.ReadDir(filepath.Join(dataDir, "workspaces"))
+	es, err := os.ReadDir(filepath.Join(dataDir, "workspaces"))
+	if err != nil {
+		t.Fatalf("snapshot outside the workspaces: %v", err)
+	}
 	for _, e := range es {
 		fmt.Fprintf(&b, "workspaces/%s %v\n", e.Name(), e.Type())
 	}
@@ -101,7 +109,7 @@ func send(t *testing.T, env *servertest.Env, r hostileReq) int {
 		t.Errorf("%s %q: %v (hang or crash)", r.method, r.path, err)
 		return 0
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	// Archives and watch streams are read for a bounded time only.
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if resp.StatusCode >= 500 {

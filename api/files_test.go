@@ -42,7 +42,7 @@ func download(t *testing.T, c *client.Client, ws, p string, opt client.DownloadO
 	if err != nil {
 		t.Fatalf("download %s: %v", p, err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("download %s: %v", p, err)
