@@ -245,7 +245,7 @@ func (s *suite) testNameConflict(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	defer s.rt.Remove(ctx, id)
+	RemoveOnCleanup(t, s.rt, id)
 	_, err = s.rt.Create(ctx, spec)
 	wantKind(t, "create with a taken name", err, berth.Conflict)
 }
