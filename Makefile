@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/berth
 PKGS    := ./...
 
-.PHONY: build run test test-short lint bench fuzz clean
+.PHONY: build run test test-stress test-short lint errcheck bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
@@ -17,6 +17,23 @@ run: build
 test: lint
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
+# The same suite while stress-ng loads both cores and the disk: no test may
+# depend on an idle machine. stress-ng (Debian package stress-ng) runs in
+# the background with its files in a temporary directory and is stopped,
+# and that directory removed, whatever the tests' outcome.
+STRESS ?= stress-ng --cpu 2 --hdd 1 --hdd-bytes 256M --io 1
+test-stress:
+	@command -v stress-ng >/dev/null || { echo "test-stress needs stress-ng (apt-get install stress-ng)"; exit 1; }
+	@dir=$$(mktemp -d); \
+	$(STRESS) --temp-path "$$dir" --quiet & pid=$$!; \
+	stop() { kill -TERM $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"; }; \
+	trap 'stop; exit 130' INT TERM; \
+	start=$$(date +%s); \
+	$(MAKE) test; rc=$$?; \
+	stop; \
+	echo "test-stress: make test exited $$rc after $$(( $$(date +%s) - start ))s under: $(STRESS)"; \
+	exit $$rc
+
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
@@ -24,6 +41,16 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# errcheck runs golangci-lint (errcheck and gofmt, see .golangci.yml) at a
+# pinned version, built once into bin/ from the Go module proxy.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := bin/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
+$(GOLANGCI):
+	GOBIN=$(CURDIR)/$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+
+errcheck: $(GOLANGCI)
+	$(GOLANGCI) run $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)

@@ -1,6 +1,6 @@
 // Package berth holds the vocabulary shared by every other package: the error
-// kinds and the caller attached to a request's context. It imports nothing of
-// the project so that everything may import it.
+// kinds, and the caller and request id attached to a request's context. It
+// imports nothing of the project so that everything may import it.
 package berth
 
 import "context"

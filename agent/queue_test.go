@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/testctx"
 )
 
 func TestQueueFIFOAndCancel(t *testing.T) {
@@ -33,14 +35,20 @@ func TestQueueFIFOAndCancel(t *testing.T) {
 		}()
 		<-ready
 		// Let each waiter join the line before the next (order is the point).
-		for deadline := time.Now().Add(5 * time.Second); ; {
+		// (Polled until the test's own deadline: the queue has no event
+		// for it, and a fixed limit fails on a busy machine.)
+		for ctx := testctx.Context(t); ; {
 			q.mu.Lock()
 			n := len(q.lanes["k"])
 			q.mu.Unlock()
-			if n == i+2 || time.Now().After(deadline) {
+			if n == i+2 {
 				break
 			}
-			time.Sleep(time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Fatalf("waiter %d never joined the line", i)
+			case <-time.After(time.Millisecond):
+			}
 		}
 	}
 	stop := errors.New("stop")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/server"
@@ -45,7 +46,7 @@ func newAgentSetup(t *testing.T, env *servertest.Env, c *client.Client) *agentSe
 	sb, err := c.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Network: "none",
 		Mounts: []client.Mount{{WorkspaceID: ws.ID, Path: "/workspace"}}}, false)
 	must(t, err)
-	t.Cleanup(func() { env.Admin.DestroySandbox(context.Background(), sb.ID) })
+	destroyOnCleanup(t, env.Admin, sb.ID)
 	return &agentSetup{env: env, ws: ws.ID, sbx: sb}
 }
 
@@ -277,7 +278,9 @@ func TestAgentRunEndings(t *testing.T) {
 				switch e.Name {
 				case "status":
 					var st struct{ Status, RunID string }
-					json.Unmarshal([]byte(e.Data), &st)
+					if err := json.Unmarshal([]byte(e.Data), &st); err != nil {
+						return err
+					}
 					mu.Lock()
 					id = st.RunID
 					mu.Unlock()
@@ -297,7 +300,7 @@ func TestAgentRunEndings(t *testing.T) {
 		case <-running:
 		case err := <-done:
 			t.Fatalf("stream ended before output: %v", err)
-		case <-time.After(60 * time.Second):
+		case <-testctx.Context(t).Done():
 			t.Fatal("no output from the run")
 		}
 		mu.Lock()
@@ -635,7 +638,7 @@ func TestAgentScopes(t *testing.T) {
 	must(t, err)
 	msb, err := m.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Network: "none", Mounts: []client.Mount{{WorkspaceID: mws.ID, Path: "/workspace"}}}, false)
 	must(t, err)
-	t.Cleanup(func() { env.Admin.DestroySandbox(context.Background(), msb.ID) })
+	destroyOnCleanup(t, env.Admin, msb.ID)
 	_, err = m.UpsertAgent(ctx, client.AgentRequest{Slug: "mine", ExecutionMode: "in_sandbox", Sandbox: msb.ID, Command: agentSh("echo mine")})
 	must(t, err)
 	if mr, err := m.RunAgent(ctx, "mine", client.RunRequest{Prompt: "x"}); err != nil || mr.Output != "mine\n" {

@@ -149,7 +149,7 @@ var orgAndWorkspaceCases = map[string]authCase{
 var codeOf = map[int]string{401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
 // call sends one raw request and returns status and error code.
-func call(t *testing.T, base, key, method, path string, body any) (int, string) {
+func call(t *testing.T, srv *servertest.Env, key, method, path string, body any) (int, string) {
 	t.Helper()
 	var rd *bytes.Reader
 	contentType := ""
@@ -162,22 +162,24 @@ func call(t *testing.T, base, key, method, path string, body any) (int, string) 
 		j, _ := json.Marshal(body)
 		rd = bytes.NewReader(j)
 	}
-	req, _ := http.NewRequest(method, base+path, rd)
+	req, _ := http.NewRequest(method, srv.URL+path, rd)
 	if key != "" {
 		req.Header.Set("X-API-Key", key)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.HTTP().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var env struct {
 		Error struct{ Code, Message, RequestID string } `json:"error"`
 	}
-	json.NewDecoder(resp.Body).Decode(&env)
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil && resp.StatusCode >= 400 {
+		t.Errorf("%s %s: %d, not an error envelope: %v", method, path, resp.StatusCode, err)
+	}
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("%s %s: no X-Request-Id header", method, path)
 	}
@@ -202,7 +204,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			name := rt.Method + " " + rt.Pattern
 			if rt.Public {
 				if rt.Method == "GET" {
-					if st, _ := call(t, env.URL, "", "GET", rt.Pattern, nil); st != 200 {
+					if st, _ := call(t, env, "", "GET", rt.Pattern, nil); st != 200 {
 						t.Errorf("%s without a key: %d, want 200", name, st)
 					}
 				}
@@ -235,7 +237,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				for _, p := range personas {
 					path, body := c.call(t, f)
-					st, code := call(t, env.URL, p.key(), rt.Method, path, body)
+					st, code := call(t, env, p.key(), rt.Method, path, body)
 					if st != p.want {
 						t.Errorf("%s as %s: status %d (%s), want %d", name, p.who, st, code, p.want)
 						continue
@@ -278,11 +280,11 @@ func TestPersonalWorkspacesStayPrivate(t *testing.T) {
 			}
 		}
 		for _, path := range []string{"/usage", ""} {
-			if st, _ := call(t, env.URL, b.Key, "GET", "/v1/workspaces/"+pw.ID+path, nil); st != 404 {
+			if st, _ := call(t, env, b.Key, "GET", "/v1/workspaces/"+pw.ID+path, nil); st != 404 {
 				t.Errorf("bob GET %s: %d, want 404", path, st)
 			}
 		}
-		if st, _ := call(t, env.URL, b.Key, "DELETE", "/v1/workspaces/"+pw.ID, nil); st != 404 {
+		if st, _ := call(t, env, b.Key, "DELETE", "/v1/workspaces/"+pw.ID, nil); st != 404 {
 			t.Errorf("bob DELETE alice's personal workspace: %d, want 404", st)
 		}
 		// Alice sees it; admins see it with ?all=true and by id; nobody can share it.

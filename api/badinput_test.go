@@ -18,11 +18,11 @@ func rawCall(t *testing.T, env *servertest.Env, method, path, body string) (int,
 	req, _ := http.NewRequest(method, env.URL+path, strings.NewReader(body))
 	req.Header.Set("X-API-Key", env.AdminKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var e struct {
 		Error struct{ Code, Message, RequestID string } `json:"error"`
 	}

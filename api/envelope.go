@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,14 +169,10 @@ func jsonType(goKind string) string {
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	loggerKey
+	loggerKey ctxKey = iota
 )
 
-func requestID(ctx interface{ Value(any) any }) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return berth.RequestIDFrom(ctx) }
 
 func loggerFrom(ctx interface{ Value(any) any }) *slog.Logger {
 	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {

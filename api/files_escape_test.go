@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 	"github.com/berth-dev/berth/workspace/files"
 	"github.com/berth-dev/berth/workspace/files/filestest"
@@ -35,7 +36,9 @@ func plantHostileWS(t *testing.T, dataDir, ws string) []string {
 func outsideSnapshot(t *testing.T, dataDir string) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+	// Entries that vanish while walking (the database's journal) are
+	// skipped; only an unreadable data directory fails the walk.
+	err := filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
 		if p == filepath.Join(dataDir, "workspaces") {
 			return filepath.SkipDir
 		}
@@ -54,8 +57,14 @@ func outsideSnapshot(t *testing.T, dataDir string) string {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("snapshot outside the workspaces: %v", err)
+	}
 	// The workspaces directory itself holds only workspace directories.
-	es, _ := os.ReadDir(filepath.Join(dataDir, "workspaces"))
+	es, err := os.ReadDir(filepath.Join(dataDir, "workspaces"))
+	if err != nil {
+		t.Fatalf("snapshot outside the workspaces: %v", err)
+	}
 	for _, e := range es {
 		fmt.Fprintf(&b, "workspaces/%s %v\n", e.Name(), e.Type())
 	}
@@ -69,12 +78,12 @@ type hostileReq struct {
 	want         int    // 0: any 4xx or 2xx
 }
 
-// send issues a raw request with a deadline; it fails the test on a hang,
-// a 5xx, or an answer that carries the secret.
+// send issues a raw request with the test's deadline (testctx: a fixed
+// guard once gave up on deleting the 10,000-deep tree on a busy machine);
+// it fails the test on a hang, a 5xx, or an answer that carries the secret.
 func send(t *testing.T, env *servertest.Env, r hostileReq) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := testctx.Context(t)
 	var body io.Reader
 	ct := ""
 	switch b := r.body.(type) {
@@ -95,12 +104,12 @@ func send(t *testing.T, env *servertest.Env, r hostileReq) int {
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Errorf("%s %q: %v (hang or crash)", r.method, r.path, err)
 		return 0
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	// Archives and watch streams are read for a bounded time only.
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if resp.StatusCode >= 500 {

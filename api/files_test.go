@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 )
 
@@ -41,7 +42,7 @@ func download(t *testing.T, c *client.Client, ws, p string, opt client.DownloadO
 	if err != nil {
 		t.Fatalf("download %s: %v", p, err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("download %s: %v", p, err)
@@ -61,12 +62,15 @@ func names(es []client.FileEntry) []string {
 // against hanging, generous enough for a loaded machine.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	// Polls until the test's own deadline: a fixed limit fails on a busy
+	// machine.
+	ctx := testctx.Context(t)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-ctx.Done():
 			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -17,16 +17,18 @@ func getList(t *testing.T, env *servertest.Env, path string) (int, []map[string]
 	t.Helper()
 	req, _ := http.NewRequest("GET", env.URL+path, nil)
 	req.Header.Set("X-API-Key", env.AdminKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var body struct {
 		Data []map[string]any `json:"data"`
 		Meta map[string]any   `json:"meta"`
 	}
-	json.NewDecoder(resp.Body).Decode(&body)
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %d, not an envelope: %v", path, resp.StatusCode, err)
+	}
 	return resp.StatusCode, body.Data, body.Meta
 }
 

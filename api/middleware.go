@@ -82,7 +82,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		// The id travels in the context (berth.WithRequestID), and the
+		// logger's handler adds it to every line logged with that context,
+		// here and in the services the handlers call.
+		ctx := berth.WithRequestID(r.Context(), id)
 		ctx = context.WithValue(ctx, loggerKey, s.log)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}

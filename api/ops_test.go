@@ -19,7 +19,7 @@ func get(t *testing.T, url string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -61,14 +61,16 @@ func TestHealthReadyMetrics(t *testing.T) {
 			Checks map[string]map[string]string `json:"checks"`
 		} `json:"data"`
 	}
-	json.Unmarshal([]byte(body), &ready)
+	if err := json.Unmarshal([]byte(body), &ready); err != nil {
+		t.Fatalf("readyz: %v: %s", err, body)
+	}
 	if st != 200 || !ready.Data.Ready || ready.Data.Checks["database"]["status"] != "up" {
 		t.Errorf("readyz: %d %s", st, body)
 	}
 	if _, err := env.Admin.Me(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	call(t, env.URL, "", "GET", "/v1/me", nil)
+	call(t, env, "", "GET", "/v1/me", nil)
 	_, metrics := get(t, env.URL+"/metrics")
 	for _, want := range []string{
 		`berth_http_requests_total{method="GET",route="/v1/me",status="200"} 1`,
@@ -80,7 +82,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 	// A database that goes away makes the server unready and says why.
-	env.DB.Close()
+	must(t, env.DB.Close())
 	st, body = get(t, env.URL+"/readyz")
 	if st != 503 || !strings.Contains(body, `"database":{"status":"down","error":"database unreachable"}`) {
 		t.Errorf("readyz with the database closed: %d %s", st, body)
@@ -113,15 +115,18 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 		path, _ := c.call(t, f)
 		req, _ := http.NewRequest("GET", env.URL+path, nil)
 		req.Header.Set("X-API-Key", env.AdminKey)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := env.HTTP().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var answer struct {
 			Meta map[string]any `json:"meta"`
 		}
-		json.NewDecoder(resp.Body).Decode(&answer)
-		resp.Body.Close()
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		closeBody(resp)
+		if err != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("GET %s: %v", path, err) // downloads are not envelopes
+		}
 		_, paged := answer.Meta["hasMore"]
 		if documented := op.Parameters.GetByInAndName("query", "limit") != nil && op.Parameters.GetByInAndName("query", "cursor") != nil; paged != documented {
 			t.Errorf("%s %s: answers meta.hasMore %v, OpenAPI documents limit and cursor %v", rt.Method, p, paged, documented)

@@ -43,6 +43,8 @@ type Server struct {
 
 // New returns a Server; call Handler for its routes.
 func New(log *slog.Logger, a *auth.Service, ws *workspace.Service) *Server {
+	// Every line logged with a request's context names the request.
+	log = slog.New(berth.RequestIDHandler(log.Handler()))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{Auth: a, Workspaces: ws, Checks: map[string]Check{}, log: log, registry: reg, metrics: newMetrics(reg)}

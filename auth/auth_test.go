@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -57,7 +58,9 @@ func TestBootstrapConcurrentOnce(t *testing.T) {
 		}
 		wg.Wait()
 		var keys int
-		d.Get(&keys, `SELECT COUNT(*) FROM api_keys`)
+		if err := d.Get(&keys, `SELECT COUNT(*) FROM api_keys`); err != nil {
+			t.Fatal(err)
+		}
 		if created != 1 || keys != 1 {
 			t.Errorf("concurrent bootstraps created %d times, %d keys", created, keys)
 		}
@@ -72,8 +75,9 @@ func TestKeysStoredHashed(t *testing.T) {
 			t.Fatal(err)
 		}
 		var hash, prefix string
-		d.Get(&hash, `SELECT key_hash FROM api_keys`)
-		d.Get(&prefix, `SELECT key_prefix FROM api_keys`)
+		if err := errors.Join(d.Get(&hash, `SELECT key_hash FROM api_keys`), d.Get(&prefix, `SELECT key_prefix FROM api_keys`)); err != nil {
+			t.Fatal(err)
+		}
 		if strings.Contains(hash, key) || hash == "" || len(prefix) >= len(key)/2 {
 			t.Errorf("key stored in the clear or prefix too long: hash %q prefix %q", hash, prefix)
 		}

@@ -38,6 +38,11 @@ func (c *Client) WithKey(key string) *Client {
 	return &cp
 }
 
+// closeBody closes an answer's body once it is read or abandoned. Its
+// error says nothing about the answer, which was already decoded (or is
+// being given up), so it is dropped here, in one place.
+func closeBody(resp *http.Response) { _ = resp.Body.Close() }
+
 // Error is an error answer of the API.
 type Error struct {
 	Status    int    `json:"-"`
@@ -82,7 +87,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) (*M
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	return decodeEnvelope(resp, out)
 }
 

@@ -177,16 +177,16 @@ func (c *Client) upload(ctx context.Context, ws, dir, name string, parts []Uploa
 	}()
 	req, err := c.NewRequest(ctx, "POST", filesURL(ws, "upload", dir), pr)
 	if err != nil {
-		pr.Close()
+		_ = pr.Close() // closing a pipe's reader never fails
 		return nil, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := c.HTTP.Do(req)
-	pr.Close() // stops the writer if the server answered early
+	_ = pr.Close() // stops the writer if the server answered early; never fails
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	var out []FileEntry
 	_, err = decodeEnvelope(resp, &out)
 	return out, err
@@ -263,7 +263,7 @@ func (c *Client) Download(ctx context.Context, ws, p string, opt DownloadOptions
 		return nil, err
 	}
 	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
+		defer closeBody(resp)
 		return nil, ErrorFrom(resp)
 	}
 	return resp, nil

@@ -71,7 +71,7 @@ func (c *Client) raw(ctx context.Context, path string) ([]byte, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	return b, resp.StatusCode, err
 }

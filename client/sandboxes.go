@@ -196,7 +196,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, body any, fn f
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if resp.StatusCode >= 400 {
 		return ErrorFrom(resp)
 	}
@@ -270,7 +270,10 @@ func (c *Client) BuildTemplate(ctx context.Context, name string, progress func(l
 			}
 		case "error":
 			var ae Error
-			json.Unmarshal([]byte(e.Data), &ae)
+			if err := json.Unmarshal([]byte(e.Data), &ae); err != nil {
+				// Not the documented event: keep what the server said.
+				ae = Error{Code: "unknown", Message: strings.TrimSpace(e.Data)}
+			}
 			ae.Status = http.StatusInternalServerError
 			failed = &ae
 		}

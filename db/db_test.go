@@ -55,7 +55,9 @@ func TestReopenKeepsSchema(t *testing.T) {
 		if err := d.Get(&n, `SELECT COUNT(*) FROM goose_db_version WHERE is_applied`); err != nil || n < 1 {
 			t.Errorf("open %d: schema history %d rows, %v", i, n, err)
 		}
-		d.Close()
+		if err := d.Close(); err != nil {
+			t.Errorf("close %d: %v", i, err)
+		}
 	}
 }
 
@@ -67,7 +69,11 @@ func TestPostgresTimesAreUTC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	var got time.Time
 	if err := d.Get(&got, `SELECT now()`); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
@@ -49,8 +50,11 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 // start runs the server and returns once it answers: by then its startup
@@ -64,16 +68,17 @@ func (b *berth) start() {
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	// Polled until the test's deadline: a loaded machine starts slowly.
+	ctx := testctx.Context(t)
 	for {
 		resp, err := http.Get("http://" + b.addr + "/healthz")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // only the status matters
 			if resp.StatusCode == 200 {
 				return
 			}
 		}
-		if time.Now().After(deadline) {
+		if ctx.Err() != nil {
 			t.Fatalf("berth did not come up; log in %s", b.log.Name())
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -82,8 +87,12 @@ func (b *berth) start() {
 
 func (b *berth) kill() {
 	if b.cmd != nil && b.cmd.Process != nil {
-		b.cmd.Process.Signal(syscall.SIGKILL)
-		b.cmd.Wait()
+		if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			b.t.Errorf("kill berth: %v", err)
+		}
+		// Wait reports the kill itself ("signal: killed"): only the
+		// reaping matters here.
+		_ = b.cmd.Wait()
 		b.cmd = nil
 	}
 }
@@ -121,17 +130,16 @@ func TestCrashMidCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close the database: %v", err)
+		}
+	})
 	var inst string
 	if err := d.Get(&inst, `SELECT id FROM instance`); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cs, _ := rt.List(context.Background(), map[string]string{sandbox.LabelInstance: inst})
-		for _, c := range cs {
-			rt.Remove(context.Background(), c.ID)
-		}
-	})
+	runtimetest.RemoveLabelledOnCleanup(t, rt, map[string]string{sandbox.LabelInstance: inst})
 	of := func(id string) []runtime.Container {
 		cs, err := rt.List(ctx, map[string]string{sandbox.LabelSandbox: id})
 		if err != nil {
@@ -183,8 +191,8 @@ func TestCrashMidCreate(t *testing.T) {
 				// A create the engine was still making when the server died
 				// may land after the startup reconcile; the next reconcile
 				// (every 10 s) removes it.
-				for deadline := time.Now().Add(45 * time.Second); len(of(s.ID)) > 0; time.Sleep(100 * time.Millisecond) {
-					if time.Now().After(deadline) {
+				for wait := testctx.Context(t); len(of(s.ID)) > 0; time.Sleep(100 * time.Millisecond) {
+					if wait.Err() != nil {
 						t.Fatalf("orphan container left for the interrupted sandbox: %+v", of(s.ID))
 					}
 				}
@@ -197,7 +205,9 @@ func TestCrashMidCreate(t *testing.T) {
 			if cs := of(s.ID); len(cs) != 0 {
 				t.Errorf("containers after destroy: %d", len(cs))
 			}
-			fmt.Fprintf(b.log, "--- end of window %q\n", window)
+			if _, err := fmt.Fprintf(b.log, "--- end of window %q\n", window); err != nil {
+				t.Errorf("write the server log: %v", err)
+			}
 		})
 	}
 }

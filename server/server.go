@@ -149,6 +149,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	cfg.DataDir = abs
+	// Lines that services log with a request's context carry its id.
+	log = slog.New(berth.RequestIDHandler(log.Handler()))
 	if err := privateDirs(cfg.DataDir, filepath.Join(cfg.DataDir, "workspaces")); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -34,7 +35,9 @@ func TestBootstrapOnceAndKeyFile(t *testing.T) {
 
 	// Restart on the same data dir: same org, same key, no new key minted,
 	// even when the key file is gone.
-	os.Remove(keyFile)
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +47,11 @@ func TestBootstrapOnceAndKeyFile(t *testing.T) {
 		t.Errorf("restart wrote a new admin.key")
 	}
 	var orgs, keys int
-	s.DB.Get(&orgs, `SELECT COUNT(*) FROM orgs`)
-	s.DB.Get(&keys, `SELECT COUNT(*) FROM api_keys`)
 	var orgID string
-	s.DB.Get(&orgID, `SELECT id FROM orgs`)
+	if err := errors.Join(s.DB.Get(&orgs, `SELECT COUNT(*) FROM orgs`), s.DB.Get(&keys, `SELECT COUNT(*) FROM api_keys`),
+		s.DB.Get(&orgID, `SELECT id FROM orgs`)); err != nil {
+		t.Fatal(err)
+	}
 	if orgs != 1 || keys != 1 || orgID != me.Org.ID {
 		t.Errorf("after restart: %d orgs (%s, want %s), %d keys", orgs, orgID, me.Org.ID, keys)
 	}
@@ -108,8 +112,9 @@ func TestDataDirIsPrivate(t *testing.T) {
 				if err := os.MkdirAll(filepath.Join(cfg.DataDir, "workspaces"), 0o755); err != nil {
 					t.Fatal(err)
 				}
-				os.Chmod(cfg.DataDir, 0o755)
-				os.Chmod(filepath.Join(cfg.DataDir, "workspaces"), 0o777)
+				if err := errors.Join(os.Chmod(cfg.DataDir, 0o755), os.Chmod(filepath.Join(cfg.DataDir, "workspaces"), 0o777)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
@@ -95,8 +96,7 @@ func TestLoad(t *testing.T) {
 // the unprivileged user. This builds it afresh under a throwaway tag.
 func TestBaseImage(t *testing.T) {
 	rt := dockertest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testctx.Context(t) // the test's deadline: a loaded machine builds slowly
 	tmpl, err := templates.Get("base")
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestBaseImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Remove(context.Background(), id)
+	runtimetest.RemoveOnCleanup(t, rt, id)
 	if err := rt.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestDebianImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Remove(context.Background(), id)
+	runtimetest.RemoveOnCleanup(t, rt, id)
 	if err := rt.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}

@@ -152,9 +152,15 @@ func addSandboxCommands(root *cobra.Command) {
 			err = c.ExecStream(cmd.Context(), args[0], client.ExecRequest{Command: args[1:], Timeout: timeout, Cwd: cwd}, func(e client.Event) error {
 				switch e.Name {
 				case "stdout":
-					fmt.Fprint(os.Stdout, e.Data)
+					// A stdout that fails (a closed pipe) ends the stream:
+					// the rest of the output has nowhere to go.
+					if _, err := fmt.Fprint(os.Stdout, e.Data); err != nil {
+						return err
+					}
 				case "stderr":
-					fmt.Fprint(os.Stderr, e.Data)
+					if _, err := fmt.Fprint(os.Stderr, e.Data); err != nil {
+						return err
+					}
 				case "exit":
 					var res client.ExecResult
 					if err := json.Unmarshal([]byte(e.Data), &res); err != nil {

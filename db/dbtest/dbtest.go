@@ -15,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/internal/testctx"
 )
 
 // Engines runs fn once per available engine as a subtest named after it.
@@ -38,7 +39,11 @@ func SQLite(t testing.TB) *db.DB {
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close sqlite: %v", err)
+		}
+	})
 	return d
 }
 
@@ -54,7 +59,11 @@ func PostgresDSN(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
-	defer admin.Close()
+	defer func() {
+		if err := admin.Close(); err != nil {
+			t.Errorf("close postgres admin connection: %v", err)
+		}
+	}()
 	var b [6]byte
 	rand.Read(b[:])
 	name := "berth_test_" + hex.EncodeToString(b[:])
@@ -64,10 +73,17 @@ func PostgresDSN(t testing.TB) string {
 	t.Cleanup(func() {
 		a, err := sqlx.Open("postgres", base)
 		if err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
 			return
 		}
-		defer a.Close()
-		a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		ctx, cancel := testctx.Cleanup()
+		defer cancel()
+		if _, err := a.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("close postgres admin connection: %v", err)
+		}
 	})
 	u, err := url.Parse(base)
 	if err != nil {
@@ -84,6 +100,10 @@ func Postgres(t testing.TB) *db.DB {
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close postgres: %v", err)
+		}
+	})
 	return d
 }

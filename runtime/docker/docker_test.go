@@ -1,15 +1,14 @@
 package docker_test
 
 import (
-	"context"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
@@ -28,9 +27,12 @@ func TestEngineDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New with a dead socket: %v", err)
 	}
-	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 
 	checks := map[string]error{
 		"ping":   d.Ping(ctx),
@@ -58,9 +60,12 @@ func TestRecoversWhenEngineAppears(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	ctx := testctx.Context(t) // the test's deadline: slow is not wrong
 	if err := d.Ping(ctx); !berth.IsKind(err, berth.Unavailable) {
 		t.Fatalf("ping before the engine is there: %v", err)
 	}

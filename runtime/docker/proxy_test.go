@@ -31,16 +31,23 @@ func proxy(t *testing.T, sock, host string) (stop func()) {
 				return
 			}
 			go func() {
-				defer c.Close()
+				// A proxied connection ends when either side does; its
+				// close errors say nothing the copies did not.
+				defer func() { _ = c.Close() }()
 				up, err := net.Dial("unix", target)
 				if err != nil {
 					return
 				}
-				defer up.Close()
+				defer func() { _ = up.Close() }()
 				go func() { _, _ = io.Copy(up, c) }()
 				_, _ = io.Copy(c, up)
 			}()
 		}
 	}()
-	return func() { ln.Close(); wg.Wait() }
+	return func() {
+		if err := ln.Close(); err != nil {
+			t.Errorf("close the proxy: %v", err)
+		}
+		wg.Wait()
+	}
 }

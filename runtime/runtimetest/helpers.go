@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/templates"
 )
@@ -23,7 +25,8 @@ import (
 // absence is a broken setup) and is skipped with a loud reason elsewhere.
 func Require(t testing.TB, rt runtime.Runtime) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A minute: an engine that answers slowly on a busy machine is there.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := rt.Ping(ctx); err != nil {
 		msg := "NO CONTAINER ENGINE: " + err.Error() + " — start one with .ci/docker-up"
@@ -83,4 +86,36 @@ func randomID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RemoveOnCleanup removes container id when t ends (with its own deadline,
+// as the test's context has ended by then), and fails t if that fails for
+// any reason other than the container being gone already.
+func RemoveOnCleanup(t testing.TB, rt runtime.Runtime, id string) {
+	t.Cleanup(func() {
+		ctx, cancel := testctx.Cleanup()
+		defer cancel()
+		if err := rt.Remove(ctx, id); err != nil && !berth.IsKind(err, berth.NotFound) {
+			t.Errorf("remove container %s: %v", id, err)
+		}
+	})
+}
+
+// RemoveLabelledOnCleanup removes every container with labels when t ends,
+// failing t if one cannot be removed.
+func RemoveLabelledOnCleanup(t testing.TB, rt runtime.Runtime, labels map[string]string) {
+	t.Cleanup(func() {
+		ctx, cancel := testctx.Cleanup()
+		defer cancel()
+		cs, err := rt.List(ctx, labels)
+		if err != nil {
+			t.Errorf("list containers %v to remove them: %v", labels, err)
+			return
+		}
+		for _, c := range cs {
+			if err := rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
+				t.Errorf("remove container %s: %v", c.ID, err)
+			}
+		}
+	})
 }

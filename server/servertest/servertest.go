@@ -6,9 +6,9 @@ package servertest
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
@@ -29,7 +31,10 @@ type Env struct {
 	*server.Server
 	URL      string
 	AdminKey string
-	Admin    *client.Client
+	// Admin and the clients made from it (WithKey, Member, Client) share
+	// one HTTP client, which notes 5xx answers for the failure report.
+	Admin *client.Client
+	book  *logBook
 
 	stop func(t testing.TB)
 }
@@ -68,10 +73,17 @@ func Start(t testing.TB, database string) *Env {
 // StartConfig runs a server with cfg until the test ends.
 func StartConfig(t testing.TB, cfg server.Config) *Env {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The server's log is kept (bounded) and, when the test fails, the
+	// lines of every request that got a 5xx are printed: a failure in CI
+	// is diagnosable from its output alone. BERTH_TEST_LOG also streams
+	// the whole log to stderr.
+	book := &logBook{}
+	var h slog.Handler = newHandler(book)
 	if os.Getenv("BERTH_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		h = slog.NewMultiHandler(h, slog.NewTextHandler(os.Stderr, nil))
 	}
+	log := slog.New(h)
+	printOnFailure(t, book)
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, log)
 	if err != nil {
@@ -96,8 +108,9 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 			cancel()
 			select {
 			case <-done:
-			case <-time.After(20 * time.Second):
-				t.Errorf("server did not shut down")
+			case <-time.After(testctx.Hang):
+				// Only a hang gets here: a slow machine shuts down slowly.
+				t.Errorf("server did not shut down in %v", testctx.Hang)
 			}
 			s.Close()
 		})
@@ -118,8 +131,19 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 		t.Fatalf("read admin.key: %v", err)
 	}
 	key := strings.TrimSpace(string(b))
-	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: client.New(s.URL(), key), stop: stop}
+	admin := client.New(s.URL(), key)
+	admin.HTTP.Transport = transport{base: admin.HTTP.Transport, book: book}
+	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: admin, book: book, stop: stop}
 }
+
+// HTTP is the HTTP client of the env's Go clients, for raw requests: the
+// 5xx answers it gets are reported with the server's log lines when the
+// test fails, like those of the Go clients.
+func (e *Env) HTTP() *http.Client { return e.Admin.HTTP }
+
+// Client returns a Go client of the server using key, whose 5xx answers
+// are reported like those of Admin.
+func (e *Env) Client(key string) *client.Client { return e.Admin.WithKey(key) }
 
 // Member adds a member with role and returns a client using a new key of
 // theirs with scopes (all scopes when none are given).
@@ -147,15 +171,16 @@ func removeContainers(t testing.TB, dockerHost, instance string) {
 		return
 	}
 	defer func() { _ = rt.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := testctx.Cleanup()
 	defer cancel()
 	cs, err := rt.List(ctx, map[string]string{sandbox.LabelInstance: instance})
 	if err != nil {
+		t.Logf("list the server's containers to remove them: %v", err)
 		return
 	}
 	for _, c := range cs {
-		if err := rt.Remove(ctx, c.ID); err != nil {
-			t.Logf("remove test container %s: %v", c.ID, err)
+		if err := rt.Remove(ctx, c.ID); err != nil && !berth.IsKind(err, berth.NotFound) {
+			t.Errorf("remove container %s left by the test: %v", c.ID, err)
 		}
 	}
 }

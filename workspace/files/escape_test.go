@@ -3,6 +3,7 @@ package files
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/workspace/files/filestest"
 )
 
@@ -42,49 +44,48 @@ func plantHostile(t *testing.T) *hostileFixture {
 func (fx *hostileFixture) snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	filepath.WalkDir(fx.base, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(fx.base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
 		if p == filepath.Join(fx.base, "data", "ws") {
 			return filepath.SkipDir
 		}
-		info, _ := os.Lstat(p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(&b, "%s %v %d\n", p, info.Mode(), info.Size())
 		if info.Mode().IsRegular() {
-			c, _ := os.ReadFile(p)
+			c, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
 			b.Write(c)
 			b.WriteByte('\n')
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatalf("snapshot outside the workspace: %v", err)
+	}
 	return b.String()
 }
 
-// guarded runs fn with a deadline and fails the test if it does not return
-// in time (a hang) or if it returned an Internal error or leaked the secret.
-func guarded(t *testing.T, what string, fn func(ctx context.Context) (string, error)) error {
+// guarded runs fn and fails the test if it returned an Internal error or
+// leaked the secret. fn runs on the test's goroutine with the test's
+// deadline (testctx): a hang fails the test with fn's error while its
+// cleanups still remove the tree, and a slow machine never fails it (a
+// wall-clock guard once gave up on deleting the 10,000-deep tree while
+// the delete went on, racing the temp dir's removal).
+func guarded(t *testing.T, what string, fn func(ctx context.Context) (string, error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	type result struct {
-		out string
-		err error
+	out, err := fn(testctx.Context(t))
+	if err != nil && berth.KindOf(err) == berth.Internal {
+		t.Errorf("%s: internal error: %v", what, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		out, err := fn(ctx)
-		done <- result{out, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil && berth.KindOf(r.err) == berth.Internal {
-			t.Errorf("%s: internal error: %v", what, r.err)
-		}
-		if strings.Contains(r.out, secretToken) || strings.Contains(r.out, outsiderName) {
-			t.Errorf("%s: returned data from outside the workspace", what)
-		}
-		return r.err
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s: hung", what)
-		return nil
+	if strings.Contains(out, secretToken) || strings.Contains(out, outsiderName) {
+		t.Errorf("%s: returned data from outside the workspace", what)
 	}
 }
 
@@ -95,7 +96,7 @@ func TestEscape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { closeWS(t, w) })
 	ctx := context.Background()
 	if _, err := w.Create(ctx, "/", "dst", TypeDirectory, nil); err != nil {
 		t.Fatal(err)
@@ -109,9 +110,15 @@ func TestEscape(t *testing.T) {
 	}
 	var seen []Event
 	watchDone := make(chan struct{})
+	sawLast := make(chan struct{}) // the watch reported /h/last, written last
 	go func() {
+		last := sawLast
 		for e := range events {
 			seen = append(seen, e)
+			if e.Path == "/h/last" && last != nil {
+				close(last)
+				last = nil
+			}
 		}
 		close(watchDone)
 	}()
@@ -172,9 +179,8 @@ func TestEscape(t *testing.T) {
 				if err != nil {
 					return "", err
 				}
-				defer f.Close()
 				b, err := io.ReadAll(f)
-				return string(b), err
+				return string(b), errors.Join(err, f.Close())
 			})
 			guarded(t, "zip", archive(p, FormatZip))
 			guarded(t, "tgz", archive(p, FormatTarGz))
@@ -226,26 +232,20 @@ func TestEscape(t *testing.T) {
 	}
 
 	// A change outside, through a directory symlink, must not be reported.
-	// A fresh watch (its buffer empty, so the marker cannot be dropped as
-	// an overflow) sees the marker written after the change: one inotify
-	// instance reports in order, so anything the change caused came first.
-	bctx, bcancel := context.WithCancel(ctx)
-	barrier, err := w.Watch(bctx, "/h")
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(fx.outside, outsiderName+"-late"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(fx.outside, outsiderName+"-late"), []byte("x"), 0o644)
-	os.Remove(filepath.Join(fx.outside, outsiderName+"-late"))
-	mustWrite(t, w, "/h/last", "x")
-	for e := range barrier {
-		if strings.Contains(e.Path, outsiderName) {
-			t.Errorf("watch reported an outside change: %+v", e)
-		}
-		if e.Path == "/h/last" {
-			break
-		}
+	if err := os.Remove(filepath.Join(fx.outside, outsiderName+"-late")); err != nil {
+		t.Fatal(err)
 	}
-	bcancel()
+	// /h/last is written after the outside change: once the watch reports
+	// it, it has had every chance to report the outside change too.
+	mustWrite(t, w, "/h/last", "x")
+	select {
+	case <-sawLast:
+	case <-testctx.Context(t).Done():
+		t.Fatal("the watch never reported /h/last")
+	}
 	wcancel()
 	<-watchDone
 	for _, e := range seen {
@@ -263,6 +263,13 @@ func TestEscape(t *testing.T) {
 	assertNoTemp(t, w)
 }
 
+// closeWS closes w at the end of a test, failing it if that fails.
+func closeWS(t *testing.T, w *Workspace) {
+	if err := w.Close(); err != nil {
+		t.Errorf("close workspace: %v", err)
+	}
+}
+
 // TestEscapeOpenErrors pins the kinds returned for hostile reads.
 func TestEscapeOpenErrors(t *testing.T) {
 	fx := plantHostile(t)
@@ -270,7 +277,7 @@ func TestEscapeOpenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { closeWS(t, w) })
 	want := map[string]berth.Kind{
 		"abs-link": berth.Invalid, "rel-link": berth.Invalid, "loop-a": berth.Invalid,
 		"fifo": berth.Invalid, "sock": berth.Invalid, "deep": berth.Invalid,

@@ -29,7 +29,7 @@ func TestInotifyBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { w.Close() })
+		t.Cleanup(func() { closeWS(t, w) })
 		return w
 	}
 	a, b, c := open(10), open(0), open(0)

@@ -5,6 +5,7 @@
 package filestest
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,7 +64,11 @@ func Plant(t testing.TB, ws, outside string) []string {
 	add("fifo", unix.Mkfifo(filepath.Join(h, "fifo"), 0o644))
 	l, err := net.Listen("unix", filepath.Join(h, "sock"))
 	add("sock", err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close the planted socket's listener: %v", err)
+		}
+	})
 	if err := unix.Mknod(filepath.Join(h, "dev"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err == nil {
 		names = append(names, "dev")
 	} else {
@@ -80,7 +85,7 @@ func Plant(t testing.TB, ws, outside string) []string {
 
 // MkDeep makes a chain of n directories "d" below dir, with a file "bottom"
 // at the end, using *at calls since the full path is far beyond PATH_MAX.
-func MkDeep(dir string, n int) error {
+func MkDeep(dir string, n int) (err error) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
@@ -88,23 +93,27 @@ func MkDeep(dir string, n int) error {
 	if err != nil {
 		return err
 	}
+	// Closing a directory opened read-only loses nothing; its error is
+	// still reported, after any earlier one.
+	defer func() { err = errors.Join(err, unix.Close(fd)) }()
 	for range n {
 		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
-			unix.Close(fd)
 			return err
 		}
 		next, err := unix.Openat(fd, "d", unix.O_DIRECTORY|unix.O_RDONLY, 0)
-		unix.Close(fd)
 		if err != nil {
+			return err
+		}
+		if err := unix.Close(fd); err != nil {
+			_ = unix.Close(next) // the error above is the one to report
 			return err
 		}
 		fd = next
 	}
-	defer unix.Close(fd)
 	ffd, err := unix.Openat(fd, "bottom", unix.O_CREAT|unix.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	unix.Write(ffd, []byte("bottom"))
-	return unix.Close(ffd)
+	_, werr := unix.Write(ffd, []byte("bottom"))
+	return errors.Join(werr, unix.Close(ffd))
 }

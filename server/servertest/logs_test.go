@@ -1,0 +1,127 @@
+package servertest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/server/servertest"
+)
+
+// fakeT is a test that fails and reports into a buffer, so that the
+// failure report of servertest can be read by the real test. Everything
+// else (TempDir, Helper, Context, Deadline) is the real test's.
+type fakeT struct {
+	*testing.T
+	mu       sync.Mutex
+	failed   bool
+	out      strings.Builder
+	cleanups []func()
+}
+
+func (f *fakeT) Cleanup(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleanups = append(f.cleanups, fn)
+}
+
+func (f *fakeT) Failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+
+func (f *fakeT) Errorf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failed = true
+	fmt.Fprintf(&f.out, format+"\n", args...)
+}
+
+func (f *fakeT) Error(args ...any) { f.Errorf("%s", fmt.Sprint(args...)) }
+
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.T.Fatalf("the fake test called Fatalf: "+format, args...)
+}
+
+func (f *fakeT) Log(args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fmt.Fprintln(&f.out, args...)
+}
+
+func (f *fakeT) Logf(format string, args ...any) { f.Log(fmt.Sprintf(format, args...)) }
+
+// end runs the cleanups as the testing package does, last first.
+func (f *fakeT) end() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+}
+
+func (f *fakeT) output() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.out.String()
+}
+
+// A test that got a 500 and failed prints the server's log lines of that
+// request, found by its request id.
+func TestFailureReportHasServerLogOfThe5xx(t *testing.T) {
+	ft := &fakeT{T: t}
+	env := servertest.Start(ft, "")
+	ctx := context.Background()
+	if _, err := env.Admin.Me(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The database goes away under the running server: the next request
+	// fails inside (500), and the server logs why.
+	if err := env.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.Admin.Me(ctx)
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Status != 500 || ae.RequestID == "" {
+		ft.end()
+		t.Fatalf("with the database closed: %v, want a 500 with a request id", err)
+	}
+	ft.Errorf("unexpected: %v", err)
+	ft.end()
+	out := ft.output()
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.Contains(l, "request failed") && strings.Contains(l, "requestId="+ae.RequestID) {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("the failure output lacks the server's log line of request %s:\n%s", ae.RequestID, out)
+	}
+	if !strings.Contains(line, "database is closed") {
+		t.Errorf("the log line does not say why: %s", line)
+	}
+	if !strings.Contains(out, "server answered 500 to GET /v1/me (request "+ae.RequestID+")") {
+		t.Errorf("the failure output does not name the request:\n%s", out)
+	}
+}
+
+// A test that passes prints nothing of the server's log, 5xx or not (some
+// tests expect a 503).
+func TestNoReportWhenTheTestPasses(t *testing.T) {
+	ft := &fakeT{T: t}
+	env := servertest.Start(ft, "")
+	if err := env.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Admin.Me(context.Background()); err == nil {
+		t.Error("with the database closed: no error")
+	}
+	ft.end()
+	if out := ft.output(); strings.Contains(out, "server answered") {
+		t.Errorf("a passing test printed a report:\n%s", out)
+	}
+}
