@@ -82,7 +82,7 @@ func archiveLinks(t *testing.T, data []byte, format string) (links map[string]st
 					t.Fatal(err)
 				}
 				b, err := io.ReadAll(rc)
-				rc.Close()
+				_ = rc.Close() // a reader: ReadAll reported any error
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -208,7 +208,7 @@ func extractGo(t *testing.T, data []byte, format string) {
 				target = string(b)
 			}
 			put(strings.TrimSuffix(f.Name, "/"), f.Mode(), target, rc)
-			rc.Close()
+			_ = rc.Close() // a reader: put reported any read error
 		}
 	} else {
 		gz, err := gzip.NewReader(bytes.NewReader(data))
@@ -430,7 +430,7 @@ func mkEntries(t testing.TB, dir string, n, sub int, content []byte) {
 		}
 		if len(content) > 0 {
 			if _, err := unix.Write(fd, content); err != nil {
-				unix.Close(fd)
+				_ = unix.Close(fd) // the write failed already: that is the error
 				t.Fatal(err)
 			}
 		}
@@ -502,7 +502,7 @@ func TestZipWriterRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, err := io.ReadAll(rc) // checks the CRC too
-				rc.Close()
+				_ = rc.Close()             // a reader: ReadAll reported any error
 				if err != nil || !bytes.Equal(got, wt.data) {
 					t.Errorf("%s: %d bytes, %v", f.Name, len(got), err)
 				}

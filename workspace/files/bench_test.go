@@ -31,36 +31,60 @@ func BenchmarkOSWrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		io.Copy(f, &patternReader{n: benchSize})
-		f.Sync()
-		f.Close()
+		if _, err := io.Copy(f, &patternReader{n: benchSize}); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
 func BenchmarkRead(b *testing.B) {
 	w, _ := newWS(b, Options{NoUsageWatch: true})
-	w.Write(context.Background(), "/big", &patternReader{n: benchSize}, WriteOptions{})
+	if _, err := w.Write(context.Background(), "/big", &patternReader{n: benchSize}, WriteOptions{}); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(benchSize)
 	for b.Loop() {
 		f, err := w.Open(context.Background(), "/big")
 		if err != nil {
 			b.Fatal(err)
 		}
-		io.Copy(io.Discard, f)
-		f.Close()
+		_, err = io.Copy(io.Discard, f)
+		_ = f.Close() // read-only: nothing to lose
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
 func BenchmarkOSRead(b *testing.B) {
 	p := filepath.Join(b.TempDir(), "big")
-	f, _ := os.Create(p)
-	io.Copy(f, &patternReader{n: benchSize})
-	f.Close()
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(f, &patternReader{n: benchSize}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(benchSize)
 	for b.Loop() {
-		f, _ := os.Open(p)
-		io.Copy(io.Discard, f)
-		f.Close()
+		f, err := os.Open(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, f)
+		_ = f.Close() // read-only: nothing to lose
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -71,7 +95,9 @@ func benchList(b *testing.B, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f.Close()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ResetTimer()
 	for b.Loop() {

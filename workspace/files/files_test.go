@@ -32,7 +32,11 @@ func newWS(t testing.TB, opt Options) (*Workspace, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
+	t.Cleanup(func() {
+		if err := w.Close(); err != nil {
+			t.Errorf("close workspace: %v", err)
+		}
+	})
 	return w, dir
 }
 
@@ -62,7 +66,7 @@ func readAll(t testing.TB, w *Workspace, p string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	b, err := io.ReadAll(f)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +181,9 @@ func TestWrite(t *testing.T) {
 	w, dir := newWS(t, Options{})
 	ctx := context.Background()
 	mustWrite(t, w, "/a/b/c.txt", "one")
-	os.Chmod(filepath.Join(dir, "a/b/c.txt"), 0o600)
+	if err := os.Chmod(filepath.Join(dir, "a/b/c.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e, err := w.Write(ctx, "/a/b/c.txt", strings.NewReader("two!"), WriteOptions{})
 	if err != nil || e.Size != 4 || *e.MimeType != "text/plain; charset=utf-8" {
 		t.Fatalf("%+v %v", e, err)
@@ -222,7 +228,9 @@ func TestQuota(t *testing.T) {
 	wantKind(t, err, berth.QuotaExceeded)
 	_, err = w.Copy(ctx, "/a", "/sub", false)
 	wantKind(t, err, berth.NotFound)
-	w.Create(ctx, "/", "sub", TypeDirectory, nil)
+	if _, err := w.Create(ctx, "/", "sub", TypeDirectory, nil); err != nil {
+		t.Fatal(err)
+	}
 	_, err = w.Copy(ctx, "/a", "/sub", false)
 	wantKind(t, err, berth.QuotaExceeded)
 	if got := w.Info(ctx); got.Used != 900 || got.Total != 1000 || got.Free != 100 {
@@ -246,12 +254,16 @@ func TestQuota(t *testing.T) {
 
 func assertNoTemp(t testing.TB, w *Workspace) {
 	t.Helper()
-	filepath.WalkDir(w.dir, func(p string, d os.DirEntry, err error) error {
+	// Unreadable entries are skipped (d == nil or err != nil): only names matter.
+	err := filepath.WalkDir(w.dir, func(p string, d os.DirEntry, err error) error {
 		if d != nil && isTemp(d.Name()) {
 			t.Errorf("temporary file left: %s", p)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Error(err)
+	}
 }
 
 func TestList(t *testing.T) {
@@ -260,11 +272,17 @@ func TestList(t *testing.T) {
 	var want []string
 	for i := range 1234 {
 		n := fmt.Sprintf("f%05d", i)
-		os.WriteFile(filepath.Join(dir, n), nil, 0o644)
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		want = append(want, n)
 	}
-	os.WriteFile(filepath.Join(dir, ".hidden"), nil, 0o644)
-	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, ".hidden"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	want = append(want, "d")
 	slices.Sort(want)
 
@@ -316,7 +334,9 @@ func TestRenameMoveCopyDelete(t *testing.T) {
 		mustWrite(t, w, "/a/sub/g.txt", "g")
 		mustWrite(t, w, "/b/f.txt", "other")
 		mustWrite(t, w, "/top.txt", "top")
-		os.Symlink("../top.txt", filepath.Join(dir, "a/link"))
+		if err := os.Symlink("../top.txt", filepath.Join(dir, "a/link")); err != nil {
+			t.Fatal(err)
+		}
 		return w
 	}
 	tests := []struct {
@@ -356,7 +376,9 @@ func TestRenameMoveCopyDelete(t *testing.T) {
 		{"copy overwrite", func(w *Workspace) (Entry, error) { return w.Copy(ctx, "/a/f.txt", "/b", true) },
 			"", map[string]string{"/b/f.txt": "f", "/a/f.txt": "f"}},
 		{"copy dir over dir", func(w *Workspace) (Entry, error) {
-			w.Create(ctx, "/b", "a", TypeDirectory, nil)
+			if _, err := w.Create(ctx, "/b", "a", TypeDirectory, nil); err != nil {
+				t.Fatal(err)
+			}
 			mustWrite(t, w, "/b/a/old", "old")
 			return w.Copy(ctx, "/a", "/b", true)
 		}, "", map[string]string{"/b/a/f.txt": "f", "/b/a/old": ""}},
@@ -436,23 +458,29 @@ func TestOpenAndETag(t *testing.T) {
 		t.Fatalf("%+v", f)
 	}
 	etag := f.ETag
-	f.Close()
-	f, _ = w.Open(ctx, "/d/x.json")
+	_ = f.Close() // read-only: nothing to lose
+	if f, err = w.Open(ctx, "/d/x.json"); err != nil {
+		t.Fatal(err)
+	}
 	if f.ETag != etag {
 		t.Fatal("ETag not stable")
 	}
-	f.Close()
+	_ = f.Close()
 	mustWrite(t, w, "/d/x.json", `{"a":2}`)
-	f, _ = w.Open(ctx, "/d/x.json")
+	if f, err = w.Open(ctx, "/d/x.json"); err != nil {
+		t.Fatal(err)
+	}
 	if f.ETag == etag {
 		t.Fatal("ETag unchanged after write")
 	}
-	f.Close()
+	_ = f.Close()
 	_, err = w.Open(ctx, "/d")
 	wantKind(t, err, berth.Invalid)
 	_, err = w.Open(ctx, "/nope")
 	wantKind(t, err, berth.NotFound)
-	os.Symlink("x.json", filepath.Join(dir, "d/inside"))
+	if err := os.Symlink("x.json", filepath.Join(dir, "d/inside")); err != nil {
+		t.Fatal(err)
+	}
 	if readAll(t, w, "/d/inside") != `{"a":2}` {
 		t.Fatal("inside symlink not followed")
 	}
@@ -478,9 +506,11 @@ func TestArchive(t *testing.T) {
 	ctx := context.Background()
 	mustWrite(t, w, "/d/a.txt", "aaa")
 	mustWrite(t, w, "/d/s/b.txt", "bbb")
-	os.Symlink("a.txt", filepath.Join(dir, "d/ok-link"))
-	os.Symlink("../../etc", filepath.Join(dir, "d/bad-link"))
-	os.Symlink("/etc/passwd", filepath.Join(dir, "d/abs-link"))
+	for link, target := range map[string]string{"d/ok-link": "a.txt", "d/bad-link": "../../etc", "d/abs-link": "/etc/passwd"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	want := []string{"d/", "d/a.txt", "d/ok-link", "d/s/", "d/s/b.txt"}
 
 	var zbuf bytes.Buffer
@@ -542,17 +572,27 @@ func TestUsageSeesDirectWrites(t *testing.T) {
 	if got := w.Usage().Used(); got != 5 {
 		t.Fatalf("after API write: %d", got)
 	}
-	os.MkdirAll(filepath.Join(dir, "x/y"), 0o755) // no wait: a new directory is scanned once watched
-	os.WriteFile(filepath.Join(dir, "x/y/direct"), make([]byte, 1000), 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, "x/y"), 0o755); err != nil { // no wait: a new directory is scanned once watched
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x/y/direct"), make([]byte, 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return w.Usage().Used() == 1005 })
-	os.Remove(filepath.Join(dir, "x/y/direct"))
+	if err := os.Remove(filepath.Join(dir, "x/y/direct")); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return w.Usage().Used() == 5 })
 }
 
 func TestUsageTTL(t *testing.T) {
 	w, dir := newWS(t, Options{NoUsageWatch: true, UsageTTL: 50 * time.Millisecond})
-	w.Usage().Refresh(context.Background())
-	os.WriteFile(filepath.Join(dir, "direct"), make([]byte, 77), 0o644)
+	if err := w.Usage().Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "direct"), make([]byte, 77), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return w.Usage().Used() == 77 })
 }
 

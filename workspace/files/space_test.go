@@ -178,7 +178,9 @@ func TestInFlightTempNotCounted(t *testing.T) {
 	if err := w2.Usage().Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w2.Close()
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Commit(); err != nil {
 		t.Fatalf("commit after another Open: %v", err)
 	}
@@ -212,7 +214,7 @@ func TestSweepStaleTemps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	defer closeWS(t, w)
 	if err := w.Usage().Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +296,7 @@ func TestSparseFileUsage(t *testing.T) {
 		}
 		head := make([]byte, 8)
 		_, err = f.ReadAt(head, 0)
-		f.Close()
+		_ = f.Close() // read-only: nothing to lose
 		if err != nil || string(head) != "head\x00\x00\x00\x00" {
 			t.Fatalf("copy %s starts %q (%v)", p, head, err)
 		}

@@ -161,7 +161,7 @@ func TestStreamMemory(t *testing.T) {
 	}
 	start = time.Now()
 	n, err := io.Copy(io.Discard, f)
-	f.Close()
+	_ = f.Close() // read-only: nothing to lose
 	if err != nil || n != size {
 		t.Fatal(n, err)
 	}
@@ -173,7 +173,9 @@ func TestStreamMemory(t *testing.T) {
 	if peak.Load() > bound {
 		t.Fatalf("peak HeapInuse %d > %d", peak.Load(), bound)
 	}
-	w.Delete(context.Background(), "/big")
+	if err := w.Delete(context.Background(), "/big"); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestWatch(t *testing.T) {
@@ -185,15 +187,21 @@ func TestWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, w, "/sub/api.txt", "v1")                                     // API write: one "write"
-	os.WriteFile(filepath.Join(dir, "sub", "direct.txt"), []byte("x"), 0o644) // sandbox: create + write
-	os.Mkdir(filepath.Join(dir, "newdir"), 0o755)
-	os.WriteFile(filepath.Join(dir, "newdir", "inner"), nil, 0o644) // in a directory made after Watch
-	os.Rename(filepath.Join(dir, "sub", "direct.txt"), filepath.Join(dir, "sub", "moved.txt"))
-	os.Remove(filepath.Join(dir, "sub", "keep"))
-	os.Rename(filepath.Join(dir, "d1"), filepath.Join(dir, "d2")) // a watched directory moved:
-	os.WriteFile(filepath.Join(dir, "d2", "after"), nil, 0o644)   // still watched, under its new name
-	os.WriteFile(filepath.Join(dir, "zz-marker"), nil, 0o644)     // the last event: a barrier
+	mustWrite(t, w, "/sub/api.txt", "v1") // API write: one "write"
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "sub", "direct.txt"), []byte("x"), 0o644)) // sandbox: create + write
+	must(os.Mkdir(filepath.Join(dir, "newdir"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "newdir", "inner"), nil, 0o644)) // in a directory made after Watch
+	must(os.Rename(filepath.Join(dir, "sub", "direct.txt"), filepath.Join(dir, "sub", "moved.txt")))
+	must(os.Remove(filepath.Join(dir, "sub", "keep")))
+	must(os.Rename(filepath.Join(dir, "d1"), filepath.Join(dir, "d2"))) // a watched directory moved:
+	must(os.WriteFile(filepath.Join(dir, "d2", "after"), nil, 0o644))   // still watched, under its new name
+	must(os.WriteFile(filepath.Join(dir, "zz-marker"), nil, 0o644))     // the last event: a barrier
 	want := []string{
 		"write /sub/api.txt", "create /sub/direct.txt", "write /sub/direct.txt", "create /newdir",
 		"create /newdir/inner", "rename /sub/moved.txt", "remove /sub/keep",
@@ -256,8 +264,13 @@ func TestWatchReleasesEverything(t *testing.T) {
 		t.Fatal("inotify instance still open with no watchers")
 	}
 	// Close ends watches too.
-	ch, _ := w.Watch(context.Background(), "/")
-	w.Close()
+	ch, err := w.Watch(context.Background(), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case _, ok := <-ch:
 		for ok {
@@ -279,7 +292,9 @@ func openFDs(t *testing.T) int {
 func TestWatchBoundedDirs(t *testing.T) {
 	w, dir := newWS(t, Options{NoUsageWatch: true, MaxWatchDirs: 10})
 	for i := range 50 {
-		os.MkdirAll(filepath.Join(dir, fmt.Sprintf("d%02d", i), "x"), 0o755)
+		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("d%02d", i), "x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
