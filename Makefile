@@ -37,13 +37,16 @@ test-stress:
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
-lint:
+# gofmt and go vet, then errcheck (below): every error handled or visibly
+# ignored.
+lint: errcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
 # errcheck runs golangci-lint (errcheck and gofmt, see .golangci.yml) at a
-# pinned version, built once into bin/ from the Go module proxy.
+# pinned version, built once into bin/ (git-ignored) from the Go module
+# proxy; `make lint` runs it.
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := bin/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
 $(GOLANGCI):

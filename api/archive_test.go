@@ -48,7 +48,7 @@ func TestArchiveDownloadCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Body.Close()
+	defer closeBody(first)
 	// Headers are out: the first archive holds the slot until its body is
 	// read.
 	if st := env.API.Files.ArchiveStats(); st.Running != 1 {
@@ -64,7 +64,7 @@ func TestArchiveDownloadCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	closeBody(resp)
 	var env503 struct {
 		Error struct{ Code, Message, RequestID string }
 	}
@@ -101,5 +101,5 @@ func TestArchiveDownloadCap(t *testing.T) {
 	if _, err := io.Copy(io.Discard, third.Body); err != nil {
 		t.Fatal(err)
 	}
-	third.Body.Close()
+	closeBody(third)
 }

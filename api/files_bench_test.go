@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -73,7 +74,9 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 		up := row{name: "upload 1 GiB (new file, fsync)", baseName: "cp + fsync", bytes: benchFileSize}
 		for range reps {
 			best(&up.baseline, func() error { return copyFile(src, filepath.Join(scratch, "copy.bin"), true) })
-			os.Remove(filepath.Join(scratch, "copy.bin"))
+			if err := os.Remove(filepath.Join(scratch, "copy.bin")); err != nil {
+				b.Fatal(err)
+			}
 			// Like the copy, write a new file rather than replace one: freeing
 			// the old 1 GiB is not part of either measurement.
 			if err := a.DeleteFile(ctx, w.ID, "/big.bin"); err != nil && client.ErrorCode(err) != "not_found" {
@@ -85,7 +88,7 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }() // read-only: nothing to lose
 				_, err = a.UploadAs(ctx, w.ID, "/", "big.bin", f)
 				return err
 			})
@@ -98,29 +101,33 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 		for range reps {
 			dst := filepath.Join(scratch, "dst.bin")
 			best(&down.baseline, func() error { return copyFile(src, dst, false) })
-			os.Remove(dst)
-			best(&down.berth, func() error {
+			if err := os.Remove(dst); err != nil {
+				b.Fatal(err)
+			}
+			best(&down.berth, func() (err error) {
 				resp, err := a.Download(ctx, w.ID, "/big.bin", client.DownloadOptions{})
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
+				defer closeBody(resp)
 				f, err := os.Create(dst)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { err = errors.Join(err, f.Close()) }()
 				// A large buffer: fewer, bigger reads and writes.
 				_, err = io.CopyBuffer(struct{ io.Writer }{f}, resp.Body, make([]byte, 1<<20))
 				return err
 			})
-			os.Remove(dst)
+			if err := os.Remove(dst); err != nil {
+				b.Fatal(err)
+			}
 			best(&discard.baseline, func() error {
 				f, err := os.Open(src)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }() // read-only: nothing to lose
 				_, err = io.Copy(io.Discard, f)
 				return err
 			})
@@ -129,7 +136,7 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
+				defer closeBody(resp)
 				_, err = io.Copy(io.Discard, resp.Body)
 				return err
 			})
@@ -176,7 +183,7 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\nworkspace files (best of 3)\tberth API\t\tbaseline\t\tberth/baseline\t")
+	_, _ = fmt.Fprintln(tw, "\nworkspace files (best of 3)\tberth API\t\tbaseline\t\tberth/baseline\t")
 	mbps := func(n int64, d time.Duration) string {
 		if n == 0 {
 			return ""
@@ -185,10 +192,12 @@ func BenchmarkWorkspaceFiles(b *testing.B) {
 	}
 	for _, r := range rows {
 		ratio := fmt.Sprintf("%.0f%% speed", 100*r.baseline.Seconds()/r.berth.Seconds())
-		fmt.Fprintf(tw, "%s\t%v %s\t%s:\t%v %s\t%s\t\n", r.name, r.berth.Round(time.Millisecond), mbps(r.bytes, r.berth),
+		_, _ = fmt.Fprintf(tw, "%s\t%v %s\t%s:\t%v %s\t%s\t\n", r.name, r.berth.Round(time.Millisecond), mbps(r.bytes, r.berth),
 			r.baseName, r.baseline.Round(time.Millisecond), mbps(r.bytes, r.baseline), ratio)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil { // the writes above fail here, if at all
+		b.Fatal(err)
+	}
 }
 
 func writeFile(p string, r io.Reader, sync bool) error {
@@ -197,13 +206,11 @@ func writeFile(p string, r io.Reader, sync bool) error {
 		return err
 	}
 	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
+		return errors.Join(err, f.Close())
 	}
 	if sync {
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
+			return errors.Join(err, f.Close())
 		}
 	}
 	return f.Close()
@@ -214,7 +221,7 @@ func copyFile(src, dst string, sync bool) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	// os.File → os.File uses copy_file_range where it can, as cp does.
 	return writeFile(dst, f, sync)
 }
@@ -224,8 +231,10 @@ func readAllFile(b *testing.B, p string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	io.Copy(io.Discard, f)
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func mkFiles(dir string, n int) error {
@@ -237,7 +246,9 @@ func mkFiles(dir string, n int) error {
 		if err != nil {
 			return err
 		}
-		unix.Close(fd)
+		if err := unix.Close(fd); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -247,7 +258,7 @@ func readDirSorted(dir string, lstat bool) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // a directory read: nothing to lose
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return err
@@ -296,12 +307,15 @@ func mkTree(dir string) (int64, error) {
 }
 
 func readTree(b *testing.B, dir string) {
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && info.Mode().IsRegular() {
 			readAllFile(b, p)
 		}
-		return nil
+		return nil // warming the page cache: an unreadable entry is skipped
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkWorkspaceArchives measures directory downloads (Go client,
@@ -361,7 +375,7 @@ func BenchmarkWorkspaceArchives(b *testing.B) {
 						b.Fatal(err)
 					}
 					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+					closeBody(resp)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -382,13 +396,15 @@ func BenchmarkWorkspaceArchives(b *testing.B) {
 		return sample{walls[len(ss)/2], cpus[len(ss)/2]}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\nworkspace archives (median of %d pairs)\tberth wall\tcpu\tbaseline\twall\tcpu\tberth/baseline wall\t\n", pairs)
+	_, _ = fmt.Fprintf(tw, "\nworkspace archives (median of %d pairs)\tberth wall\tcpu\tbaseline\twall\tcpu\tberth/baseline wall\t\n", pairs)
 	for _, r := range rows {
 		bm, tm := median(r.berth), median(r.base)
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%s:\t%v\t%v\t%.2fx\t\n", r.name, bm.wall.Round(time.Millisecond), bm.cpu.Round(time.Millisecond),
+		_, _ = fmt.Fprintf(tw, "%s\t%v\t%v\t%s:\t%v\t%v\t%.2fx\t\n", r.name, bm.wall.Round(time.Millisecond), bm.cpu.Round(time.Millisecond),
 			r.baseName, tm.wall.Round(time.Millisecond), tm.cpu.Round(time.Millisecond), bm.wall.Seconds()/tm.wall.Seconds())
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil { // the writes above fail here, if at all
+		b.Fatal(err)
+	}
 
 	// Memory: four zips of a 200k-entry tree at once (archive/zip and a
 	// compressor per entry held 815 MiB), next to one `zip -r` of it.
@@ -423,7 +439,7 @@ func BenchmarkWorkspaceArchives(b *testing.B) {
 			resp, err := a.Download(ctx, w.ID, "/many", client.DownloadOptions{})
 			if err == nil {
 				_, err = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				closeBody(resp)
 			}
 			errs <- err
 		}()

@@ -26,12 +26,17 @@ import (
 func tempLeft(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+	// Entries that vanish while walked are skipped (err != nil): a
+	// temporary file may be renamed or removed at any moment.
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && strings.HasPrefix(info.Name(), ".berth-tmp-") {
 			out = append(out, p)
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return out
 }
 
@@ -79,23 +84,25 @@ func TestUploadAbortKeepsOldFile(t *testing.T) {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			var head bytes.Buffer
 			mw := multipart.NewWriter(&head)
-			mw.WriteField("name", "keep.txt")
-			mw.CreateFormFile("file", "x")
+			must(t, mw.WriteField("name", "keep.txt"))
+			_, err := mw.CreateFormFile("file", "x")
+			must(t, err)
 			body := append(head.Bytes(), bytes.Repeat([]byte("N"), 4<<20)...) // no closing boundary ever comes
 			conn, err := net.Dial("tcp", strings.TrimPrefix(env.URL, "http://"))
 			must(t, err)
 			bw := bufio.NewWriter(conn)
-			fmt.Fprintf(bw, "POST /v1/workspaces/%s/upload HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: %s\r\n", w.ID, env.AdminKey, mw.FormDataContentType())
+			// bufio.Writer keeps its first error: the Flush below reports it.
+			_, _ = fmt.Fprintf(bw, "POST /v1/workspaces/%s/upload HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: %s\r\n", w.ID, env.AdminKey, mw.FormDataContentType())
 			if chunked {
-				fmt.Fprintf(bw, "Transfer-Encoding: chunked\r\n\r\n%x\r\n", len(body))
+				_, _ = fmt.Fprintf(bw, "Transfer-Encoding: chunked\r\n\r\n%x\r\n", len(body))
 			} else {
-				fmt.Fprintf(bw, "Content-Length: %d\r\n\r\n", len(body)+(64<<20))
+				_, _ = fmt.Fprintf(bw, "Content-Length: %d\r\n\r\n", len(body)+(64<<20))
 			}
-			bw.Write(body)
+			_, _ = bw.Write(body)
 			must(t, bw.Flush())
 			// Wait until the server is streaming into a temporary file.
 			eventually(t, "the upload to start", func() bool { return len(tempLeft(t, wsDir(env, w.ID))) > 0 })
-			conn.Close()
+			must(t, conn.Close())
 			eventually(t, "the aborted upload to clean up", func() bool {
 				return len(tempLeft(t, wsDir(env, w.ID))) == 0 && env.API.Files.Stats().InUse == 0
 			})
@@ -181,7 +188,7 @@ func TestFilesStreamMemory(t *testing.T) {
 	must(t, err)
 	want := &patternReader{n: size}
 	got, err := equalStreams(resp.Body, want)
-	resp.Body.Close()
+	closeBody(resp)
 	peak = stop()
 	must(t, err)
 	if !got {

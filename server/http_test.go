@@ -61,7 +61,9 @@ func waitClosed(t *testing.T, c net.Conn) []byte {
 func TestSlowBodyCutOff(t *testing.T) {
 	env := startHTTP(t, server.HTTPConfig{ReadHeaderTimeout: 10 * time.Second, BodyMinRate: 1000, BodyWindow: 300 * time.Millisecond})
 	c := dial(t, env)
-	fmt.Fprintf(c, "POST /v1/workspaces HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", env.AdminKey)
+	if _, err := fmt.Fprintf(c, "POST /v1/workspaces HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", env.AdminKey); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -90,7 +92,9 @@ func TestIdleKeepAliveClosed(t *testing.T) {
 	env := startHTTP(t, server.HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 200 * time.Millisecond})
 	c := dial(t, env)
 	br := bufio.NewReader(c)
-	fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: berth\r\n\r\n")
+	if _, err := fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: berth\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +102,7 @@ func TestIdleKeepAliveClosed(t *testing.T) {
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // read to the end above: nothing left to fail
 	if resp.StatusCode != 200 || resp.Close {
 		t.Fatalf("healthz: %d, close %v: want a kept-alive 200", resp.StatusCode, resp.Close)
 	}
@@ -125,7 +129,7 @@ func TestConnectionCap(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // io.Copy reports any read error
 		_, err = io.Copy(io.Discard, resp.Body)
 		return err
 	}
@@ -172,7 +176,9 @@ func TestStalledReaderDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, env)
-	fmt.Fprintf(c, "GET /v1/workspaces/%s/direct?id=/big.bin HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\n\r\n", ws.ID, env.AdminKey)
+	if _, err := fmt.Fprintf(c, "GET /v1/workspaces/%s/direct?id=/big.bin HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\n\r\n", ws.ID, env.AdminKey); err != nil {
+		t.Fatal(err)
+	}
 	// Read nothing until the download's handler has ended.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -181,7 +187,7 @@ func TestStalledReaderDropped(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // ReadAll reports any read error
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +255,7 @@ func TestStreamsOutliveLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // the reads below report any error
 		// 64 KiB every 5 ms: the server's writes block on the client all
 		// along, and each goes through long before the stall limit.
 		start := time.Now()
