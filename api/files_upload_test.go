@@ -17,28 +17,8 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/server/servertest"
+	"github.com/berth-dev/berth/workspace/files/filestest"
 )
-
-// diskTree lists every name below dir, temporary files included.
-func diskTree(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != dir {
-			rel, _ := filepath.Rel(dir, p)
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // postUpload sends a hand-made multipart body and returns the status and
 // error code.
@@ -64,7 +44,7 @@ func postUpload(t *testing.T, env *servertest.Env, ws string, body []byte, conte
 // its listing.
 func wantNothing(t *testing.T, env *servertest.Env, ws string, want ...string) {
 	t.Helper()
-	if got := diskTree(t, wsDir(env, ws)); !slices.Equal(got, want) {
+	if got := filestest.OnDisk(t, wsDir(env, ws)); !slices.Equal(got, want) {
 		t.Errorf("on disk: %q, want %q", got, want)
 	}
 	es, _, err := env.Admin.ListFiles(context.Background(), ws, "/", client.ListFilesOptions{ShowHidden: true})

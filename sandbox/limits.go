@@ -180,20 +180,9 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 	var rr runtime.Resources
 
 	// vCPUs.
-	var vcpus float64
-	switch {
-	case in.VCPUs != nil:
-		vcpus = *in.VCPUs
-		if vcpus < minVCPUs {
-			return nil, rr, berth.Errorf(berth.Invalid, "resources.vcpus %v is below the minimum of %v", vcpus, minVCPUs)
-		}
-		if vcpus > l.MaxVCPUs {
-			return nil, rr, berth.Errorf(berth.Invalid, "resources.vcpus %v is more than this server allows (%v)", vcpus, l.MaxVCPUs)
-		}
-	case tmpl.VCPUs != 0:
-		vcpus = min(tmpl.VCPUs, l.MaxVCPUs)
-	default:
-		vcpus = l.DefaultVCPUs
+	vcpus, err := bounded("vcpus", in.VCPUs, tmpl.VCPUs, l.DefaultVCPUs, minVCPUs, l.MaxVCPUs)
+	if err != nil {
+		return nil, rr, err
 	}
 	out.VCPUs = &vcpus
 	rr.NanoCPUs = int64(math.Round(vcpus * 1e9))
@@ -231,7 +220,6 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 		}
 		return asked, int64(n), nil
 	}
-	var err error
 	if out.Memory, rr.MemoryBytes, err = size("memory", in.Memory, tmpl.Memory, l.DefaultMemory, l.MaxMemory, minMemory); err != nil {
 		return nil, rr, err
 	}
@@ -240,20 +228,9 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 	}
 
 	// Processes.
-	var pids int64
-	switch {
-	case in.Pids != nil:
-		pids = *in.Pids
-		if pids < minPids {
-			return nil, rr, berth.Errorf(berth.Invalid, "resources.pids %d is below the minimum of %d", pids, minPids)
-		}
-		if pids > l.MaxPids {
-			return nil, rr, berth.Errorf(berth.Invalid, "resources.pids %d is more than this server allows (%d)", pids, l.MaxPids)
-		}
-	case tmpl.Pids != 0:
-		pids = min(tmpl.Pids, l.MaxPids)
-	default:
-		pids = l.DefaultPids
+	pids, err := bounded("pids", in.Pids, tmpl.Pids, l.DefaultPids, minPids, l.MaxPids)
+	if err != nil {
+		return nil, rr, err
 	}
 	out.Pids = &pids
 	rr.PidsLimit = pids
@@ -281,4 +258,23 @@ func showSize(n int64) string {
 		return s
 	}
 	return fmt.Sprintf("%s (%d bytes)", humanize.IBytes(uint64(n)), n)
+}
+
+// bounded picks a numeric resource: the request's value, which must lie
+// between floor and ceil, else the template's (lowered to ceil), else the
+// server's default.
+func bounded[T int64 | float64](field string, asked *T, tmplDefault, def, floor, ceil T) (T, error) {
+	switch {
+	case asked != nil:
+		if *asked < floor {
+			return 0, berth.Errorf(berth.Invalid, "resources.%s %v is below the minimum of %v", field, *asked, floor)
+		}
+		if *asked > ceil {
+			return 0, berth.Errorf(berth.Invalid, "resources.%s %v is more than this server allows (%v)", field, *asked, ceil)
+		}
+		return *asked, nil
+	case tmplDefault != 0:
+		return min(tmplDefault, ceil), nil
+	}
+	return def, nil
 }

@@ -9,28 +9,8 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/workspace/files/filestest"
 )
-
-// onDisk lists every name below dir (relative, sorted), temporary ones too.
-func onDisk(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p != dir {
-			rel, _ := filepath.Rel(dir, p)
-			out = append(out, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(out)
-	return out
-}
 
 func listAll(t *testing.T, w *Workspace, p string) []string {
 	t.Helper()
@@ -59,7 +39,7 @@ func TestReservedNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".berth-tmp-sandbox"), []byte("s"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := onDisk(t, dir)
+	before := filestest.OnDisk(t, dir)
 
 	reservedSpellings := []string{
 		".berth-tmp-x",
@@ -100,7 +80,7 @@ func TestReservedNames(t *testing.T) {
 	if err != nil || berth.KindOf(res[0].Err) != berth.Invalid {
 		t.Fatalf("batch copy: %v %+v", err, res)
 	}
-	if after := onDisk(t, dir); !slices.Equal(after, before) {
+	if after := filestest.OnDisk(t, dir); !slices.Equal(after, before) {
 		t.Fatalf("refused operations changed the tree:\nbefore %q\nafter  %q", before, after)
 	}
 
@@ -218,7 +198,7 @@ func TestSweepStaleTemps(t *testing.T) {
 	if err := w.Usage().Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := onDisk(t, dir); !slices.Equal(got, []string{"sub", "sub/real"}) {
+	if got := filestest.OnDisk(t, dir); !slices.Equal(got, []string{"sub", "sub/real"}) {
 		t.Fatalf("after Open: %q", got)
 	}
 	if got := w.Usage().Used(); got != 7 {
@@ -360,7 +340,7 @@ func TestStageAbortLeavesNothing(t *testing.T) {
 	w, dir := newWS(t, Options{QuotaBytes: 10000})
 	ctx := context.Background()
 	mustWrite(t, w, "/keep/old", "old")
-	before := onDisk(t, dir)
+	before := filestest.OnDisk(t, dir)
 	s1, err := w.Stage(ctx, "/keep/old", strings.NewReader(strings.Repeat("1", 4000)), WriteOptions{MakeParents: true})
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +357,7 @@ func TestStageAbortLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if after := onDisk(t, dir); !slices.Equal(after, before) {
+	if after := filestest.OnDisk(t, dir); !slices.Equal(after, before) {
 		t.Fatalf("aborted writes left:\nbefore %q\nafter  %q", before, after)
 	}
 	if readAll(t, w, "/keep/old") != "old" {

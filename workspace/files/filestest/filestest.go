@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,4 +117,29 @@ func MkDeep(dir string, n int) (err error) {
 	}
 	_, werr := unix.Write(ffd, []byte("bottom"))
 	return errors.Join(werr, unix.Close(ffd))
+}
+
+// OnDisk lists every name below dir, relative and sorted, berth's temporary
+// files included: what a failed operation may have left behind.
+func OnDisk(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir {
+			rel, err := filepath.Rel(dir, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
