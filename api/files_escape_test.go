@@ -227,7 +227,7 @@ func TestFilesEscapeHTTP(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(env.Config.DataDir, "outside", "secret.txt")); err != nil || string(b) != escapeSecret {
 		t.Errorf("secret changed: %q %v", b, err)
 	}
-	eventually(t, "every request to release its workspace", func() bool { return env.API.Files.Stats().InUse == 0 })
+	testctx.Eventually(t, "every request to release its workspace", func() bool { return env.API.Files.Stats().InUse == 0 })
 }
 
 func escapePath(p string) string {

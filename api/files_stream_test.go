@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 )
 
@@ -101,9 +102,9 @@ func TestUploadAbortKeepsOldFile(t *testing.T) {
 			_, _ = bw.Write(body)
 			must(t, bw.Flush())
 			// Wait until the server is streaming into a temporary file.
-			eventually(t, "the upload to start", func() bool { return len(tempLeft(t, wsDir(env, w.ID))) > 0 })
+			testctx.Eventually(t, "the upload to start", func() bool { return len(tempLeft(t, wsDir(env, w.ID))) > 0 })
 			must(t, conn.Close())
-			eventually(t, "the aborted upload to clean up", func() bool {
+			testctx.Eventually(t, "the aborted upload to clean up", func() bool {
 				return len(tempLeft(t, wsDir(env, w.ID))) == 0 && env.API.Files.Stats().InUse == 0
 			})
 			_, b := download(t, env.Admin, w.ID, "/keep.txt", client.DownloadOptions{})

@@ -58,22 +58,6 @@ func names(es []client.FileEntry) []string {
 	return out
 }
 
-// eventually polls cond until it holds; the deadline is only a guard
-// against hanging, generous enough for a loaded machine.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	// Polls until the test's own deadline: a fixed limit fails on a busy
-	// machine.
-	ctx := testctx.Context(t)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func TestFilesRoutes(t *testing.T) {
 	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
 		ctx := context.Background()
@@ -506,7 +490,7 @@ func TestFilesRoutes(t *testing.T) {
 				t.Errorf("sizeBytes after an upload: %d", got.SizeBytes)
 			}
 			must(t, os.WriteFile(filepath.Join(wsDir(env, s.ID), "direct"), make([]byte, 2000), 0o644))
-			eventually(t, "sizeBytes to include a direct write", func() bool {
+			testctx.Eventually(t, "sizeBytes to include a direct write", func() bool {
 				got, err := a.Workspace(ctx, s.ID)
 				return err == nil && got.SizeBytes == 3500
 			})
@@ -579,7 +563,7 @@ func TestFilesRoutes(t *testing.T) {
 			case <-time.After(2 * time.Minute):
 				t.Fatal("watch did not end after the client went away")
 			}
-			eventually(t, "the watch to release its workspace", func() bool { return env.API.Files.Stats().InUse == 0 })
+			testctx.Eventually(t, "the watch to release its workspace", func() bool { return env.API.Files.Stats().InUse == 0 })
 
 			wantCode(t, "watch a file", a.WatchFiles(ctx, id, "/src/watched.txt", nil, func(client.FileEvent) error { return nil }), "invalid_request")
 			wantCode(t, "watch a missing directory", a.WatchFiles(ctx, id, "/nope", nil, func(client.FileEvent) error { return nil }), "not_found")

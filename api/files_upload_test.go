@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server/servertest"
 	"github.com/berth-dev/berth/workspace/files/filestest"
 )
@@ -166,9 +167,9 @@ func TestUploadFailureLeavesNothing(t *testing.T) {
 		must(t, bw.Flush())
 		// Both parts are being written: the first staged whole, the second
 		// streaming.
-		eventually(t, "both parts to be on disk", func() bool { return len(tempLeft(t, wsDir(env, w.ID))) == 2 })
+		testctx.Eventually(t, "both parts to be on disk", func() bool { return len(tempLeft(t, wsDir(env, w.ID))) == 2 })
 		must(t, conn.Close())
-		eventually(t, "the aborted upload to clean up", func() bool {
+		testctx.Eventually(t, "the aborted upload to clean up", func() bool {
 			return len(tempLeft(t, wsDir(env, w.ID))) == 0 && env.API.Files.Stats().InUse == 0
 		})
 		wantNothing(t, env, w.ID)

@@ -95,20 +95,6 @@ func raw(t testing.TB, env *servertest.Env, key, method, path string, body any) 
 	return resp.StatusCode, e.Data, e.Error.Code, e.Error.Message
 }
 
-// waitFor polls cond until it holds or the test's own deadline comes; it
-// is for things that happen in the background, never a timing assertion.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	ctx := testctx.Context(t)
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up waiting for %s", what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 func status(t testing.TB, c *client.Client, id string) string {
 	t.Helper()
 	s, err := c.Sandbox(context.Background(), id)
@@ -201,7 +187,7 @@ func TestSandboxLifecycle(t *testing.T) {
 		if as.Status != "creating" {
 			t.Errorf("async create answered status %q, want creating", as.Status)
 		}
-		waitFor(t, "the async sandbox to run", func() bool { return status(t, a, as.ID) != "creating" })
+		testctx.Eventually(t, "the async sandbox to run", func() bool { return status(t, a, as.ID) != "creating" })
 		if got := status(t, a, as.ID); got != "running" {
 			t.Fatalf("async sandbox ended %q", got)
 		}
@@ -757,7 +743,7 @@ func TestSandboxIdlePause(t *testing.T) {
 		needEngine(t, env)
 		a := env.Admin
 		s := newSandbox(t, a, client.SandboxRequest{IdleTimeout: 1})
-		waitFor(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
 		if got := engineState(t, env, s.ID); got != runtime.StatePaused {
 			t.Errorf("engine state of an idle-paused sandbox: %s", got)
 		}
@@ -768,7 +754,7 @@ func TestSandboxIdlePause(t *testing.T) {
 			t.Errorf("long exec in an idle-pausing sandbox: %+v", *r)
 		}
 		never := newSandbox(t, a, client.SandboxRequest{})
-		waitFor(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
 		if got := status(t, a, never.ID); got != "running" {
 			t.Errorf("a sandbox without idleTimeout is %s", got)
 		}
@@ -1012,7 +998,7 @@ func TestSandboxReconcile(t *testing.T) {
 		// Reconcile skips a sandbox whose lock is held, and the server's own
 		// reconcile loop may hold it right now (more often on a busy
 		// machine): reconcile again until one pass has seen it.
-		waitFor(t, "an error sandbox to lose its container", func() bool {
+		testctx.Eventually(t, "an error sandbox to lose its container", func() bool {
 			reconcile()
 			return engineState(t, env, late.ID) == ""
 		})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/servertest"
 	"github.com/berth-dev/berth/workspace"
@@ -75,12 +76,9 @@ func asClientError(err error, out **client.Error) bool {
 // stream frees its slot once the server has seen the client go.
 func waitWatches(t *testing.T, env *servertest.Env, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); env.API.Files.Stats().Watches != n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("server counts %d watch streams, want %d", env.API.Files.Stats().Watches, n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the server's counter
-	}
+	testctx.Eventually(t, fmt.Sprintf("the server to count %d watch streams", n), func() bool {
+		return env.API.Files.Stats().Watches == n
+	})
 }
 
 // One member holding many watch streams must not take watch away from
@@ -199,15 +197,23 @@ func TestWatchLeavesInotifyForNewWorkspaces(t *testing.T) {
 	_, err := a.CreateFile(ctx, fresh, "/", "api", "file", ptr("12345"))
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(wsDir(env, fresh), "direct"), make([]byte, 1000), 0o644))
-	for deadline := time.Now().Add(2 * time.Minute); ; {
+	// Without change notifications the usage would only move at the
+	// tracker's 10-minute rescan: the bound of 2 minutes (far more than a
+	// notification takes on a loaded machine) is what tells the two apart.
+	within, cancel := context.WithTimeout(testctx.Context(t), 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		sp, err := a.WorkspaceSpace(ctx, fresh)
 		must(t, err)
 		if sp.Used == 1005 {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-within.Done():
 			t.Fatalf("the new workspace's usage is %d, not 1005: it has no change notifications", sp.Used)
+		case <-tick.C:
 		}
-		time.Sleep(50 * time.Millisecond) // polling the server's usage
 	}
 }

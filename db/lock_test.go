@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-dev/berth/db"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/internal/testctx"
 )
 
 // lockHolderPID is the PostgreSQL backend holding the server lock of d's
@@ -36,18 +37,6 @@ func terminate(t *testing.T, d *db.DB, pid int) {
 	}
 }
 
-// until polls cond (background work) with a generous guard.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestServerLockSessionLoss: when the lock's PostgreSQL session ends (the
 // database restarted, the backend was killed), the holder takes the lock
 // again on a new session; if another server took it meanwhile, the holder
@@ -72,7 +61,7 @@ func TestServerLockSessionLoss(t *testing.T) {
 	defer func() { _ = l.Close() }()
 	first := lockHolderPID(t, d)
 	terminate(t, d, first)
-	until(t, "the lock taken again on a new session", func() bool {
+	testctx.Eventually(t, "the lock taken again on a new session", func() bool {
 		l.CheckNow()
 		pid := lockHolderPID(t, d)
 		return pid != 0 && pid != first
@@ -90,7 +79,7 @@ func TestServerLockSessionLoss(t *testing.T) {
 	// Session gone and another server quicker: lost.
 	terminate(t, d, lockHolderPID(t, d))
 	var other *db.Lock
-	until(t, "another server taking the free lock", func() bool {
+	testctx.Eventually(t, "another server taking the free lock", func() bool {
 		other, err = d.LockServer(ctx, db.Holder{Host: "h2", PID: 2})
 		return err == nil
 	})

@@ -69,20 +69,14 @@ func (b *berth) start() {
 		t.Fatal(err)
 	}
 	// Polled until the test's deadline: a loaded machine starts slowly.
-	ctx := testctx.Context(t)
-	for {
+	testctx.Eventually(t, "berth to come up (log in "+b.log.Name()+")", func() bool {
 		resp, err := http.Get("http://" + b.addr + "/healthz")
-		if err == nil {
-			_ = resp.Body.Close() // only the status matters
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("berth did not come up; log in %s", b.log.Name())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		_ = resp.Body.Close() // only the status matters
+		return resp.StatusCode == 200
+	})
 }
 
 func (b *berth) kill() {
@@ -191,11 +185,9 @@ func TestCrashMidCreate(t *testing.T) {
 				// A create the engine was still making when the server died
 				// may land after the startup reconcile; the next reconcile
 				// (every 10 s) removes it.
-				for wait := testctx.Context(t); len(of(s.ID)) > 0; time.Sleep(100 * time.Millisecond) {
-					if wait.Err() != nil {
-						t.Fatalf("orphan container left for the interrupted sandbox: %+v", of(s.ID))
-					}
-				}
+				testctx.Eventually(t, "the interrupted sandbox's orphan container to be removed", func() bool {
+					return len(of(s.ID)) == 0
+				})
 			default:
 				t.Fatalf("after restart the sandbox is %s (%s)", got.Status, got.StatusReason)
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/servertest"
 )
@@ -179,9 +180,9 @@ func TestStalledReaderDropped(t *testing.T) {
 	if _, err := fmt.Fprintf(c, "GET /v1/workspaces/%s/direct?id=/big.bin HTTP/1.1\r\nHost: berth\r\nX-API-Key: %s\r\n\r\n", ws.ID, env.AdminKey); err != nil {
 		t.Fatal(err)
 	}
-	// Read nothing until the download's handler has ended.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	// Read nothing until the download's handler has ended (it is counted
+	// in the metrics once it has).
+	testctx.Eventually(t, "the download of a client that reads nothing to end", func() bool {
 		resp, err := http.Get(env.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -191,14 +192,8 @@ func TestStalledReaderDropped(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte(`berth_http_requests_total{method="GET",route="/v1/workspaces/{id}/direct"`)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the download of a client that reads nothing is still being served")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return bytes.Contains(b, []byte(`berth_http_requests_total{method="GET",route="/v1/workspaces/{id}/direct"`))
+	})
 	got := waitClosed(t, c)
 	if len(got) >= size {
 		t.Errorf("the stalled client got all %d bytes", len(got))
@@ -297,7 +292,9 @@ func TestStreamsOutliveLimits(t *testing.T) {
 		case err := <-done:
 			t.Fatalf("watch: %v", err)
 		}
-		// Silence longer than every limit, then an event.
+		// Silence longer than every limit, then an event: the silence is
+		// the input under test (a quiet stream must outlive the limits),
+		// not a wait for something to happen.
 		time.Sleep(2 * limit)
 		if _, err := env.Admin.WriteFile(ctx, ws.ID, "/late.txt", "x"); err != nil {
 			t.Fatal(err)

@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berth-dev/berth/db"
 	"github.com/berth-dev/berth/db/dbtest"
+	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/server"
 )
 
@@ -169,19 +169,18 @@ func TestLockReleasedOnCrash(t *testing.T) {
 		// connection closed, which the kernel does at once on loopback
 		// (a remote crash would wait for TCP keepalive).
 		// PostgreSQL ends the session in the background: wait for it.
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		testctx.Eventually(t, "a new server to start after the holder was killed", func() bool {
 			s, err := server.New(ctx, cfg, quiet())
 			if err == nil {
 				s.Close()
-				break
+				return true
 			}
 			var held *db.HeldError
-			if !errors.As(err, &held) || time.Now().After(deadline) {
+			if !errors.As(err, &held) {
 				t.Fatalf("after the holder was killed: %v", err)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return false
+		})
 	})
 }
 
@@ -200,5 +199,5 @@ func TestLockHolderProcess(t *testing.T) {
 	}
 	defer s.Close()
 	fmt.Println("holding")
-	time.Sleep(time.Hour) // until killed
+	<-t.Context().Done() // never: the parent test kills this process
 }

@@ -51,3 +51,24 @@ func Deadline(t testing.TB) (time.Time, bool) {
 func Cleanup() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), Hang)
 }
+
+// Eventually polls cond until it holds, failing t if the test's deadline
+// comes first. It is for state that changes in the background with no event
+// to wait on (a counter, a session the database ends, a process being
+// killed); never a timing assertion. Polls start fast and back off to
+// 100 ms, so a quick change is seen quickly and a slow one costs little.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx := Context(t)
+	wait := 5 * time.Millisecond
+	for !cond() {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			t.Fatalf("gave up waiting for %s: the test's deadline came first", what)
+		case <-timer.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
