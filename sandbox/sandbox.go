@@ -216,7 +216,7 @@ func (m *Manager) Runtime() runtime.Runtime { return m.rt }
 
 // Run reconciles once, then runs the reconcile and idle loops until Close.
 func (m *Manager) Run(ctx context.Context) {
-	if err := m.Reconcile(ctx); err != nil {
+	if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
 		m.log.Warn("initial reconcile failed; will retry", "err", err)
 	}
 	m.loop(m.opts.ReconcileInterval, func(ctx context.Context) error { return m.Reconcile(ctx) }, "reconcile")

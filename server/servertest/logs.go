@@ -26,13 +26,19 @@ const (
 	// without a request id: the log line of the failure may be written by
 	// work the request started just before or finished just after.
 	nearSlack = time.Second
+	// maxWarnLines bounds the warnings and errors printed for a failed
+	// test: a failure seen through a 4xx, a status or the engine leaves no
+	// 5xx to follow, but background work that went wrong says so at
+	// these levels.
+	maxWarnLines = 100
 )
 
 // logLine is one captured log record, formatted as text.
 type logLine struct {
-	at   time.Time
-	id   string // the requestId attribute, "" for lines outside requests
-	text string
+	at    time.Time
+	level slog.Level
+	id    string // the requestId attribute, "" for lines outside requests
+	text  string
 }
 
 // failedCall is an answer with a 5xx status seen by one of the env's clients.
@@ -81,16 +87,30 @@ func (b *logBook) recordFailure(f failedCall) {
 	b.failed = append(b.failed, f)
 }
 
-// report describes every 5xx answer with the server's log lines for its
-// request id, and the lines without a request id logged while it ran.
+// report lists the server's warnings and errors, then describes every 5xx
+// answer with the server's log lines for its request id, and the lines
+// without a request id logged while it ran.
 func (b *logBook) report() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.failed) == 0 {
-		return ""
-	}
 	lines := b.ordered()
 	var s strings.Builder
+	var warns []string
+	for _, l := range lines {
+		if l.level >= slog.LevelWarn {
+			warns = append(warns, l.text)
+		}
+	}
+	if len(warns) > 0 {
+		fmt.Fprintf(&s, "server warnings and errors (%d):\n", len(warns))
+		if len(warns) > maxWarnLines {
+			fmt.Fprintf(&s, "    (the %d oldest left out)\n", len(warns)-maxWarnLines)
+			warns = warns[len(warns)-maxWarnLines:]
+		}
+		for _, w := range warns {
+			fmt.Fprintf(&s, "    %s\n", w)
+		}
+	}
 	for _, f := range b.failed {
 		fmt.Fprintf(&s, "server answered %d to %s %s (request %s); its log lines:\n", f.status, f.method, f.path, f.id)
 		found, near := 0, 0
@@ -113,7 +133,7 @@ func (b *logBook) report() string {
 			fmt.Fprintf(&s, "    (%d more lines without a request id)\n", near-maxNearLines)
 		}
 	}
-	if b.dropped > 0 {
+	if b.dropped > 0 && s.Len() > 0 {
 		fmt.Fprintf(&s, "(the %d oldest server log lines were dropped: only the last %d are kept)\n", b.dropped, maxLogLines)
 	}
 	return s.String()
@@ -153,7 +173,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	h.book.add(logLine{at: at, id: id, text: strings.TrimRight(h.book.buf.String(), "\n")})
+	h.book.add(logLine{at: at, level: r.Level, id: id, text: strings.TrimRight(h.book.buf.String(), "\n")})
 	return err
 }
 
@@ -193,7 +213,8 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // printOnFailure registers a cleanup that, if the test failed, prints the
-// server's log lines of every request that got a 5xx answer. Registered
+// server's warnings and errors and the log lines of every request that got
+// a 5xx answer. Registered
 // before the server's shutdown, it runs after it, so it sees every line.
 func printOnFailure(t testing.TB, b *logBook) {
 	t.Cleanup(func() {

@@ -125,3 +125,25 @@ func TestNoReportWhenTheTestPasses(t *testing.T) {
 		t.Errorf("a passing test printed a report:\n%s", out)
 	}
 }
+
+// A test that failed without any 5xx (a wrong status, a container left
+// running) still prints what went wrong in the background: the server's
+// warnings and errors, and not its routine lines.
+func TestFailureReportHasServerWarnings(t *testing.T) {
+	ft := &fakeT{T: t}
+	env := servertest.Start(ft, "")
+	env.Log.Info("routine line")
+	env.Log.Warn("background work went wrong", "sandbox", "sbx_1")
+	env.Log.Error("could not cut a sandbox off", "err", "engine said no")
+	ft.Errorf("the sandbox is not stopped")
+	ft.end()
+	out := ft.output()
+	for _, want := range []string{"server warnings and errors (2):", "background work went wrong", "could not cut a sandbox off", "engine said no"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failure output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "routine line") {
+		t.Errorf("the failure output has an info line:\n%s", out)
+	}
+}
