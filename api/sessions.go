@@ -62,17 +62,19 @@ func (s *Server) sessionTTL() time.Duration {
 	return auth.DefaultSessionTTL
 }
 
-// sessionCookie is the cookie holding token until expires; an empty token
+// sessionCookie is the cookie holding token from created until expires
+// (the cookie's Max-Age is the session's life, so that the browser's clock
+// does not matter); an empty token
 // clears it. Secure when the request came over TLS, so that the browser
 // never sends it back in clear.
-func sessionCookie(r *http.Request, token string, expires time.Time, now time.Time) *http.Cookie {
+func sessionCookie(r *http.Request, token string, created, expires time.Time) *http.Cookie {
 	c := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
 	if token == "" {
 		c.MaxAge = -1 // Max-Age=0: delete now
 		return c
 	}
-	c.MaxAge = max(1, int(expires.Sub(now).Seconds()))
+	c.MaxAge = max(1, int(expires.Sub(created).Seconds()))
 	return c
 }
 
@@ -106,7 +108,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, token, sess.ExpiresAt, time.Now()))
+	http.SetCookie(w, sessionCookie(r, token, sess.CreatedAt, sess.ExpiresAt))
 	w.Header().Set("Cache-Control", "no-store")
 	writeData(w, r, http.StatusCreated, info)
 }
