@@ -725,3 +725,32 @@ func TestNosniffEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// The Go client signs in and works through a session like the dashboard.
+func TestClientSession(t *testing.T) {
+	env := servertest.Start(t, "")
+	ctx := context.Background()
+	_, mc := env.Member(t, "gina", "member", "files:*")
+	s, err := mc.SignIn(ctx)
+	must(t, err)
+	if s.Token == "" || s.CSRFToken == "" || s.User.Name != "gina" || !slices.Equal(s.Scopes, []string{"files:*"}) {
+		t.Fatalf("SignIn: %+v", s)
+	}
+	sc := mc.WithSession(s)
+	if _, err := sc.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "through a session"}); err != nil {
+		t.Errorf("create a workspace through the session: %v", err)
+	}
+	if cur, err := sc.CurrentSession(ctx); err != nil || cur.CSRFToken != s.CSRFToken {
+		t.Errorf("CurrentSession: %+v, %v", cur, err)
+	}
+	if _, err := mc.CurrentSession(ctx); client.ErrorCode(err) != "unauthorized" {
+		t.Errorf("CurrentSession with a key: %v, want unauthorized", err)
+	}
+	must(t, sc.SignOut(ctx))
+	if _, err := sc.Me(ctx); client.ErrorCode(err) != "unauthorized" {
+		t.Errorf("Me after SignOut: %v, want unauthorized", err)
+	}
+	if _, err := mc.Me(ctx); err != nil {
+		t.Errorf("the key after SignOut: %v", err)
+	}
+}
