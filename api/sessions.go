@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth"
@@ -64,12 +65,13 @@ func (s *Server) sessionTTL() time.Duration {
 
 // sessionCookie is the cookie holding token from created until expires
 // (the cookie's Max-Age is the session's life, so that the browser's clock
-// does not matter); an empty token
-// clears it. Secure when the request came over TLS, so that the browser
-// never sends it back in clear.
+// does not matter); an empty token clears it. Secure when the request came
+// over TLS, here or to a proxy in front (X-Forwarded-Proto), so that the
+// browser never sends it back in clear. A forged X-Forwarded-Proto can
+// only make the cookie stricter.
 func sessionCookie(r *http.Request, token string, created, expires time.Time) *http.Cookie {
 	c := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")}
 	if token == "" {
 		c.MaxAge = -1 // Max-Age=0: delete now
 		return c

@@ -596,6 +596,11 @@ func TestSessionCookieSecureOverTLS(t *testing.T) {
 	if sc := a.header.Get("Set-Cookie"); a.status != 200 || !strings.Contains(sc, "Secure") {
 		t.Errorf("logout over TLS: %d, Set-Cookie %q, want Secure", a.status, sc)
 	}
+	// Behind a proxy that ends TLS, the proxy says so.
+	a = rawSend(t, env.HTTP(), env.URL, "POST", "/v1/sessions", map[string]string{"apiKey": env.AdminKey}, map[string]string{"X-Forwarded-Proto": "https"}, nil)
+	if sc := a.header.Get("Set-Cookie"); a.status != 201 || !strings.Contains(sc, "; Secure") {
+		t.Errorf("sign-in with X-Forwarded-Proto: https: %d, Set-Cookie %q, want Secure", a.status, sc)
+	}
 }
 
 // The dashboard's live views stream with the cookie alone.
