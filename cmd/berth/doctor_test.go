@@ -92,3 +92,40 @@ func TestDoctorCommand(t *testing.T) {
 		t.Errorf("-o yaml: exit %d, %q", code, stderr)
 	}
 }
+
+// scripts/ensure-engine, which `make run` runs before serving, passes when
+// an engine answers and stops make with what to do when the one named is
+// not there (a DOCKER_HOST the user set is never replaced by an installed
+// engine, so this holds as root on Debian too).
+func TestEnsureEngineScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the berth binary")
+	}
+	bin := t.TempDir() + "/berth"
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	script := "../../scripts/ensure-engine"
+
+	cmd := exec.Command(script, bin)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok    engine ") {
+		t.Errorf("with the engine up: %v\n%s", err, out)
+	}
+
+	cmd = exec.Command(script, bin)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///nonexistent/docker.sock")
+	out, err = cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("with a DOCKER_HOST nobody answers: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{"FAIL  engine ", "unset DOCKER_HOST", "make run: stopping"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "docker-up") {
+		t.Errorf("tried to set up an engine although DOCKER_HOST names one:\n%s", out)
+	}
+}
