@@ -3,17 +3,25 @@ GO      ?= go
 BIN     ?= bin/berth
 PKGS    := ./...
 
-.PHONY: build run test test-stress test-short lint errcheck bench fuzz clean
+.PHONY: build run doctor test test-stress test-short lint errcheck bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
 
 # Builds and starts `berth serve` with the defaults: 127.0.0.1:8080, ./berth-data, SQLite.
+# First makes sure a container engine answers (scripts/ensure-engine): as root
+# on Debian it sets one up with .ci/docker-up; elsewhere it finds Docker
+# Desktop, rootless Docker or the system engine, or says what is missing.
 run: build
+	@scripts/ensure-engine ./$(BIN)
 	./$(BIN) serve
 
 # Everything the machine can run: unit, store (SQLite, and PostgreSQL when
 # BERTH_TEST_POSTGRES is set), Docker runtime and end-to-end tests.
+# Checks engine, storage, database and ports as `berth serve` would use them.
+doctor: build
+	./$(BIN) doctor
+
 test: lint
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 

@@ -223,8 +223,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 
 	// The engine may be down: the client connects lazily, the server still
-	// serves workspaces, and /readyz says the runtime is down.
-	rt, err := docker.New(cfg.DockerHost)
+	// serves workspaces, and /readyz says the runtime is down. Which engine
+	// it is (the one given, DOCKER_HOST, or the first local socket that
+	// answers: rootless, Docker Desktop, system) is logged either way.
+	rt, err := docker.New(s.engineHost(ctx))
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("docker runtime: %w", err)
@@ -254,6 +256,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Agents = agents
 	s.API.Agents = agents
 	return s, nil
+}
+
+// engineHost finds the container engine and says in the log which one it
+// is, or that sandboxes will fail until one answers.
+func (s *Server) engineHost(ctx context.Context) string {
+	det := docker.Detect(ctx, s.Config.DockerHost, docker.ProcessEnv(), 5*time.Second)
+	e := det.Found
+	if e == nil {
+		s.Log.Warn("no container engine answers: sandboxes and agent runs fail until one does (berth doctor says more)",
+			"tried", det.Summary(), "fix", det.Advice())
+		return s.Config.DockerHost
+	}
+	s.Log.Info("container engine", "host", e.Host, "found", e.Source, "version", e.Version, "apiVersion", e.APIVersion)
+	return e.Host
 }
 
 // privateDirs creates dirs (in order) and takes away every group and other

@@ -26,6 +26,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newServe())
 	addClientCommands(root)
 	addSandboxCommands(root)
+	root.AddCommand(newDoctor())
 	return root
 }
 
