@@ -550,7 +550,7 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 	}
 	// Opened read-only: closing has nothing to flush.
 	defer func() { _ = f.Close() }()
-	h.Set("Content-Type", f.MimeType)
+	h.Set("Content-Type", servedType(f.MimeType))
 	h.Set("ETag", f.ETag)
 	h.Set("Content-Disposition", disposition(attach || !inertInline(f.MimeType), f.Name))
 	http.ServeContent(w, r, f.Name, f.ModTime, f)
@@ -577,6 +577,24 @@ func inertInline(mt string) bool {
 	}
 	top, _, _ := strings.Cut(base, "/")
 	return top == "image" || top == "audio" || top == "video"
+}
+
+// servedType is the Content-Type a file is sent with. Types a page can
+// load as code from its own origin (script, style, WebAssembly) go out as
+// plain text: with nosniff the browser then refuses to run them, so a
+// user's file can never become a script of the dashboard, even through
+// markup injected there (its CSP allows scripts from 'self').
+func servedType(mt string) string {
+	base, _, err := mime.ParseMediaType(mt)
+	if err != nil {
+		return mt
+	}
+	switch base {
+	case "text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript",
+		"text/ecmascript", "text/jscript", "application/x-ecmascript", "text/css", "application/wasm":
+		return "text/plain; charset=utf-8"
+	}
+	return mt
 }
 
 func disposition(attach bool, name string) string {

@@ -694,6 +694,11 @@ func TestWorkspaceFilesServedInert(t *testing.T) {
 		if ct := get("id=/x.png", false).header.Get("Content-Type"); ct != "image/png" {
 			t.Errorf("x.png Content-Type %q", ct)
 		}
+		// A script cannot be loaded as one from the API's origin: with
+		// nosniff, a browser runs no script sent as plain text.
+		if ct := get("id=/x.js", true).header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+			t.Errorf("x.js Content-Type %q, want text/plain", ct)
+		}
 		// Errors of the file route are sandboxed and unsniffed too.
 		a := get("id=/missing.html", true)
 		if a.status != 404 || a.header.Get("X-Content-Type-Options") != "nosniff" || a.header.Get("Content-Security-Policy") == "" {
