@@ -119,6 +119,11 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writeJSONLine writes v as one line of JSON (a stream of events).
+func writeJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
 // writeYAML prints v with the field names of its JSON form (the API's),
 // not the Go names yaml would give it.
 func writeYAML(w io.Writer, v any) error {
