@@ -33,11 +33,16 @@ func (a *app) get(ctx context.Context, arg, local string, opt getOptions) error 
 	if opt.format != "" && opt.format != "zip" && opt.format != "tar.gz" {
 		return fmt.Errorf("--format %q: want zip or tar.gz", opt.format)
 	}
-	info, err := c.FileInfo(ctx, ws.ID, rp.path)
-	if err != nil {
-		return err
+	// The root has no entry of its own (its /info is the workspace's space).
+	isDir := rp.path == "/"
+	if !isDir {
+		info, err := c.FileInfo(ctx, ws.ID, rp.path)
+		if err != nil {
+			return err
+		}
+		isDir = info.Type == "directory"
 	}
-	if info.Type == "directory" {
+	if isDir {
 		return a.getDir(ctx, c, ws, rp, local, opt)
 	}
 	if opt.extract {

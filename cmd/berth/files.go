@@ -89,7 +89,7 @@ func (a *app) addFilesCommands(root *cobra.Command) {
 			var all []client.FileEntry
 			cursor := ""
 			for {
-				page, next, err := c.ListFiles(cmd.Context(), ws.ID, rp.path, client.ListFilesOptions{ShowHidden: hidden, Limit: 1000, Cursor: cursor})
+				page, next, err := c.ListFiles(cmd.Context(), ws.ID, rp.path, client.ListFilesOptions{ShowHidden: hidden, Limit: 500, Cursor: cursor})
 				if err != nil {
 					return err
 				}
@@ -146,6 +146,9 @@ func (a *app) addFilesCommands(root *cobra.Command) {
 				c, ws, rp, err := a.remote(cmd.Context(), arg)
 				if err != nil {
 					return err
+				}
+				if rp.path == "/" {
+					return fmt.Errorf("%s is a directory (use `berth files ls` or `berth files get`)", rp)
 				}
 				info, err := c.FileInfo(cmd.Context(), ws.ID, rp.path)
 				if err != nil {
@@ -612,7 +615,7 @@ func (a *app) completeRemote(cmd *cobra.Command, args []string, toComplete strin
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	es, _, err := c.ListFiles(cmd.Context(), ws.ID, dir, client.ListFilesOptions{Limit: 1000})
+	es, _, err := c.ListFiles(cmd.Context(), ws.ID, dir, client.ListFilesOptions{Limit: 500})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
