@@ -175,10 +175,10 @@ func (a *app) newRoot() *cobra.Command {
 		Use:           "berth",
 		Short:         "berth: sandboxes and durable workspaces for AI agents",
 		SilenceUsage:  true,
+		// run prints errors, API ones with their request id, and usage
+		// errors too: one line, exit 1.
 		SilenceErrors: true,
-		// A flag or argument error is the user's: exit 1 with the message.
 	}
-	root.CompletionOptions.HiddenDefaultCmd = false
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.flags.server, "server", "", "berth server URL (BERTH_URL; default: the context's, else "+defaultServer+")")
 	pf.StringVar(&a.flags.key, "key", "", "API key (BERTH_API_KEY; default: the context's)")
