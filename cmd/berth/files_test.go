@@ -137,6 +137,17 @@ func TestFilesCommands(t *testing.T) {
 		t.Errorf("ls of a bare workspace: %q", out)
 	}
 
+	// put from stdin.
+	c.Stdin = strings.NewReader("from stdin")
+	if out := c.OK("files", "put", "-", "docs-project:/in.txt"); !strings.Contains(out, "uploaded stdin to docs-project:/in.txt (10 B)") {
+		t.Errorf("put - said %q", out)
+	}
+	if out := c.OK("files", "cat", "docs-project:/in.txt"); out != "from stdin" {
+		t.Errorf("put -: %q", out)
+	}
+	c.Fail("files", "put", "-", "docs-project:/src/")
+	c.OK("files", "rm", "docs-project:/in.txt")
+
 	// cat.
 	if out := c.OK("files", "cat", "docs-project:/src/README.md", "docs-project:/src/renamed.txt"); out != "# hello\nnotes" {
 		t.Errorf("cat: %q", out)
