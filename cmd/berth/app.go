@@ -172,9 +172,9 @@ func firstOf(vals ...string) string {
 
 func (a *app) newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "berth",
-		Short:         "berth: sandboxes and durable workspaces for AI agents",
-		SilenceUsage:  true,
+		Use:          "berth",
+		Short:        "berth: sandboxes and durable workspaces for AI agents",
+		SilenceUsage: true,
 		// run prints errors, API ones with their request id, and usage
 		// errors too: one line, exit 1.
 		SilenceErrors: true,
