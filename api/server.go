@@ -108,7 +108,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeData(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	writeData(w, r, http.StatusOK, map[string]string{"status": "ok", "version": berth.Version()})
 }
 
 // readyz runs every check with a short deadline and says what is down.

@@ -120,3 +120,13 @@ func (c *Client) SetWorkspaceAccess(ctx context.Context, id string, userIDs []st
 	_, err := c.Do(ctx, "PUT", "/v1/workspaces/"+url.PathEscape(id)+"/access", map[string][]string{"userIds": userIDs}, &out)
 	return out.UserIDs, err
 }
+
+// RenameWorkspace gives a workspace a new display name (its slug stays).
+func (c *Client) RenameWorkspace(ctx context.Context, id, name string) (*Workspace, error) {
+	return c.UpdateWorkspace(ctx, id, map[string]any{"name": name})
+}
+
+// SetWorkspaceQuota sets a workspace's quota in bytes; nil removes it.
+func (c *Client) SetWorkspaceQuota(ctx context.Context, id string, quotaBytes *int64) (*Workspace, error) {
+	return c.UpdateWorkspace(ctx, id, map[string]any{"quotaBytes": quotaBytes})
+}

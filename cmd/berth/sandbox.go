@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -27,10 +26,44 @@ func parseMount(s string) (client.Mount, error) {
 	return m, nil
 }
 
-func addSandboxCommands(root *cobra.Command) {
-	var cf clientFlags
+var sandboxTable = table[client.Sandbox]{
+	ID: func(s client.Sandbox) string { return s.ID },
+	Columns: []column[client.Sandbox]{
+		{"ID", func(s client.Sandbox) string { return s.ID }, false},
+		{"NAME", func(s client.Sandbox) string { return s.Name }, false},
+		{"STATUS", func(s client.Sandbox) string { return s.Status }, false},
+		{"TEMPLATE", func(s client.Sandbox) string { return s.Template }, false},
+		{"CREATED", func(s client.Sandbox) string { return ago(s.CreatedAt) }, false},
+		{"NETWORK", func(s client.Sandbox) string { return orDash(s.Network) }, true},
+		{"IP", func(s client.Sandbox) string { return orDash(s.IP) }, true},
+		{"MOUNTS", func(s client.Sandbox) string {
+			var ms []string
+			for _, m := range s.Mounts {
+				v := m.WorkspaceID + ":" + m.Path
+				if m.ReadOnly {
+					v += ":ro"
+				}
+				ms = append(ms, v)
+			}
+			return orDash(strings.Join(ms, ","))
+		}, true},
+		{"REASON", func(s client.Sandbox) string { return orDash(s.StatusReason) }, true},
+	},
+}
+
+var templateTable = table[client.Template]{
+	ID: func(t client.Template) string { return t.Name },
+	Columns: []column[client.Template]{
+		{"NAME", func(t client.Template) string { return t.Name }, false},
+		{"READY", func(t client.Template) string { return fmt.Sprint(t.Ready) }, false},
+		{"DESCRIPTION", func(t client.Template) string { return t.Description }, false},
+		{"IMAGE", func(t client.Template) string { return t.Image }, true},
+	},
+}
+
+func (a *app) addSandboxCommands(root *cobra.Command) {
+	cf := a
 	sb := &cobra.Command{Use: "sandbox", Aliases: []string{"sandboxes", "sbx"}, Short: "Manage sandboxes"}
-	cf.add(sb)
 
 	var (
 		req    client.SandboxRequest
@@ -66,7 +99,7 @@ func addSandboxCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return printJSON(s)
+			return a.mutated(s, s.ID, "sandbox %s created (%s, %s)", s.Name, s.ID, s.Status)
 		}}
 	f := create.Flags()
 	f.StringVar(&req.Name, "name", "", "sandbox name (default: derived from its id)")
@@ -98,7 +131,7 @@ func addSandboxCommands(root *cobra.Command) {
 				}
 				cursor = next
 			}
-			return printJSON(out)
+			return printList(a, out, sandboxTable)
 		}}
 	list.Flags().BoolVar(&all, "all", false, "every sandbox of the organization (admins)")
 
@@ -112,7 +145,7 @@ func addSandboxCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return printJSON(s)
+			return printOne(a, *s, sandboxTable)
 		}}
 
 	sb.AddCommand(create, list, get)
@@ -127,7 +160,7 @@ func addSandboxCommands(root *cobra.Command) {
 				if err != nil {
 					return err
 				}
-				return printJSON(s)
+				return a.mutated(s, s.ID, "sandbox %s: %s done (%s)", s.Name, action, s.Status)
 			}})
 	}
 	sb.AddCommand(&cobra.Command{Use: "destroy ID|NAME", Short: "Destroy a sandbox (its workspaces are kept)", Args: cobra.ExactArgs(1),
@@ -136,7 +169,10 @@ func addSandboxCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return c.DestroySandbox(cmd.Context(), args[0])
+			if err := c.DestroySandbox(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			return a.mutated(map[string]any{"id": args[0], "destroyed": true}, args[0], "sandbox %s destroyed", args[0])
 		}})
 
 	var timeout int64
@@ -154,11 +190,11 @@ func addSandboxCommands(root *cobra.Command) {
 				case "stdout":
 					// A stdout that fails (a closed pipe) ends the stream:
 					// the rest of the output has nowhere to go.
-					if _, err := fmt.Fprint(os.Stdout, e.Data); err != nil {
+					if _, err := fmt.Fprint(a.stdout, e.Data); err != nil {
 						return err
 					}
 				case "stderr":
-					if _, err := fmt.Fprint(os.Stderr, e.Data); err != nil {
+					if _, err := fmt.Fprint(a.stderr, e.Data); err != nil {
 						return err
 					}
 				case "exit":
@@ -168,7 +204,7 @@ func addSandboxCommands(root *cobra.Command) {
 					}
 					code = res.ExitCode
 					if res.TimedOut {
-						fmt.Fprintln(os.Stderr, "berth: command timed out")
+						a.warnf("berth: command timed out\n")
 					}
 				case "error":
 					return fmt.Errorf("exec failed: %s", e.Data)
@@ -179,7 +215,7 @@ func addSandboxCommands(root *cobra.Command) {
 				return err
 			}
 			if code != 0 {
-				os.Exit(code)
+				return exitError{code}
 			}
 			return nil
 		}}
@@ -189,8 +225,7 @@ func addSandboxCommands(root *cobra.Command) {
 	root.AddCommand(sb)
 
 	tp := &cobra.Command{Use: "template", Aliases: []string{"templates"}, Short: "Sandbox templates"}
-	var tf clientFlags
-	tf.add(tp)
+	tf := a
 	tp.AddCommand(&cobra.Command{Use: "list", Short: "List templates", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := tf.client()
@@ -201,7 +236,7 @@ func addSandboxCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return printJSON(ts)
+			return printList(a, ts, templateTable)
 		}})
 	tp.AddCommand(&cobra.Command{Use: "build NAME", Short: "Build (or pull) a template's image now, showing progress", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -209,7 +244,10 @@ func addSandboxCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return c.BuildTemplate(cmd.Context(), args[0], func(line string) { fmt.Fprintln(os.Stderr, line) })
+			if err := c.BuildTemplate(cmd.Context(), args[0], func(line string) { a.warnf("%s\n", line) }); err != nil {
+				return err
+			}
+			return a.mutated(nil, args[0], "template %s built", args[0])
 		}})
 	root.AddCommand(tp)
 }

@@ -16,20 +16,6 @@ import (
 	"github.com/berth-dev/berth/server"
 )
 
-func newRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "berth",
-		Short:         "berth: sandboxes and durable workspaces for AI agents",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(newServe())
-	addClientCommands(root)
-	addSandboxCommands(root)
-	root.AddCommand(newDoctor())
-	return root
-}
-
 func newServe() *cobra.Command { return newServeWith(serve) }
 
 // serve runs the server with cfg until ctx ends.
