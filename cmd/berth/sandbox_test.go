@@ -76,14 +76,17 @@ func (r *running) Wait(t *testing.T) int {
 	}
 }
 
-// Stop interrupts the command and returns its exit code.
+// Stop interrupts the command and returns its exit code. It also runs at
+// cleanup, when the test's context has ended: it waits on its own deadline.
 func (r *running) Stop(t testing.TB) int {
 	r.cancel()
+	ctx, cancel := testctx.Cleanup()
+	defer cancel()
 	select {
 	case code := <-r.done:
 		r.done <- code
 		return code
-	case <-testctx.Context(t).Done():
+	case <-ctx.Done():
 		t.Error("the command did not end once interrupted")
 		return -1
 	}
