@@ -327,3 +327,28 @@ func (c *Client) BuildTemplateStream(ctx context.Context, name string, progress 
 	}
 	return built, nil
 }
+
+// PauseSandbox freezes a sandbox's processes.
+func (c *Client) PauseSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return c.SandboxAction(ctx, idOrName, "pause")
+}
+
+// ResumeSandbox thaws a paused sandbox.
+func (c *Client) ResumeSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return c.SandboxAction(ctx, idOrName, "resume")
+}
+
+// StopSandbox stops a sandbox's processes (its files stay).
+func (c *Client) StopSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return c.SandboxAction(ctx, idOrName, "stop")
+}
+
+// StartSandbox starts a stopped sandbox.
+func (c *Client) StartSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return c.SandboxAction(ctx, idOrName, "start")
+}
+
+// KeepaliveSandbox resets a sandbox's idle timer.
+func (c *Client) KeepaliveSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
+	return c.SandboxAction(ctx, idOrName, "keepalive")
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +29,6 @@ type app struct {
 	stderrTTY, stdinTTY bool
 	// readSecret reads a line from the terminal without echo.
 	readSecret func() (string, error)
-	// transport, when set, replaces the client's HTTP transport (tests).
-	transport http.RoundTripper
 
 	flags globalFlags
 	// wsCache holds the workspaces resolved in this run, by reference.
@@ -152,14 +149,8 @@ func (a *app) client() (*client.Client, error) {
 	return a.newClient(u, key), nil
 }
 
-// newClient is a client of server u with key, on the app's transport.
-func (a *app) newClient(u, key string) *client.Client {
-	cl := client.New(u, key)
-	if a.transport != nil {
-		cl.HTTP.Transport = a.transport
-	}
-	return cl
-}
+// newClient is a client of server u with key.
+func (a *app) newClient(u, key string) *client.Client { return client.New(u, key) }
 
 func firstOf(vals ...string) string {
 	for _, v := range vals {
@@ -172,13 +163,13 @@ func firstOf(vals ...string) string {
 
 func (a *app) newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "berth",
-		Short:         "berth: sandboxes and durable workspaces for AI agents",
-		SilenceUsage:  true,
+		Use:          "berth",
+		Short:        "berth: sandboxes and durable workspaces for AI agents",
+		SilenceUsage: true,
+		// run prints errors, API ones with their request id, and usage
+		// errors too: one line, exit 1.
 		SilenceErrors: true,
-		// A flag or argument error is the user's: exit 1 with the message.
 	}
-	root.CompletionOptions.HiddenDefaultCmd = false
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.flags.server, "server", "", "berth server URL (BERTH_URL; default: the context's, else "+defaultServer+")")
 	pf.StringVar(&a.flags.key, "key", "", "API key (BERTH_API_KEY; default: the context's)")

@@ -167,6 +167,8 @@ func (a *app) newLogin() *cobra.Command {
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 				return fmt.Errorf("server URL %q: want http://host:port or https://...", u)
 			}
+			// What the key is checked against, and what an unreachable
+			// server's hint names.
 			a.flags.server = u
 			key := firstOf(a.flags.key, a.env("BERTH_API_KEY"))
 			if key == "" {
@@ -177,7 +179,6 @@ func (a *app) newLogin() *cobra.Command {
 			if key == "" {
 				return errors.New("no API key given")
 			}
-			a.flags.key = key
 			c := a.newClient(u, key)
 			me, err := c.Me(cmd.Context())
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/client"
 )
@@ -243,10 +244,27 @@ func (a *app) getDir(ctx context.Context, c *client.Client, ws *client.Workspace
 	ext := "." + format
 	for attempt := 0; ; attempt++ {
 		err := a.getArchive(ctx, c, ws, rp, local, base, ext, format, opt.extract)
-		if err == nil || ctx.Err() != nil || attempt >= opt.retries || !transferCut(err) {
+		if err == nil || ctx.Err() != nil || attempt >= opt.retries {
 			return err
 		}
-		a.warnf("berth: download of %s cut off (%v); an archive cannot resume: starting over\n", rp, err)
+		var ae *client.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == "unavailable" && ae.RetryAfter > 0:
+			// The server makes a few archives at a time and says when to
+			// come back.
+			a.warnf("berth: %s; trying again in %v\n", ae.Message, ae.RetryAfter)
+			t := time.NewTimer(ae.RetryAfter)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			case <-t.C:
+			}
+		case transferCut(err):
+			a.warnf("berth: download of %s cut off (%v); an archive cannot resume: starting over\n", rp, err)
+		default:
+			return err
+		}
 	}
 }
 

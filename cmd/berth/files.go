@@ -106,8 +106,9 @@ func (a *app) addFilesCommands(root *cobra.Command) {
 	var overwrite bool
 	put := &cobra.Command{Use: "put LOCAL... WS:/DIR/", Short: "Upload files and whole directories",
 		Long: "Upload local files and directories (recursively) into a workspace directory, created if\n" +
-			"missing. A single file may be given a new name: `put a.txt ws:/docs/b.txt`. Each file is\n" +
-			"replaced atomically; all files of one put land together or not at all.",
+			"missing. A single file may be given a new name: `put a.txt ws:/docs/b.txt`; `put - ws:/f`\n" +
+			"uploads stdin as the file f. Each file is replaced atomically, and a put that fails\n" +
+			"midway (a broken connection, a quota) replaces none of them.",
 		Example: "  berth files put ./README.md docs-project:/src/\n  berth files put ./site docs-project:/",
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -425,6 +426,17 @@ func (a *app) put(ctx context.Context, locals []string, dstArg string) error {
 	c, ws, dst, err := a.remote(ctx, dstArg)
 	if err != nil {
 		return err
+	}
+	if len(locals) == 1 && locals[0] == "-" {
+		// stdin, as the file the target names.
+		if dst.dir {
+			return fmt.Errorf("%s: put - needs the file's path, not a directory", dst)
+		}
+		e, err := c.UploadAs(ctx, ws.ID, path.Dir(dst.path), path.Base(dst.path), a.stdin)
+		if err != nil {
+			return err
+		}
+		return a.mutated(e, e.ID, "uploaded stdin to %s:%s (%s)", dst.ws, e.ID, bytesCell(e.Size))
 	}
 	type item struct {
 		local, rel string

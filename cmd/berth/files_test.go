@@ -20,10 +20,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
+	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/servertest"
+	"github.com/berth-dev/berth/workspace"
 )
 
 // writeTree creates files (path → contents; a path ending in "/" is an
@@ -134,6 +137,17 @@ func TestFilesCommands(t *testing.T) {
 		t.Errorf("ls of a bare workspace: %q", out)
 	}
 
+	// put from stdin.
+	c.Stdin = strings.NewReader("from stdin")
+	if out := c.OK("files", "put", "-", "docs-project:/in.txt"); !strings.Contains(out, "uploaded stdin to docs-project:/in.txt (10 B)") {
+		t.Errorf("put - said %q", out)
+	}
+	if out := c.OK("files", "cat", "docs-project:/in.txt"); out != "from stdin" {
+		t.Errorf("put -: %q", out)
+	}
+	c.Fail("files", "put", "-", "docs-project:/src/")
+	c.OK("files", "rm", "docs-project:/in.txt")
+
 	// cat.
 	if out := c.OK("files", "cat", "docs-project:/src/README.md", "docs-project:/src/renamed.txt"); out != "# hello\nnotes" {
 		t.Errorf("cat: %q", out)
@@ -148,6 +162,13 @@ func TestFilesCommands(t *testing.T) {
 	// mkdir.
 	if out := c.OK("files", "mkdir", "docs-project:/out"); out != "directory docs-project:/out created\n" {
 		t.Errorf("mkdir said %q", out)
+	}
+	// An empty directory: no table at all, [] in JSON.
+	if out := c.OK("files", "ls", "docs-project:/out"); out != "" {
+		t.Errorf("ls of an empty dir: %q", out)
+	}
+	if out := c.OK("files", "ls", "docs-project:/out", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("ls -o json of an empty dir: %q", out)
 	}
 	if r := c.Fail("files", "mkdir", "docs-project:/out"); !strings.Contains(r.Stderr, "(request ") {
 		t.Errorf("mkdir of an existing dir: %q", r.Stderr)
@@ -542,5 +563,53 @@ func TestFilesWatch(t *testing.T) {
 				t.Errorf("event line %q", line)
 			}
 		})
+	}
+}
+
+// TestFilesGetWaitsForAnArchiveTurn: a server busy making archives answers
+// 503 with Retry-After; get waits that long and tries again.
+func TestFilesGetWaitsForAnArchiveTurn(t *testing.T) {
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Sandbox.ReconcileInterval = time.Hour
+	cfg.Archives = workspace.ArchiveLimits{Max: 1, Wait: time.Millisecond}
+	srv := servertest.StartConfig(t, cfg)
+	ctx := testctx.Context(t)
+	w, err := srv.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Incompressible and larger than every buffer between the server and
+	// a client that does not read: the archive stays in the making.
+	big := make([]byte, 32<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Admin.UploadAs(ctx, w.ID, "/d", "big.bin", bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Admin.UploadAs(ctx, w.ID, "/small", "a.txt", strings.NewReader("a")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := srv.Admin.Download(ctx, w.ID, "/d", client.DownloadOptions{Format: "tar.gz"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeQuietly(held.Body)
+
+	c := newCLI(t, srv)
+	var out, errb lockedBuffer
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return c.env[k] }}
+	dst := t.TempDir()
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"files", "get", "busy:/small", dst, "-x"}) }()
+	testctx.Eventually(t, "get to be told to come back", func() bool { return strings.Contains(errb.String(), "trying again in") })
+	closeQuietly(held.Body) // the turn is free
+	if code := <-done; code != 0 {
+		t.Fatalf("get: exit %d: %s", code, errb.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "small", "a.txt")); err != nil || string(b) != "a" {
+		t.Errorf("after the wait: %q %v", b, err)
 	}
 }

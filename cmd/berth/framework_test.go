@@ -143,6 +143,18 @@ func TestLoginAndContexts(t *testing.T) {
 	if r := c.Fail("workspace", "list", "--context", "nope"); !strings.Contains(r.Stderr, `no context "nope"`) {
 		t.Errorf("unknown context: %q", r.Stderr)
 	}
+	// --key on the command line; a dead server named by login gets the hint.
+	c.OK("login", "--context", "ci", "--key", srv.AdminKey, srv.URL)
+	if got := strings.TrimSpace(c.OK("context", "current")); got != "ci" {
+		t.Errorf("after login --context ci: current %q", got)
+	}
+	c.OK("context", "delete", "ci")
+	if r := c.Fail("context", "current"); !strings.Contains(r.Stderr, "no current context") {
+		t.Errorf("current after deleting it: %q", r.Stderr)
+	}
+	if r := c.Fail("login", "--context", "x", "--key", "k", "http://127.0.0.1:1"); !strings.Contains(r.Stderr, "cannot reach the server at http://127.0.0.1:1") {
+		t.Errorf("login to nothing: %q", r.Stderr)
+	}
 	c.OK("context", "use", "default")
 	if got := strings.TrimSpace(c.OK("context", "current")); got != "default" {
 		t.Errorf("context current: %q", got)
