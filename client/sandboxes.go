@@ -127,31 +127,6 @@ func (c *Client) SandboxAction(ctx context.Context, idOrName, action string) (*S
 	return &s, err
 }
 
-// PauseSandbox freezes a sandbox's processes (memory kept).
-func (c *Client) PauseSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return c.SandboxAction(ctx, idOrName, "pause")
-}
-
-// ResumeSandbox thaws a paused sandbox.
-func (c *Client) ResumeSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return c.SandboxAction(ctx, idOrName, "resume")
-}
-
-// StopSandbox stops a sandbox's processes, keeping its filesystem.
-func (c *Client) StopSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return c.SandboxAction(ctx, idOrName, "stop")
-}
-
-// StartSandbox starts a stopped sandbox.
-func (c *Client) StartSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return c.SandboxAction(ctx, idOrName, "start")
-}
-
-// KeepaliveSandbox resets a sandbox's idle timer.
-func (c *Client) KeepaliveSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return c.SandboxAction(ctx, idOrName, "keepalive")
-}
-
 // DestroySandbox destroys a sandbox.
 func (c *Client) DestroySandbox(ctx context.Context, idOrName string) error {
 	_, err := c.Do(ctx, "DELETE", "/v1/sandboxes/"+url.PathEscape(idOrName), nil, nil)
