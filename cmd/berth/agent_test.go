@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,6 +215,26 @@ timeout: 2m
 	}
 	if !strings.Contains(f.Stderr.String(), "> third") {
 		t.Errorf("follow's prompts: %q", f.Stderr.String())
+	}
+
+	// -o json: one event object per line.
+	jf := c.Start("thread", "follow", run.ThreadID, "--from-start", "-o", "json")
+	testctx.Eventually(t, "follow -o json prints the last run's output", func() bool {
+		return strings.Contains(jf.Stdout.String(), `"text":"got: third\n"`)
+	})
+	if code := jf.Stop(t); code != 0 {
+		t.Errorf("follow -o json interrupted: exit %d", code)
+	}
+	var types []string
+	for _, l := range strings.Split(strings.TrimSpace(jf.Stdout.String()), "\n") {
+		var e client.RunEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.ThreadID != run.ThreadID || e.Seq == 0 {
+			t.Fatalf("follow -o json line %q: %+v %v", l, e, err)
+		}
+		types = append(types, e.Type)
+	}
+	if n := strings.Count(strings.Join(types, " "), "result"); n != 3 {
+		t.Errorf("follow -o json: %d results in %v", n, types)
 	}
 
 	// Streaming is live: the first line shows while the run still waits.
