@@ -165,7 +165,7 @@ func (a *app) agentCreate() *cobra.Command {
 	f.StringVar(&req.Template, "template", "", "template of each run's sandbox (managed)")
 	f.StringArrayVar(&mounts, "mount", nil, "workspace mount of each run's sandbox, <workspace>:<path>[:ro] (managed; repeatable)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable KEY=VALUE (repeatable)")
-	f.DurationVar(&timeout, "timeout", 0, "a run's time limit, e.g. 10m (default: the server's)")
+	f.Var(durationValue{&timeout, time.Millisecond}, "timeout", "a run's time limit, e.g. 10m (a bare number: milliseconds; default: the server's)")
 	_ = create.RegisterFlagCompletionFunc("sandbox", a.completeSandboxes) // the flags exist
 	_ = create.RegisterFlagCompletionFunc("template", a.completeTemplates)
 	_ = create.RegisterFlagCompletionFunc("mount", a.completeMounts)
@@ -522,7 +522,7 @@ func (a *app) agentRun() *cobra.Command {
 		}}
 	run.Flags().StringVar(&opts.ThreadID, "thread", "", "continue this thread (default: a new one)")
 	run.Flags().BoolVar(&noStream, "no-stream", false, "wait for the run's end, then print its output")
-	run.Flags().DurationVar(&timeout, "timeout", 0, "this run's time limit, e.g. 10m (default: the agent's)")
+	run.Flags().Var(durationValue{&timeout, time.Millisecond}, "timeout", "this run's time limit, e.g. 10m (a bare number: milliseconds; default: the agent's)")
 	_ = run.RegisterFlagCompletionFunc("thread", a.completeThreads) // the flag exists
 	return run
 }

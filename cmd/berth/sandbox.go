@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -248,7 +249,7 @@ func (a *app) sandboxCreate() *cobra.Command {
 	f.StringArrayVar(&req.Tags, "tag", nil, "tag (repeatable)")
 	f.StringArrayVar(&metas, "metadata", nil, "metadata KEY=VALUE (repeatable)")
 	f.StringVar(&req.Network, "network", "", "bridge (default: internet only, isolated from other sandboxes and the host), none, or shared")
-	f.DurationVar(&idle, "idle-timeout", 0, "pause after this long without activity, e.g. 10m (0: never)")
+	f.Var(durationValue{&idle, time.Second}, "idle-timeout", "pause after this long without activity, e.g. 10m (a bare number: seconds; 0: never)")
 	f.Float64Var(&res.VCPUs, "cpus", 0, "vCPUs (default: the template's)")
 	f.StringVar(&res.Memory, "memory", "", "memory limit, e.g. 2GB (default: the template's)")
 	f.StringVar(&res.Disk, "disk", "", "disk limit, e.g. 10GB (default: the template's)")
@@ -366,7 +367,7 @@ func (a *app) sandboxExec() *cobra.Command {
 			}
 			return a.exec(cmd.Context(), c, args[0], req)
 		}}
-	exec.Flags().DurationVar(&timeout, "timeout", 0, "kill the command after this long, e.g. 5m (default 30s)")
+	exec.Flags().Var(durationValue{&timeout, time.Millisecond}, "timeout", "kill the command after this long, e.g. 5m (a bare number: milliseconds; default 30s)")
 	exec.Flags().StringVar(&cwd, "cwd", "", "working directory (default: the image's)")
 	exec.Flags().StringArrayVarP(&envs, "env", "e", nil, "environment variable KEY=VALUE (repeatable)")
 	exec.Flags().BoolVarP(&noStdin, "no-stdin", "n", false, "do not pass standard input (it is read when it is not a terminal)")
@@ -434,3 +435,34 @@ func (a *app) exec(ctx context.Context, c *client.Client, sandbox string, req cl
 	}
 	return nil
 }
+
+// durationValue is a flag of a duration ("10m", "1.5s"); a bare number is
+// read in unit, the flag's unit before it took durations (idle timeouts
+// were seconds, exec timeouts milliseconds), so that old scripts keep
+// their meaning.
+type durationValue struct {
+	d    *time.Duration
+	unit time.Duration
+}
+
+func (v durationValue) String() string {
+	if v.d == nil || *v.d == 0 {
+		return "0"
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*v.d = time.Duration(n) * v.unit
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30s or 10m")
+	}
+	*v.d = d
+	return nil
+}
+
+func (v durationValue) Type() string { return "duration" }

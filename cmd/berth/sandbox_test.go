@@ -111,8 +111,8 @@ func TestSandboxCommands(t *testing.T) {
 		t.Errorf("create said %q", out)
 	}
 	var ro client.Sandbox
-	c.JSON(&ro, "sandbox", "create", "--name", "reader", "--mount", ws.ID+":/workspace:ro", "--network", "none")
-	if ro.Name != "reader" || len(ro.Mounts) != 1 || ro.Mounts[0] != (client.Mount{WorkspaceID: ws.ID, Path: "/workspace", ReadOnly: true}) {
+	c.JSON(&ro, "sandbox", "create", "--name", "reader", "--mount", ws.ID+":/workspace:ro", "--network", "none", "--idle-timeout", "90")
+	if ro.Name != "reader" || ro.IdleTimeout != 90 || len(ro.Mounts) != 1 || ro.Mounts[0] != (client.Mount{WorkspaceID: ws.ID, Path: "/workspace", ReadOnly: true}) {
 		t.Errorf("create -o json: %+v", ro)
 	}
 	if r := c.Fail("sandbox", "create", "--mount", "no-such:/workspace"); !strings.Contains(r.Stderr, `workspace "no-such" not found (request `) {
@@ -176,6 +176,13 @@ func TestSandboxCommands(t *testing.T) {
 	out = c.OK("sandbox", "exec", "repo-env", "--env", "X=1", "--cwd", "/workspace", "--", "sh", "-c", `echo "$X $FOO $(pwd)"`)
 	if out != "1 bar /workspace\n" {
 		t.Errorf("exec env/cwd: %q", out)
+	}
+	if r := c.Fail("sandbox", "exec", "repo-env", "--timeout", "soon", "--", "true"); !strings.Contains(r.Stderr, "want a duration such as 30s") {
+		t.Errorf("bad --timeout: %q", r.Stderr)
+	}
+	r = c.Run("sandbox", "exec", "repo-env", "--timeout", "1000", "--", "sleep", "600") // a bare number: ms
+	if r.Code != exitTimedOut || !strings.Contains(r.Stderr, "timed out") {
+		t.Errorf("timeout in ms: %+v", r)
 	}
 	r = c.Run("sandbox", "exec", "repo-env", "--timeout", "1s", "--", "sleep", "600")
 	if r.Code != exitTimedOut || !strings.Contains(r.Stderr, "timed out") {
