@@ -509,8 +509,11 @@ func (a *app) agentRun() *cobra.Command {
 				return nil
 			})
 			if err != nil {
-				if ctx.Err() != nil && runID != "" {
-					a.warnf("berth: run %s goes on in the server: `berth agent cancel %s` stops it\n", runID, runID)
+				if ctx.Err() != nil {
+					if runID != "" {
+						a.warnf("berth: run %s goes on in the server: `berth agent cancel %s` stops it\n", runID, runID)
+					}
+					return exitError{exitInterrupted}
 				}
 				return err
 			}

@@ -276,6 +276,23 @@ timeout: 2m
 		t.Errorf("cancelled run: exit %d, %q", code, stuck.Stderr.String())
 	}
 
+	// Interrupted, the CLI exits 130 and says how to stop the run that
+	// goes on.
+	bg := c.Start("agent", "run", "slow", "z")
+	testctx.Eventually(t, "the interrupted run's first line", func() bool { return bg.Stdout.String() == "first\n" })
+	if code := bg.Stop(t); code != exitInterrupted {
+		t.Errorf("interrupted run: exit %d", code)
+	}
+	hint := bg.Stderr.String()
+	i := strings.Index(hint, "berth agent cancel ")
+	if i < 0 {
+		t.Fatalf("no cancel hint: %q", hint)
+	}
+	bgID := strings.TrimSuffix(strings.Fields(hint[i+len("berth agent cancel "):])[0], "`")
+	if out := c.OK("agent", "cancel", bgID); out != "run "+bgID+" cancelled (cancelled)\n" {
+		t.Errorf("cancel from the hint said %q", out)
+	}
+
 	// delete.
 	if out := c.OK("agent", "delete", "flagged"); out != "agent flagged deleted\n" {
 		t.Errorf("delete said %q", out)

@@ -25,6 +25,10 @@ const maxStdin = 512 << 10
 // timeout(1) answers.
 const exitTimedOut = 124
 
+// exitInterrupted is the exit code of a command the user interrupted, as
+// a shell reports SIGINT.
+const exitInterrupted = 130
+
 // parseMount reads "<workspace>:<path>[:ro]", the workspace by id, slug or
 // name, and resolves it to its id.
 func (a *app) parseMount(ctx context.Context, c *client.Client, s string) (client.Mount, error) {
@@ -422,6 +426,11 @@ func (a *app) exec(ctx context.Context, c *client.Client, sandbox string, req cl
 		return nil
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted (Ctrl-C): the request's end stops the command;
+			// exit as a shell does for SIGINT.
+			return exitError{exitInterrupted}
+		}
 		return err
 	}
 	switch {

@@ -192,6 +192,13 @@ func TestSandboxCommands(t *testing.T) {
 		t.Errorf("exec in unknown sandbox: %+v", r)
 	}
 
+	// Interrupted, exec exits 130.
+	ex := c.Start("sandbox", "exec", "repo-env", "--", "sh", "-c", "echo started; sleep 600")
+	testctx.Eventually(t, "the command to start", func() bool { return ex.Stdout.String() == "started\n" })
+	if code := ex.Stop(t); code != exitInterrupted {
+		t.Errorf("interrupted exec: exit %d, %q", code, ex.Stderr.String())
+	}
+
 	// :ro is honoured: reading works, writing fails inside; the writable
 	// mount writes through to the workspace.
 	if out := c.OK("sandbox", "exec", "reader", "--", "cat", "/workspace/hello.txt"); out != "hello\n" {
