@@ -89,6 +89,20 @@ timeout: 2m
 		t.Errorf("create again: %q", r.Stderr)
 	}
 
+	// The example of the repository applies and runs as its comment says.
+	if _, err := srv.Admin.WriteFile(ctx, ws.ID, "/README.md", "# Docs\nhello from the workspace\n"); err != nil {
+		t.Fatal(err)
+	}
+	out = c.OK("agent", "apply", "-f", filepath.Join("..", "..", "examples", "agents", "code-assistant.yaml"))
+	if !strings.HasPrefix(out, "agent code-assistant created (") {
+		t.Errorf("apply the example said %q", out)
+	}
+	out = c.OK("agent", "run", "code-assistant", "Open /workspace/README.md and summarise it")
+	if want := "prompt: Open /workspace/README.md and summarise it\n--- /workspace/README.md\n# Docs\nhello from the workspace\n"; out != want {
+		t.Errorf("the example's run printed %q, want %q", out, want)
+	}
+	c.OK("agent", "delete", "code-assistant")
+
 	// list and get.
 	rows := c.Table("agent", "list")
 	if len(rows) != 4 {
@@ -176,7 +190,7 @@ timeout: 2m
 	}
 	var ths []client.Thread
 	c.JSON(&ths, "thread", "list")
-	if len(ths) != 7 {
+	if len(ths) != 8 { // echo's 4, flagged, writer, lister, and the deleted code-assistant's
 		t.Errorf("thread list -o json: %d threads", len(ths))
 	}
 	parts := strings.SplitN(c.OK("thread", "show", run.ThreadID), "\n\n", 2)
