@@ -3,8 +3,12 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -237,4 +241,106 @@ func (c *Client) UpdateThread(ctx context.Context, id string, title *string, arc
 func (c *Client) DeleteThread(ctx context.Context, id string) error {
 	_, err := c.Do(ctx, "DELETE", "/v1/threads/"+url.PathEscape(id), nil, nil)
 	return err
+}
+
+// RunOptions are the optional parts of a run: the thread to continue and a
+// timeout in milliseconds (0: the agent's).
+type RunOptions struct {
+	ThreadID string
+	Timeout  int64
+}
+
+// Run runs the agent slug on prompt and waits for the run to end; the
+// ergonomic form of RunAgent (a failed run is a run with its status, not an
+// error).
+func (c *Client) Run(ctx context.Context, slug, prompt string, opts RunOptions) (*Run, error) {
+	return c.RunAgent(ctx, slug, RunRequest{Prompt: prompt, ThreadID: opts.ThreadID, Timeout: opts.Timeout})
+}
+
+// RunStream runs the agent slug on prompt, calling fn with each event as it
+// happens (see RunAgentStream), and returns the run of the final result
+// event.
+func (c *Client) RunStream(ctx context.Context, slug, prompt string, opts RunOptions, fn func(Event) error) (*Run, error) {
+	var run *Run
+	err := c.RunAgentStream(ctx, slug, RunRequest{Prompt: prompt, ThreadID: opts.ThreadID, Timeout: opts.Timeout}, func(e Event) error {
+		switch e.Name {
+		case "result":
+			var r Run
+			if err := json.Unmarshal([]byte(e.Data), &r); err != nil {
+				return fmt.Errorf("bad result event %q: %w", e.Data, err)
+			}
+			run = &r
+		case "error":
+			return streamError(e)
+		}
+		if fn != nil {
+			return fn(e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if run == nil {
+		return nil, fmt.Errorf("the run's stream ended without a result")
+	}
+	return run, nil
+}
+
+// ApplyAgent creates or updates the agent with in.Slug (UpsertAgent).
+func (c *Client) ApplyAgent(ctx context.Context, in AgentRequest) (*AgentUpserted, error) {
+	return c.UpsertAgent(ctx, in)
+}
+
+// AllThreads lists every thread (agent: a slug, "" for all), every page.
+func (c *Client) AllThreads(ctx context.Context, agent string) ([]Thread, error) {
+	return listAll[Thread](ctx, c, "/v1/threads"+query("agent", agent))
+}
+
+// AgentRuns lists every run of the agent slug, oldest first, from its
+// threads (the API lists runs per thread).
+func (c *Client) AgentRuns(ctx context.Context, slug string) ([]Run, error) {
+	ts, err := c.AllThreads(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	runs := []Run{}
+	for _, t := range ts {
+		full, err := c.Thread(ctx, t.ID)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, full.Runs...)
+	}
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.Before(runs[j].CreatedAt) })
+	return runs, nil
+}
+
+// streamError is the *Error of an event stream's "error" event
+// ({"code", "message"}), which ends a stream that had already started.
+func streamError(e Event) error {
+	var ae Error
+	if err := json.Unmarshal([]byte(e.Data), &ae); err != nil || ae.Code == "" {
+		ae = Error{Code: "unknown", Message: strings.TrimSpace(e.Data)}
+	}
+	ae.Status = http.StatusInternalServerError
+	return &ae
+}
+
+// ThreadEventsAfter returns every event of a thread after the sequence
+// number cursor ("" for all), in order.
+func (c *Client) ThreadEventsAfter(ctx context.Context, threadID, cursor string) ([]RunEvent, error) {
+	all := []RunEvent{}
+	for {
+		var page []RunEvent
+		meta, err := c.Do(ctx, "GET", "/v1/threads/"+url.PathEscape(threadID)+"/events"+query("limit", "500", "cursor", cursor), nil, &page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if meta.NextCursor == nil || *meta.NextCursor == "" {
+			return all, nil
+		}
+		cursor = *meta.NextCursor
+	}
 }

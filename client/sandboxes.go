@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -161,8 +160,10 @@ func (c *Client) Exec(ctx context.Context, idOrName string, in ExecRequest) (*Ex
 	return &r, err
 }
 
-// Event is one Server-Sent Event.
+// Event is one Server-Sent Event. ID is its id: line (a run event's
+// sequence number, the cursor to resume after it), "" when it has none.
 type Event struct {
+	ID   string
 	Name string
 	Data string
 }
@@ -224,6 +225,8 @@ func ReadEvents(r io.Reader, fn func(Event) error) error {
 				}
 			}
 			ev, data = Event{}, nil
+		case strings.HasPrefix(line, "id:"):
+			ev.ID = strings.TrimSpace(strings.TrimPrefix(line, "id:"))
 		case strings.HasPrefix(line, "event:"):
 			ev.Name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):
@@ -261,28 +264,43 @@ func (c *Client) Template(ctx context.Context, name string) (*Template, error) {
 // BuildTemplate builds a template's image, reporting progress lines to fn
 // (nil: none).
 func (c *Client) BuildTemplate(ctx context.Context, name string, progress func(line string)) error {
-	var failed error
+	_, err := c.BuildTemplateStream(ctx, name, progress)
+	return err
+}
+
+// BuildTemplateStream builds a template's image, reporting each progress
+// line to fn (nil: none) as it comes, and returns the template once built.
+func (c *Client) BuildTemplateStream(ctx context.Context, name string, progress func(line string)) (*Template, error) {
+	var (
+		failed error
+		built  *Template
+	)
 	err := c.Stream(ctx, "POST", "/v1/templates/"+url.PathEscape(name)+"/build?stream=true", nil, func(e Event) error {
 		switch e.Name {
 		case "progress":
 			if progress != nil {
 				progress(e.Data)
 			}
-		case "error":
-			var ae Error
-			if err := json.Unmarshal([]byte(e.Data), &ae); err != nil {
-				// Not the documented event: keep what the server said.
-				ae = Error{Code: "unknown", Message: strings.TrimSpace(e.Data)}
+		case "done":
+			var t Template
+			if err := json.Unmarshal([]byte(e.Data), &t); err != nil {
+				return fmt.Errorf("bad done event %q: %w", e.Data, err)
 			}
-			ae.Status = http.StatusInternalServerError
-			failed = &ae
+			built = &t
+		case "error":
+			failed = streamError(e)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return nil, err
+	case failed != nil:
+		return nil, failed
+	case built == nil:
+		return nil, fmt.Errorf("the build's stream ended without its result")
 	}
-	return failed
+	return built, nil
 }
 
 // PauseSandbox freezes a sandbox's processes.

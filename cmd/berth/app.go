@@ -195,5 +195,9 @@ func (a *app) newRoot() *cobra.Command {
 	a.addWorkspaceCommands(root)
 	a.addFilesCommands(root)
 	a.addSandboxCommands(root)
+	a.addTemplateCommands(root)
+	a.addAgentCommands(root)
+	a.addThreadCommands(root)
+	a.addOrgCommands(root)
 	return root
 }
