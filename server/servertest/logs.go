@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/api/openapitest"
 )
 
 // Bounds of the captured server log: a test that logs more keeps the most
@@ -31,6 +32,8 @@ const (
 	// 5xx to follow, but background work that went wrong says so at
 	// these levels.
 	maxWarnLines = 100
+	// maxMismatches bounds the OpenAPI mismatches reported for a test.
+	maxMismatches = 50
 )
 
 // logLine is one captured log record, formatted as text.
@@ -59,6 +62,9 @@ type logBook struct {
 	next    int          // where the next line goes once the ring is full
 	dropped int
 	failed  []failedCall
+
+	mismatches []string // answers the OpenAPI document does not describe
+	nmismatch  int
 }
 
 func (b *logBook) add(l logLine) {
@@ -79,6 +85,31 @@ func (b *logBook) ordered() []logLine {
 	out := make([]logLine, 0, len(b.lines))
 	out = append(out, b.lines[b.next:]...)
 	return append(out, b.lines[:b.next]...)
+}
+
+// recordMismatch notes an answer that the OpenAPI document does not
+// describe (at most maxMismatches are kept).
+func (b *logBook) recordMismatch(m string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.mismatches) < maxMismatches {
+		b.mismatches = append(b.mismatches, m)
+	}
+	b.nmismatch++
+}
+
+// checkMismatches fails t for every answer the document did not describe.
+func checkMismatches(t testing.TB, b *logBook) {
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, m := range b.mismatches {
+			t.Errorf("the answer does not match the OpenAPI document: %s", m)
+		}
+		if b.nmismatch > len(b.mismatches) {
+			t.Errorf("(and %d more answers that do not match the OpenAPI document)", b.nmismatch-len(b.mismatches))
+		}
+	})
 }
 
 func (b *logBook) recordFailure(f failedCall) {
@@ -194,22 +225,51 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// transport notes every 5xx answer in the book.
+// transport notes every 5xx answer in the book, and checks every answer
+// against the server's OpenAPI document: a mismatch fails the test.
 type transport struct {
-	base http.RoundTripper
-	book *logBook
+	base  http.RoundTripper
+	book  *logBook
+	check *openapitest.Validator
 }
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode >= 500 {
+	if err != nil {
+		return resp, err
+	}
+	if resp.StatusCode >= 500 {
 		t.book.recordFailure(failedCall{
 			method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode,
 			id: resp.Header.Get("X-Request-Id"), start: start, end: time.Now(),
 		})
 	}
-	return resp, err
+	if t.check != nil {
+		t.validate(req, resp)
+	}
+	return resp, nil
+}
+
+// validate checks resp against the document. A JSON body is read whole
+// (and handed on to the caller as read); streams and binary bodies are
+// left to the caller, only their status and content type are checked.
+func (t transport) validate(req *http.Request, resp *http.Response) {
+	body, err := t.check.Check(req, resp.StatusCode, resp.Header)
+	if err != nil {
+		t.book.recordMismatch(err.Error())
+		return
+	}
+	if body == nil {
+		return
+	}
+	b, err := openapitest.ReadBody(resp)
+	if err != nil {
+		return // the connection failed: the caller sees the error
+	}
+	if err := body(b); err != nil {
+		t.book.recordMismatch(err.Error())
+	}
 }
 
 // printOnFailure registers a cleanup that, if the test failed, prints the

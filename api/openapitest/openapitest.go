@@ -1,0 +1,187 @@
+// Package openapitest checks HTTP answers against berth's OpenAPI document
+// with kin-openapi's validator. servertest runs every answer the API tests
+// receive through it, so that the document cannot drift from the server.
+package openapitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy/pathpattern"
+)
+
+// Validator checks answers against one document.
+type Validator struct {
+	doc  *openapi3.T
+	root *pathpattern.Node
+}
+
+// New loads and validates the document (the JSON of /v1/openapi.json).
+func New(data []byte) (*Validator, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(data)
+	if err != nil {
+		return nil, fmt.Errorf("load the OpenAPI document: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("the OpenAPI document is invalid: %w", err)
+	}
+	// The routes are matched with kin-openapi's path trie (that of its
+	// legacy router), built here rather than by the router because the file
+	// routes' {path} takes the rest of the URL, slashes included, which an
+	// OpenAPI path parameter cannot say: the trie's {path*} can.
+	root := &pathpattern.Node{}
+	for path, item := range doc.Paths.Map() {
+		pattern := path
+		if strings.HasSuffix(pattern, "/{path}") {
+			pattern = strings.TrimSuffix(pattern, "}") + "*}"
+		}
+		for method, op := range item.Operations() {
+			rt := &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+			if err := root.Add(method+" "+pattern, rt, nil); err != nil {
+				return nil, fmt.Errorf("route %s %s: %w", method, path, err)
+			}
+		}
+	}
+	return &Validator{doc: doc, root: root}, nil
+}
+
+// Doc is the loaded document.
+func (v *Validator) Doc() *openapi3.T { return v.doc }
+
+// Route returns the document's route for req, or nil.
+func (v *Validator) Route(req *http.Request) (*routers.Route, map[string]string) {
+	node, values := v.root.Match(req.Method + " " + req.URL.Path)
+	if node == nil {
+		return nil, nil
+	}
+	rt, _ := node.Value.(*routers.Route)
+	if rt == nil {
+		return nil, nil
+	}
+	params := map[string]string{}
+	for i, name := range node.VariableNames {
+		if i < len(values) {
+			params[strings.TrimSuffix(name, "*")] = values[i]
+		}
+	}
+	return rt, params
+}
+
+// Check validates an answer's status and content type. When its body must
+// be validated too (a JSON answer), it returns a function to call with the
+// whole body; it returns nil for bodies that are not checked: event
+// streams and binary bodies (files, archives, metrics, the document),
+// which may be long or endless. Errors name the route and the status.
+func (v *Validator) Check(req *http.Request, status int, h http.Header) (func(body []byte) error, error) {
+	rt, params := v.Route(req)
+	what := fmt.Sprintf("%s %s answered %d", req.Method, req.URL.Path, status)
+	if rt == nil {
+		// No such route: the server must say so in the error envelope.
+		if status != http.StatusNotFound {
+			return nil, fmt.Errorf("%s: no route of the document matches, and the status is not 404", what)
+		}
+		op := &openapi3.Operation{Responses: openapi3.NewResponses()}
+		op.Responses.Set("404", &openapi3.ResponseRef{Value: openapi3.NewResponse().WithDescription("no route").
+			WithContent(openapi3.NewContentWithJSONSchemaRef(v.doc.Components.Schemas["Error"]))})
+		rt = &routers.Route{Spec: v.doc, Path: req.URL.Path, Method: req.Method, Operation: op}
+		params = map[string]string{}
+	} else {
+		what = fmt.Sprintf("%s %s (%s) answered %d", rt.Method, rt.Path, req.URL.Path, status)
+	}
+	if req.Method == http.MethodHead || status == http.StatusNotModified {
+		return nil, nil
+	}
+	resp := rt.Operation.Responses.Status(status)
+	if resp == nil {
+		resp = rt.Operation.Responses.Default()
+	}
+	if resp == nil || resp.Value == nil {
+		return nil, fmt.Errorf("%s: the document declares no such status", what)
+	}
+	ct := h.Get("Content-Type")
+	if len(resp.Value.Content) == 0 {
+		return nil, nil
+	}
+	mt := resp.Value.Content.Get(ct)
+	if mt == nil {
+		return nil, fmt.Errorf("%s: content type %q is not documented for this status (documented: %s)", what, ct, strings.Join(keys(resp.Value.Content), ", "))
+	}
+	base, _, _ := mime.ParseMediaType(ct)
+	if base == "text/event-stream" || (mt.Schema != nil && mt.Schema.Value != nil && mt.Schema.Value.Format == "binary") {
+		return nil, nil
+	}
+	return func(body []byte) error {
+		in := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: rt},
+			Status:                 status,
+			Header:                 h,
+			Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+		}
+		in.Options.WithCustomSchemaErrorFunc(brief)
+		in.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+			var re *openapi3filter.ResponseError
+			if errors.As(err, &re) {
+				msg := re.Reason
+				if re.Err != nil {
+					msg += ": " + re.Err.Error()
+				}
+				return fmt.Errorf("%s: %s", what, msg)
+			}
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}, nil
+}
+
+// brief says where a body breaks the schema, what the schema wants, and
+// the value (cut), rather than kin-openapi's dump of the whole schema.
+func brief(err *openapi3.SchemaError) string {
+	v, _ := json.Marshal(err.Value)
+	val := string(v)
+	if len(val) > 300 {
+		val = val[:300] + "…"
+	}
+	reason := err.Reason
+	if reason == "" {
+		reason = "does not match " + err.SchemaField
+	}
+	return fmt.Sprintf("at /%s: %s (value %s)", strings.Join(err.JSONPointer(), "/"), reason, val)
+}
+
+func keys(c openapi3.Content) []string {
+	var out []string
+	for k := range c {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReadBody reads a response's whole body and puts it back for the caller.
+func ReadBody(resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+// errReader hands the caller the error reading the body met.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
