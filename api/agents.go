@@ -102,8 +102,8 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 
 // agentDeleted answers DELETE /v1/agents/{slug}.
 type agentDeleted struct {
-	Slug    string `json:"slug"`
 	Deleted bool   `json:"deleted"` // always true
+	Slug    string `json:"slug"`
 }
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {

@@ -136,8 +136,8 @@ type health struct {
 
 // readiness is the answer of /readyz (200 when ready, else 503).
 type readiness struct {
-	Ready  bool                   `json:"ready"`
 	Checks map[string]checkResult `json:"checks"`
+	Ready  bool                   `json:"ready"`
 }
 
 // checkResult is one readiness check's outcome.
