@@ -14,12 +14,13 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// param is a query parameter of a route.
+// param is a query (or header) parameter of a route.
 type param struct {
-	Name string
-	Desc string
-	// Schema is its type; nil is a string.
-	Schema *openapi3.Schema
+	Name     string
+	Desc     string
+	Schema   *openapi3.Schema // its type; nil is a string
+	Required bool
+	Header   bool // a request header rather than a query parameter
 }
 
 func qBool(name, desc string) param {
@@ -49,9 +50,10 @@ type sseEvent struct {
 // rawBody is a success answer that is not the JSON envelope: a file, an
 // archive, metrics.
 type rawBody struct {
-	Status int      // 0: 200
-	Types  []string // media types; "*/*" for a file's own type
-	Desc   string
+	Status  int      // 0: 200
+	Types   []string // media types; "*/*" for a file's own type
+	Desc    string
+	Headers []string // response headers worth knowing (strings)
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -158,7 +160,10 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 			param{Name: "cursor", Desc: "meta.nextCursor of the previous page"})
 	}
 	for _, q := range query {
-		qp := openapi3.NewQueryParameter(q.Name).WithDescription(q.Desc)
+		qp := openapi3.NewQueryParameter(q.Name).WithDescription(q.Desc).WithRequired(q.Required)
+		if q.Header {
+			qp.In = openapi3.ParameterInHeader
+		}
 		if q.Schema == nil {
 			q.Schema = openapi3.NewStringSchema()
 		}
@@ -214,6 +219,13 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 		}
 		for _, t := range raw.Types {
 			resp.Value.Content[t] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema().WithFormat("binary"))
+		}
+		for _, h := range raw.Headers {
+			if resp.Value.Headers == nil {
+				resp.Value.Headers = openapi3.Headers{}
+			}
+			resp.Value.Headers[h] = &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Schema: openapi3.NewSchemaRef("", openapi3.NewStringSchema())}}}
 		}
 	}
 	if rt.Stream != nil {
