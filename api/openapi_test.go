@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -268,5 +270,32 @@ func TestOpenAPIValidationCatchesWrongAnswers(t *testing.T) {
 	}
 	if len(got) != 2 || !strings.Contains(got[0], "/exitCode") || !strings.Contains(got[1], `event "bogus" is not documented`) {
 		t.Errorf("stream errors: %q", got)
+	}
+}
+
+// api/openapi.json is the document as served, committed so that clients
+// (the TypeScript SDK's types) are generated from a file in the repository.
+// BERTH_UPDATE_OPENAPI=1 rewrites it; otherwise it must be current.
+func TestOpenAPIFileIsCurrent(t *testing.T) {
+	doc, err := fullServer().OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if os.Getenv("BERTH_UPDATE_OPENAPI") != "" {
+		if err := os.WriteFile("openapi.json", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("api/openapi.json is not the current document: run BERTH_UPDATE_OPENAPI=1 go test ./api -run TestOpenAPIFileIsCurrent")
 	}
 }
