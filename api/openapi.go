@@ -138,7 +138,8 @@ func metaSchema(paged bool) *openapi3.Schema {
 
 func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 	p, params := openAPIPath(rt.Pattern)
-	op := &openapi3.Operation{Summary: rt.Summary, OperationID: operationID(rt.Method, p), Responses: openapi3.NewResponses()}
+	op := &openapi3.Operation{Summary: rt.Summary, OperationID: operationID(rt.Method, p), Tags: []string{tagOf(rt.Pattern)},
+		Responses: openapi3.NewResponses()}
 	op.Responses.Delete("default")
 	var desc []string
 	if rt.Public {
@@ -283,6 +284,22 @@ func streamDoc(g *schemas, st *stream) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// tagOf groups a route by resource for generated clients and docs.
+func tagOf(pattern string) string {
+	seg := strings.Split(strings.TrimPrefix(pattern, "/v1/"), "/")
+	switch {
+	case !strings.HasPrefix(pattern, "/v1/") || seg[0] == "openapi.json":
+		return "ops"
+	case seg[0] == "workspaces" && len(seg) > 2 && seg[2] != "usage" && seg[2] != "access":
+		return "files"
+	case seg[0] == "run" || seg[0] == "runs" || seg[0] == "threads":
+		return "agents"
+	case seg[0] == "me" || seg[0] == "members" || seg[0] == "api-keys":
+		return "org"
+	}
+	return seg[0]
 }
 
 func operationID(method, path string) string {
