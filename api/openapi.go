@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +74,7 @@ func openAPIPath(pattern string) (string, []string) {
 // OpenAPI builds the OpenAPI 3 document from the route table, so it covers
 // exactly the routes that exist, with schemas derived from the Go types
 // the handlers decode and encode (In, Out and the stream events of each
-// route; see schema.go). It fails when a route or type cannot be described.
+// route; see openapi_reflect.go). It fails when a route or type cannot be described.
 func (s *Server) OpenAPI() (*openapi3.T, error) {
 	g := newSchemas()
 	doc := &openapi3.T{
@@ -340,16 +339,6 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(s.doc.body)+1))
 	_, _ = w.Write(append(s.doc.body, '\n'))
-}
-
-// componentNames lists the document's component schemas (for tests).
-func componentNames(doc *openapi3.T) []string {
-	var out []string
-	for n := range doc.Components.Schemas {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Query parameters several routes share.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -298,4 +299,14 @@ func TestOpenAPIFileIsCurrent(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("api/openapi.json is not the current document: run BERTH_UPDATE_OPENAPI=1 go test ./api -run TestOpenAPIFileIsCurrent")
 	}
+}
+
+// componentNames lists the document's component schemas .
+func componentNames(doc *openapi3.T) []string {
+	var out []string
+	for n := range doc.Components.Schemas {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
