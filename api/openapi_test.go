@@ -301,6 +301,47 @@ func TestOpenAPIFileIsCurrent(t *testing.T) {
 	}
 }
 
+// A request the server accepted is checked against the document too: its
+// body, query and path.
+func TestOpenAPIValidationCatchesWrongRequests(t *testing.T) {
+	v, err := openapitest.New(docJSON(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(method, target, body string) *http.Request {
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	for _, c := range []struct {
+		method, target, body string
+		bad                  string // a part of the error; "" for a valid request
+	}{
+		{"POST", "/v1/api-keys", `{"name":"k","scopes":["files:read"],"expiresIn":"30d"}`, ""},
+		{"POST", "/v1/api-keys", `{"name":"k","expiresIn":"2y"}`, "/expiresIn"},
+		{"POST", "/v1/api-keys", `{"scopes":["files:read"]}`, "name"},
+		{"POST", "/v1/api-keys", `{"name":"k","color":"red"}`, "color"},
+		{"GET", "/v1/sandboxes?status=running&tag=a&tag=b&limit=10", "", ""},
+		{"GET", "/v1/sandboxes?status=flying", "", "status"},
+		{"GET", "/v1/sandboxes?limit=1000", "", "limit"},
+		{"POST", "/v1/sandboxes/sbx_1/exec", `{"command":["ls","-l"]}`, ""},
+		{"POST", "/v1/sandboxes/sbx_1/exec", `{"command":"ls -l","timeout":1000}`, ""},
+		{"POST", "/v1/sandboxes/sbx_1/exec", `{"command":7}`, "command"},
+	} {
+		var body []byte
+		if c.body != "" {
+			body = []byte(c.body)
+		}
+		err := v.CheckRequest(req(c.method, c.target, c.body), body)
+		switch {
+		case c.bad == "" && err != nil:
+			t.Errorf("%s %s %s: %v", c.method, c.target, c.body, err)
+		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad)):
+			t.Errorf("%s %s %s: %v, want an error about %s", c.method, c.target, c.body, err, c.bad)
+		}
+	}
+}
+
 // componentNames lists the document's component schemas .
 func componentNames(doc *openapi3.T) []string {
 	var out []string

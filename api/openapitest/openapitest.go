@@ -157,6 +157,29 @@ func (v *Validator) Check(req *http.Request, status int, h http.Header) (*Plan, 
 	}}, nil
 }
 
+// CheckRequest validates a request that the server accepted (a 2xx
+// answer): what the server takes, the document must allow, or a client
+// generated from it could not send it. body is the JSON request body (nil
+// when the request has none or it is not JSON, then the body is not
+// checked); parameters (path, query, headers) always are.
+func (v *Validator) CheckRequest(req *http.Request, body []byte) error {
+	rt, params := v.Route(req)
+	if rt == nil {
+		return nil // the answer's check reports it
+	}
+	r := req.Clone(context.Background())
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true,
+		ExcludeRequestBody: body == nil}
+	opts.WithCustomSchemaErrorFunc(brief)
+	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: rt, Options: opts}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("%s %s (%s): the server accepted a request that the document does not allow: %v", rt.Method, rt.Path, req.URL.RequestURI(), err)
+	}
+	return nil
+}
+
 // Plan says how to check an answer's body: JSON with the whole body, or
 // Events with each event of a stream as the client reads it.
 type Plan struct {

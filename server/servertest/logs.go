@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -34,6 +35,9 @@ const (
 	maxWarnLines = 100
 	// maxMismatches bounds the OpenAPI mismatches reported for a test.
 	maxMismatches = 50
+	// maxCheckedBody bounds the JSON request bodies checked against the
+	// OpenAPI document (the server takes at most 1 MiB).
+	maxCheckedBody = 4 << 20
 )
 
 // logLine is one captured log record, formatted as text.
@@ -235,9 +239,15 @@ type transport struct {
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
+	body := jsonBody(req)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
+	}
+	if t.check != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if err := t.check.CheckRequest(req, body); err != nil {
+			t.book.recordMismatch(err.Error())
+		}
 	}
 	if resp.StatusCode >= 500 {
 		t.book.recordFailure(failedCall{
@@ -249,6 +259,24 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.validate(req, resp)
 	}
 	return resp, nil
+}
+
+// jsonBody returns a copy of req's JSON body, or nil when it has none, or
+// it is not JSON or cannot be read again (a stream).
+func jsonBody(req *http.Request) []byte {
+	if req.GetBody == nil || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
+		return nil
+	}
+	r, err := req.GetBody()
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = r.Close() }()
+	b, err := io.ReadAll(io.LimitReader(r, maxCheckedBody+1))
+	if err != nil || len(b) > maxCheckedBody {
+		return nil
+	}
+	return b
 }
 
 // validate checks resp against the document. A JSON body is read whole
