@@ -108,10 +108,10 @@ func checkMismatches(t testing.TB, b *logBook) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for _, m := range b.mismatches {
-			t.Errorf("the answer does not match the OpenAPI document: %s", m)
+			t.Errorf("the OpenAPI document does not describe this exchange: %s", m)
 		}
 		if b.nmismatch > len(b.mismatches) {
-			t.Errorf("(and %d more answers that do not match the OpenAPI document)", b.nmismatch-len(b.mismatches))
+			t.Errorf("(and %d more exchanges the OpenAPI document does not describe)", b.nmismatch-len(b.mismatches))
 		}
 	})
 }

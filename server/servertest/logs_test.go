@@ -189,7 +189,7 @@ func TestAnswerNotInTheOpenAPIDocumentFailsTheTest(t *testing.T) {
 	ft.end()
 	out := ft.output()
 	for _, want := range []string{
-		"does not match the OpenAPI document: GET /v1/me (/v1/me) answered 200",
+		"the OpenAPI document does not describe this exchange: GET /v1/me (/v1/me) answered 200",
 		"at /data/user: value must be an object",
 		`GET /v1/runs/{runId}/events (/v1/runs/run_1/events) answered 200: event "surprise" is not documented`,
 	} {
