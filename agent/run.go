@@ -89,9 +89,9 @@ type Result struct {
 	Truncated  bool   `json:"truncated"`
 }
 
-// statusData is the data of a status event; it names the run so that a
+// StatusData is the data of a status event; it names the run so that a
 // streaming client learns early which run to follow or cancel.
-type statusData struct {
+type StatusData struct {
 	Status   string `json:"status"`
 	Reason   string `json:"reason,omitempty"`
 	RunID    string `json:"runId"`
@@ -250,7 +250,7 @@ func (s *Service) Start(ctx context.Context, slug string, in RunInput) (*Run, er
 	if err := s.appendEvent(ctx, threadID, r.RunID, EventPrompt, in.Prompt, nil); err != nil {
 		s.log.Warn("store prompt event", "run", r.RunID, "err", err)
 	}
-	if err := s.appendEvent(ctx, threadID, r.RunID, EventStatus, "", statusData{Status: Queued, RunID: r.RunID, ThreadID: threadID}); err != nil {
+	if err := s.appendEvent(ctx, threadID, r.RunID, EventStatus, "", StatusData{Status: Queued, RunID: r.RunID, ThreadID: threadID}); err != nil {
 		s.log.Warn("store status event", "run", r.RunID, "err", err)
 	}
 	go s.execute(runnerContext(lctx, c), lr, a, r, in.Prompt, timeout)
@@ -309,7 +309,7 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 	if _, err := s.db.ExecContext(rctx, s.db.Rebind(`UPDATE runs SET status = ?, started_at = ? WHERE id = ?`), Running, start, r.RunID); err != nil {
 		s.log.Warn("mark run running", "run", r.RunID, "err", err)
 	}
-	if err := s.appendEvent(rctx, r.ThreadID, r.RunID, EventStatus, "", statusData{Status: Running, RunID: r.RunID, ThreadID: r.ThreadID}); err != nil {
+	if err := s.appendEvent(rctx, r.ThreadID, r.RunID, EventStatus, "", StatusData{Status: Running, RunID: r.RunID, ThreadID: r.ThreadID}); err != nil {
 		s.log.Warn("store status event", "run", r.RunID, "err", err)
 	}
 	rcancel()
@@ -446,7 +446,7 @@ func (s *Service) finish(ctx context.Context, r *Run, status, reason string, cod
 		return
 	}
 	if err := errors.Join(
-		s.appendEvent(ctx, r.ThreadID, r.RunID, EventStatus, "", statusData{Status: status, Reason: reason, RunID: r.RunID, ThreadID: r.ThreadID}),
+		s.appendEvent(ctx, r.ThreadID, r.RunID, EventStatus, "", StatusData{Status: status, Reason: reason, RunID: r.RunID, ThreadID: r.ThreadID}),
 		s.appendEvent(ctx, r.ThreadID, r.RunID, EventResult, "", Result{Status: status, Reason: reason, ExitCode: code, DurationMs: dur, Truncated: truncated}),
 	); err != nil {
 		s.log.Warn("store a run's end events", "run", r.RunID, "err", err)

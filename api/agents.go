@@ -18,20 +18,46 @@ func (s *Server) agentRoutes() []route {
 		return nil
 	}
 	return []route{
-		{Method: "POST", Pattern: "/v1/agents", Summary: "create or update an agent by slug (201 created, 200 updated)", Scope: "agent:write", Success: []int{201, 200}, handler: s.upsertAgent},
-		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's; limit, cursor)", Scope: "agent:read", Paged: true, handler: s.listAgents},
-		{Method: "GET", Pattern: "/v1/agents/{slug}", Summary: "one agent", Scope: "agent:read", handler: s.getAgent},
-		{Method: "DELETE", Pattern: "/v1/agents/{slug}", Summary: "delete an agent (its runs and threads stay)", Scope: "agent:write", handler: s.deleteAgent},
-		{Method: "POST", Pattern: "/v1/agents/{slug}/run", Summary: "run an agent (stream: true for SSE)", Scope: "agent:run", handler: s.runAgent},
-		{Method: "POST", Pattern: "/v1/run", Summary: "run the agent named in the body", Scope: "agent:run", handler: s.runAgent},
-		{Method: "GET", Pattern: "/v1/runs/{runId}", Summary: "one run: status, exit code, output, timings", Scope: "agent:read", handler: s.getRun},
-		{Method: "GET", Pattern: "/v1/runs/{runId}/events", Summary: "a run's events (Accept: text/event-stream follows it live)", Scope: "agent:read", Paged: true, handler: s.runEvents},
-		{Method: "POST", Pattern: "/v1/runs/{runId}/cancel", Summary: "cancel a run (kills its process)", Scope: "agent:run", handler: s.cancelRun},
-		{Method: "GET", Pattern: "/v1/threads", Summary: "list threads (?agent=slug, ?all, limit, cursor)", Scope: "agent:read", Paged: true, handler: s.listThreads},
-		{Method: "GET", Pattern: "/v1/threads/{threadId}", Summary: "a thread with its runs", Scope: "agent:read", handler: s.getThread},
-		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", Paged: true, handler: s.threadEvents},
-		{Method: "PATCH", Pattern: "/v1/threads/{threadId}", Summary: "retitle or (un)archive a thread", Scope: "agent:write", handler: s.updateThread},
-		{Method: "DELETE", Pattern: "/v1/threads/{threadId}", Summary: "delete a thread with its runs and events", Scope: "agent:write", handler: s.deleteThread},
+		{Method: "POST", Pattern: "/v1/agents", Summary: "create or update an agent by slug (201 created, 200 updated)", Scope: "agent:write", Success: []int{201, 200}, In: agent.Input{}, Out: agent.Upserted{}, handler: s.upsertAgent},
+		{Method: "GET", Pattern: "/v1/agents", Summary: "list agents (?all=true: admins, the org's; limit, cursor)", Scope: "agent:read", Paged: true, Query: []param{qAll}, Out: []agent.Agent{}, handler: s.listAgents},
+		{Method: "GET", Pattern: "/v1/agents/{slug}", Summary: "one agent", Scope: "agent:read", Out: agent.Agent{}, handler: s.getAgent},
+		{Method: "DELETE", Pattern: "/v1/agents/{slug}", Summary: "delete an agent (its runs and threads stay)", Scope: "agent:write", Out: agentDeleted{}, handler: s.deleteAgent},
+		{Method: "POST", Pattern: "/v1/agents/{slug}/run", Summary: "run an agent (stream: true for SSE)", Scope: "agent:run", In: agent.RunInput{}, Out: agent.Run{},
+			Stream: &stream{When: "With \"stream\": true in the body; each event's id is its sequence number", Events: []sseEvent{
+				{Name: "prompt", Desc: "the prompt"},
+				{Name: "status", Data: agent.StatusData{}, Desc: "the run's status changed"},
+				{Name: "stdout", Desc: "a chunk of the agent's output"},
+				{Name: "stderr", Desc: "a chunk of the agent's standard error"},
+				{Name: "result", Data: agent.Run{}, Desc: "last: the whole run"},
+				{Name: "error", Data: streamError{}, Desc: "last: following the run failed"},
+			}}, handler: s.runAgent},
+		{Method: "POST", Pattern: "/v1/run", Summary: "run the agent named in the body", Scope: "agent:run", In: agent.RunInput{}, Out: agent.Run{},
+			Stream: &stream{When: "With \"stream\": true in the body; each event's id is its sequence number", Events: []sseEvent{
+				{Name: "prompt", Desc: "the prompt"},
+				{Name: "status", Data: agent.StatusData{}, Desc: "the run's status changed"},
+				{Name: "stdout", Desc: "a chunk of the agent's output"},
+				{Name: "stderr", Desc: "a chunk of the agent's standard error"},
+				{Name: "result", Data: agent.Run{}, Desc: "last: the whole run"},
+				{Name: "error", Data: streamError{}, Desc: "last: following the run failed"},
+			}}, handler: s.runAgent},
+		{Method: "GET", Pattern: "/v1/runs/{runId}", Summary: "one run: status, exit code, output, timings", Scope: "agent:read", Out: agent.Run{}, handler: s.getRun},
+		{Method: "GET", Pattern: "/v1/runs/{runId}/events", Summary: "a run's events (Accept: text/event-stream follows it live)", Scope: "agent:read", Paged: true, Out: []agent.Event{},
+			Query: []param{{Name: "Last-Event-ID", Header: true, Desc: "streaming: resume after this event (its seq)"}},
+			Stream: &stream{When: "With Accept: text/event-stream (resuming after Last-Event-ID or ?cursor)", Events: []sseEvent{
+				{Name: "prompt", Desc: "the prompt"},
+				{Name: "status", Data: agent.StatusData{}, Desc: "the run's status changed"},
+				{Name: "stdout", Desc: "a chunk of the agent's output"},
+				{Name: "stderr", Desc: "a chunk of the agent's standard error"},
+				{Name: "result", Data: agent.Run{}, Desc: "last: the whole run"},
+				{Name: "error", Data: streamError{}, Desc: "last: following the run failed"},
+			}}, handler: s.runEvents},
+		{Method: "POST", Pattern: "/v1/runs/{runId}/cancel", Summary: "cancel a run (kills its process)", Scope: "agent:run", Out: agent.Run{}, handler: s.cancelRun},
+		{Method: "GET", Pattern: "/v1/threads", Summary: "list threads (?agent=slug, ?all, limit, cursor)", Scope: "agent:read", Paged: true, Query: []param{{Name: "agent", Desc: "only threads of the agent with this slug"}, qAll}, Out: []agent.Thread{}, handler: s.listThreads},
+		{Method: "GET", Pattern: "/v1/threads/{threadId}", Summary: "a thread with its runs", Scope: "agent:read", Out: agent.Thread{}, handler: s.getThread},
+		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", Paged: true, Out: []agent.Event{},
+			Query: []param{{Name: "Last-Event-ID", Header: true, Desc: "streaming: resume after this event (its seq)"}}, handler: s.threadEvents},
+		{Method: "PATCH", Pattern: "/v1/threads/{threadId}", Summary: "retitle or (un)archive a thread", Scope: "agent:write", In: agent.ThreadUpdate{}, Out: agent.Thread{}, handler: s.updateThread},
+		{Method: "DELETE", Pattern: "/v1/threads/{threadId}", Summary: "delete a thread with its runs and events", Scope: "agent:write", Out: deleted{}, handler: s.deleteThread},
 	}
 }
 
@@ -76,13 +102,19 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusOK, a)
 }
 
+// agentDeleted answers DELETE /v1/agents/{slug}.
+type agentDeleted struct {
+	Deleted bool   `json:"deleted"` // always true
+	Slug    string `json:"slug"`
+}
+
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {
 	slug := chi.URLParam(r, "slug")
 	if err := s.Agents.Delete(r.Context(), slug); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"slug": slug, "deleted": true})
+	writeData(w, r, http.StatusOK, agentDeleted{Slug: slug, Deleted: true})
 }
 
 // runAgent serves both run routes: the slug comes from the path or, on
@@ -155,7 +187,7 @@ func (s *Server) streamRun(w http.ResponseWriter, r *http.Request, runID, cursor
 	case err != nil && ev == nil:
 		writeError(w, r, err)
 	case err != nil && r.Context().Err() == nil:
-		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", streamErr(err))
 	case ev == nil:
 		startSSE(w) // a run with no events left after cursor
 	}
@@ -259,5 +291,5 @@ func (s *Server) deleteThread(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	writeData(w, r, http.StatusOK, deleted{ID: id, Deleted: true})
 }

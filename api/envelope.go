@@ -43,6 +43,25 @@ type envelope struct {
 	Meta Meta `json:"meta"`
 }
 
+// deleted answers a delete. The answers that were maps keep their bytes:
+// fields in the maps' (sorted) key order.
+type deleted struct {
+	Deleted bool   `json:"deleted"` // always true
+	ID      string `json:"id"`
+}
+
+// streamError is the data of an event stream's last "error" event: the
+// stream had started (200), so the failure cannot be a status.
+type streamError struct {
+	Code    berth.Kind `json:"code"`
+	Message string     `json:"message"`
+}
+
+// streamErr describes err for an "error" event.
+func streamErr(err error) streamError {
+	return streamError{Code: berth.KindOf(err), Message: berth.Message(err)}
+}
+
 type errorBody struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
@@ -179,15 +198,4 @@ func loggerFrom(ctx interface{ Value(any) any }) *slog.Logger {
 		return l
 	}
 	return slog.Default()
-}
-
-// writeJSONRaw writes v without an envelope (documents such as OpenAPI).
-func writeJSONRaw(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		writeError(w, r, fmt.Errorf("encode response: %w", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(body, '\n'))
 }

@@ -21,20 +21,38 @@ import (
 
 func (s *Server) fileRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", handler: s.workspaceSpace},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", handler: s.fileInfo},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", Success: []int{201}, handler: s.createFile},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", Success: []int{201}, handler: s.createFile},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, handler: s.uploadFiles},
-		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", Success: []int{201}, handler: s.uploadFiles},
-		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", handler: s.batchFiles},
-		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite)", Scope: "files:write", handler: s.updateFile},
-		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", handler: s.batchDeleteFiles},
-		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files/*", Summary: "delete a file or directory (recursive)", Scope: "files:write", handler: s.deleteFile},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/direct", Summary: "download a file (?id=/path, download, Range); a directory as zip or tar.gz (format)", Scope: "files:read", handler: s.downloadFile},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/watch", Summary: "Server-Sent Events of changes below ?path=", Scope: "files:read", handler: s.watchFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", Out: files.Info{}, handler: s.workspaceSpace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", Out: files.Summary{}, handler: s.fileInfo},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", Query: []param{qOverwrite}, In: fileBatch{}, Out: []batchResult{}, handler: s.batchFiles},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite)", Scope: "files:write", Query: []param{qOverwrite}, In: fileUpdate{}, Out: files.Entry{}, handler: s.updateFile},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", In: fileBatchDelete{}, Out: []batchResult{}, handler: s.batchDeleteFiles},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files/*", Summary: "delete a file or directory (recursive)", Scope: "files:write", Out: deleted{}, handler: s.deleteFile},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/direct", Summary: "download a file (?id=/path, download, Range); a directory as zip or tar.gz (format)", Scope: "files:read",
+			Query: []param{
+				{Name: "id", Desc: "the file's or directory's path", Required: true},
+				qBool("download", "Content-Disposition: attachment instead of inline"),
+				qString("format", "a directory's archive format (default zip)", archiveFormats...),
+				{Name: "Range", Header: true, Desc: "bytes=first-last: part of a file (206), to resume a download"},
+				{Name: "If-Range", Header: true, Desc: "the ETag the Range applies to"},
+				{Name: "If-None-Match", Header: true, Desc: "an ETag: 304 when unchanged"},
+			},
+			Raw: []rawBody{
+				{Types: []string{"*/*", "application/zip", "application/gzip"}, Desc: "the file with its own media type (Range, If-None-Match and If-Range honoured); a directory as a zip or tar.gz archive",
+					Headers: []string{"ETag", "Content-Disposition", "Accept-Ranges"}},
+				{Status: 206, Types: []string{"*/*"}, Desc: "the requested range (multipart/byteranges for several)", Headers: []string{"ETag", "Content-Range"}},
+				{Status: 416, Types: []string{"text/plain"}, Desc: "the range cannot be satisfied (net/http's plain answer)"},
+			}, handler: s.downloadFile},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/watch", Summary: "Server-Sent Events of changes below ?path=", Scope: "files:read",
+			Query: []param{{Name: "path", Desc: "the directory to watch (default /)"}},
+			Stream: &stream{When: "Always", Events: append([]sseEvent{
+				{Name: "ready", Data: watchReady{}, Desc: "first: the watch is in place"},
+			}, fileChangeEvents()...)}, handler: s.watchFiles},
 	}
 }
 
@@ -140,17 +158,20 @@ func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusOK, sum)
 }
 
+// fileCreate is the body of POST /v1/workspaces/{id}/files[/dir].
+type fileCreate struct {
+	Name     string  `json:"name"`
+	Type     string  `json:"type"`
+	Contents *string `json:"contents"`
+}
+
 func (s *Server) createFile(w http.ResponseWriter, r *http.Request) {
 	dir, err := routePath(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	var in struct {
-		Name     string  `json:"name"`
-		Type     string  `json:"type"`
-		Contents *string `json:"contents"`
-	}
+	var in fileCreate
 	if err := decode(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
@@ -345,6 +366,13 @@ func (f fillReader) Read(p []byte) (n int, err error) {
 	return n, err
 }
 
+// fileUpdate is the body of PUT /v1/workspaces/{id}/files/{path}.
+type fileUpdate struct {
+	Operation string  `json:"operation"`
+	Target    *string `json:"target"`
+	Contents  *string `json:"contents"`
+}
+
 func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
 	p, err := routePath(r)
 	if err != nil {
@@ -356,11 +384,7 @@ func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	var in struct {
-		Operation string  `json:"operation"`
-		Target    *string `json:"target"`
-		Contents  *string `json:"contents"`
-	}
+	var in fileUpdate
 	if err := decode(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
@@ -421,7 +445,7 @@ func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"id": p, "deleted": true})
+	writeData(w, r, http.StatusOK, deleted{ID: p, Deleted: true})
 }
 
 // batchResult is one id's outcome in a batch answer.
@@ -432,12 +456,20 @@ type batchResult struct {
 	Error *errorBody   `json:"error,omitempty"`
 }
 
+// fileBatch is the body of PUT /v1/workspaces/{id}/files.
+type fileBatch struct {
+	Operation string   `json:"operation"`
+	IDs       []string `json:"ids"`
+	Target    *string  `json:"target"`
+}
+
+// fileBatchDelete is the body of DELETE /v1/workspaces/{id}/files.
+type fileBatchDelete struct {
+	IDs []string `json:"ids"`
+}
+
 func (s *Server) batchFiles(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Operation string   `json:"operation"`
-		IDs       []string `json:"ids"`
-		Target    *string  `json:"target"`
-	}
+	var in fileBatch
 	if err := decode(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
@@ -454,9 +486,7 @@ func (s *Server) batchFiles(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) batchDeleteFiles(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		IDs []string `json:"ids"`
-	}
+	var in fileBatchDelete
 	if err := decode(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
@@ -667,6 +697,21 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// fileChangeEvents are the events of a watch stream after "ready": one per
+// change, named by its type; overflow says changes were lost (list again).
+func fileChangeEvents() []sseEvent {
+	var out []sseEvent
+	for _, t := range fileEventTypes {
+		out = append(out, sseEvent{Name: t.(string), Data: files.Event{}})
+	}
+	return out
+}
+
+// watchReady is the data of a watch stream's first event.
+type watchReady struct {
+	Path string `json:"path"`
+}
+
 // watchKeepAlive is how often an idle watch stream sends a comment, which
 // also notices clients that went away without closing.
 const watchKeepAlive = 20 * time.Second
@@ -702,7 +747,7 @@ func (s *Server) watchFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	defer stop() // ends the watch and frees its slot
 	stream := startSSE(w)
-	if err := stream.json("ready", map[string]string{"path": p}); err != nil {
+	if err := stream.json("ready", watchReady{Path: p}); err != nil {
 		return
 	}
 	tick := time.NewTicker(watchKeepAlive)

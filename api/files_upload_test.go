@@ -29,7 +29,7 @@ func postUpload(t *testing.T, env *servertest.Env, ws string, body []byte, conte
 	must(t, err)
 	req.Header.Set("X-API-Key", env.AdminKey)
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := env.HTTP().Do(req)
 	must(t, err)
 	defer closeBody(resp)
 	var e struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -13,9 +14,11 @@ import (
 	"github.com/berth-dev/berth/server/servertest"
 )
 
-func get(t *testing.T, url string) (int, string) {
+// get fetches url with the env's HTTP client, so that the answer is also
+// checked against the OpenAPI document.
+func get(t *testing.T, env *servertest.Env, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := env.HTTP().Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,9 +29,12 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestOpenAPIIsValidAndComplete(t *testing.T) {
 	env := servertest.Start(t, "")
-	st, body := get(t, env.URL+"/v1/openapi.json")
+	st, body := get(t, env, env.URL+"/v1/openapi.json")
 	if st != 200 {
 		t.Fatalf("openapi.json: %d", st)
+	}
+	if file, err := os.ReadFile("openapi.json"); err != nil || string(file) != body {
+		t.Errorf("the served document is not api/openapi.json (%v)", err)
 	}
 	doc, err := openapi3.NewLoader().LoadFromData([]byte(body))
 	if err != nil {
@@ -51,10 +57,10 @@ func TestOpenAPIIsValidAndComplete(t *testing.T) {
 
 func TestHealthReadyMetrics(t *testing.T) {
 	env := servertest.Start(t, "")
-	if st, _ := get(t, env.URL+"/healthz"); st != 200 {
+	if st, _ := get(t, env, env.URL+"/healthz"); st != 200 {
 		t.Errorf("healthz %d", st)
 	}
-	st, body := get(t, env.URL+"/readyz")
+	st, body := get(t, env, env.URL+"/readyz")
 	var ready struct {
 		Data struct {
 			Ready  bool                         `json:"ready"`
@@ -71,7 +77,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	call(t, env, "", "GET", "/v1/me", nil)
-	_, metrics := get(t, env.URL+"/metrics")
+	_, metrics := get(t, env, env.URL+"/metrics")
 	for _, want := range []string{
 		`berth_http_requests_total{method="GET",route="/v1/me",status="200"} 1`,
 		`berth_http_requests_total{method="GET",route="/v1/me",status="401"} 1`,
@@ -83,7 +89,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	// A database that goes away makes the server unready and says why.
 	must(t, env.DB.Close())
-	st, body = get(t, env.URL+"/readyz")
+	st, body = get(t, env, env.URL+"/readyz")
 	if st != 503 || !strings.Contains(body, `"database":{"status":"down","error":"database unreachable"}`) {
 		t.Errorf("readyz with the database closed: %d %s", st, body)
 	}
@@ -93,7 +99,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 // creates, not just 200) and, on lists that paginate, limit and cursor.
 func TestOpenAPIMatchesAnswers(t *testing.T) {
 	env := servertest.Start(t, "")
-	_, body := get(t, env.URL+"/v1/openapi.json")
+	_, body := get(t, env, env.URL+"/v1/openapi.json")
 	doc, err := openapi3.NewLoader().LoadFromData([]byte(body))
 	if err != nil {
 		t.Fatal(err)

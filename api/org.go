@@ -11,15 +11,15 @@ import (
 
 func (s *Server) orgRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/me", Summary: "the caller", handler: s.me},
-		{Method: "GET", Pattern: "/v1/members", Summary: "list members (limit, cursor)", Scope: "org:read", Paged: true, handler: s.listMembers},
-		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", Success: []int{201}, handler: s.addMember},
-		{Method: "GET", Pattern: "/v1/members/{userId}", Summary: "one member", Scope: "org:read", handler: s.getMember},
-		{Method: "PATCH", Pattern: "/v1/members/{userId}", Summary: "change a member's role", Scope: "org:members", handler: s.updateMember},
-		{Method: "DELETE", Pattern: "/v1/members/{userId}", Summary: "remove a member", Scope: "org:members", handler: s.removeMember},
-		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true; limit, cursor)", Scope: "org:read", Paged: true, handler: s.listKeys},
-		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", Success: []int{201}, handler: s.createKey},
-		{Method: "DELETE", Pattern: "/v1/api-keys/{keyId}", Summary: "revoke an API key", Scope: "org:write", handler: s.revokeKey},
+		{Method: "GET", Pattern: "/v1/me", Summary: "the caller", Out: auth.Me{}, handler: s.me},
+		{Method: "GET", Pattern: "/v1/members", Summary: "list members (limit, cursor)", Scope: "org:read", Paged: true, Out: []auth.Member{}, handler: s.listMembers},
+		{Method: "POST", Pattern: "/v1/members", Summary: "add a member", Scope: "org:members", Success: []int{201}, In: auth.MemberInput{}, Out: auth.Member{}, handler: s.addMember},
+		{Method: "GET", Pattern: "/v1/members/{userId}", Summary: "one member", Scope: "org:read", Out: auth.Member{}, handler: s.getMember},
+		{Method: "PATCH", Pattern: "/v1/members/{userId}", Summary: "change a member's role", Scope: "org:members", In: memberUpdate{}, Out: auth.Member{}, handler: s.updateMember},
+		{Method: "DELETE", Pattern: "/v1/members/{userId}", Summary: "remove a member", Scope: "org:members", Out: deleted{}, handler: s.removeMember},
+		{Method: "GET", Pattern: "/v1/api-keys", Summary: "list API keys (admins: ?all=true; limit, cursor)", Scope: "org:read", Paged: true, Query: []param{qAll}, Out: []auth.APIKey{}, handler: s.listKeys},
+		{Method: "POST", Pattern: "/v1/api-keys", Summary: "create an API key", Scope: "org:write", Success: []int{201}, In: auth.KeyInput{}, Out: auth.APIKey{}, handler: s.createKey},
+		{Method: "DELETE", Pattern: "/v1/api-keys/{keyId}", Summary: "revoke an API key", Scope: "org:write", Out: auth.APIKey{}, handler: s.revokeKey},
 	}
 }
 
@@ -69,10 +69,13 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusCreated, m)
 }
 
+// memberUpdate is the body of PATCH /v1/members/{userId}.
+type memberUpdate struct {
+	Role berth.Role `json:"role"`
+}
+
 func (s *Server) updateMember(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Role berth.Role `json:"role"`
-	}
+	var in memberUpdate
 	if err := decode(w, r, &in); err != nil {
 		writeError(w, r, err)
 		return
@@ -91,7 +94,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	writeData(w, r, http.StatusOK, deleted{ID: id, Deleted: true})
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {

@@ -5,9 +5,9 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 
-	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/sandbox"
 )
 
@@ -16,16 +16,29 @@ func (s *Server) sandboxRoutes() []route {
 		return nil
 	}
 	return []route{
-		{Method: "POST", Pattern: "/v1/sandboxes", Summary: "create a sandbox (?async=true: 202 while creating)", Scope: "sandbox:create", Success: []int{201, 202}, handler: s.createSandbox},
-		{Method: "GET", Pattern: "/v1/sandboxes", Summary: "list sandboxes (?status, ?tag, ?template, ?all, limit, cursor)", Scope: "sandbox:read", Paged: true, handler: s.listSandboxes},
-		{Method: "GET", Pattern: "/v1/sandboxes/{id}", Summary: "one sandbox, by id or name", Scope: "sandbox:read", handler: s.getSandbox},
-		{Method: "DELETE", Pattern: "/v1/sandboxes/{id}", Summary: "destroy a sandbox (workspaces untouched)", Scope: "sandbox:write", handler: s.destroySandbox},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/pause", Summary: "freeze a sandbox", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Pause)},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/resume", Summary: "thaw a sandbox", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Resume)},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/stop", Summary: "stop a sandbox's processes", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Stop)},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/start", Summary: "start a stopped sandbox", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Start)},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/keepalive", Summary: "reset the idle timer", Scope: "sandbox:write", handler: s.sandboxAction(s.Sandboxes.Keepalive)},
-		{Method: "POST", Pattern: "/v1/sandboxes/{id}/exec", Summary: "run a command (?stream=true: SSE)", Scope: "sandbox:write", handler: s.execSandbox},
+		{Method: "POST", Pattern: "/v1/sandboxes", Summary: "create a sandbox (?async=true: 202 while creating)", Scope: "sandbox:create", Success: []int{201, 202}, Query: []param{qBool("async", "answer 202 at once while the sandbox is created")}, In: sandbox.CreateInput{}, Out: sandbox.Sandbox{}, handler: s.createSandbox},
+		{Method: "GET", Pattern: "/v1/sandboxes", Summary: "list sandboxes (?status, ?tag, ?template, ?all, limit, cursor)", Scope: "sandbox:read", Paged: true,
+			Query: []param{
+				{Name: "status", Desc: "only sandboxes in this status", Schema: openapi3.NewStringSchema().WithEnum(sandboxStatuses...)},
+				{Name: "tag", Desc: "only sandboxes with this tag (repeat: all of them)", Schema: openapi3.NewArraySchema().WithItems(openapi3.NewStringSchema())},
+				{Name: "template", Desc: "only sandboxes of this template"},
+				qAll,
+			}, Out: []sandbox.Sandbox{}, handler: s.listSandboxes},
+		{Method: "GET", Pattern: "/v1/sandboxes/{id}", Summary: "one sandbox, by id or name", Scope: "sandbox:read", Out: sandbox.Sandbox{}, handler: s.getSandbox},
+		{Method: "DELETE", Pattern: "/v1/sandboxes/{id}", Summary: "destroy a sandbox (workspaces untouched)", Scope: "sandbox:write", Out: deleted{}, handler: s.destroySandbox},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/pause", Summary: "freeze a sandbox", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Pause)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/resume", Summary: "thaw a sandbox", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Resume)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/stop", Summary: "stop a sandbox's processes", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Stop)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/start", Summary: "start a stopped sandbox", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Start)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/keepalive", Summary: "reset the idle timer", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Keepalive)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/exec", Summary: "run a command (?stream=true: SSE)", Scope: "sandbox:write",
+			Query: []param{qStream}, In: sandbox.ExecInput{}, Out: execAnswer{},
+			Stream: &stream{When: "With ?stream=true", Events: []sseEvent{
+				{Name: "stdout", Desc: "a chunk of standard output"},
+				{Name: "stderr", Desc: "a chunk of standard error"},
+				{Name: "exit", Data: sandbox.ExecResult{}, Desc: "last: how the command ended"},
+				{Name: "error", Data: streamError{}, Desc: "last: the exec failed"},
+			}}, handler: s.execSandbox},
 	}
 }
 
@@ -85,7 +98,7 @@ func (s *Server) destroySandbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"id": sb.ID, "deleted": true})
+	writeData(w, r, http.StatusOK, deleted{ID: sb.ID, Deleted: true})
 }
 
 func (s *Server) sandboxAction(act func(ctx context.Context, id string) (*sandbox.Sandbox, error)) http.HandlerFunc {
@@ -169,7 +182,7 @@ func (s *Server) execSandbox(w http.ResponseWriter, r *http.Request) {
 	ev := startSSE(w)
 	res, err := s.Sandboxes.Exec(r.Context(), id, req, ev.writer("stdout"), ev.writer("stderr"))
 	if err != nil {
-		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", streamErr(err))
 		return
 	}
 	ev.end("exit", res)

@@ -865,7 +865,7 @@ func TestSandboxEngineDown(t *testing.T) {
 	if ts, err := down.Admin.Templates(ctx); err != nil || len(ts) == 0 || ts[0].Ready {
 		t.Errorf("templates with the engine down: %v %+v", err, ts)
 	}
-	resp, err := http.Get(down.URL + "/readyz")
+	resp, err := down.HTTP().Get(down.URL + "/readyz")
 	must(t, err)
 	b, err := io.ReadAll(resp.Body)
 	closeBody(resp)

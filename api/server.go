@@ -38,6 +38,7 @@ type Server struct {
 	// SessionTTL is how long a browser session lasts (0: auth.DefaultSessionTTL).
 	SessionTTL time.Duration
 
+	doc      openAPIDoc // the served OpenAPI document, built on first request
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *metrics
@@ -65,7 +66,32 @@ type route struct {
 	Success []int
 	// Paged marks a list that takes limit and cursor and answers
 	// meta.hasMore and meta.nextCursor.
-	Paged   bool
+	Paged bool
+
+	// What the OpenAPI document says of the route (openapi.go), derived
+	// from Go types so that it cannot differ from what the handler does;
+	// the API tests validate every answer against it (api/openapitest).
+	// A new route (the session routes, say) is typed by filling these:
+	//   In: a zero value of the JSON body's type (nil: no body),
+	//   Out: a zero value of the success envelope's data type,
+	//   Query: its query parameters (limit and cursor come with Paged),
+	//   Upload: the body is multipart/form-data instead,
+	//   Raw: success answers that are not the envelope (files, archives),
+	//   Stream: its text/event-stream answer with each event's data type.
+	// A struct type becomes a component schema named after it; enums,
+	// descriptions and renames go in openapi_docs.go. Handlers encode named
+	// structs, never maps, so that their answers can be described. E.g.
+	//   {Method: "POST", Pattern: "/v1/sessions", Success: []int{201},
+	//    In: sessionInput{}, Out: session{}, ...}
+	// A route without Out (or Raw, Stream) fails the build of the document
+	// and TestOpenAPITypesEveryRoute; after a change, regenerate
+	// api/openapi.json: BERTH_UPDATE_OPENAPI=1 go test ./api -run TestOpenAPIFileIsCurrent
+	In, Out any
+	Query   []param
+	Upload  bool
+	Raw     []rawBody
+	Stream  *stream
+
 	handler http.HandlerFunc
 }
 
@@ -79,10 +105,13 @@ func (s *Server) routes() []route {
 
 func (s *Server) opsRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/healthz", Summary: "process is up", Public: true, handler: s.healthz},
-		{Method: "GET", Pattern: "/readyz", Summary: "database and runtime reachable", Public: true, handler: s.readyz},
-		{Method: "GET", Pattern: "/metrics", Summary: "Prometheus metrics", Public: true, handler: promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP},
-		{Method: "GET", Pattern: "/v1/openapi.json", Summary: "this API as OpenAPI 3", Public: true, handler: s.openAPI},
+		{Method: "GET", Pattern: "/healthz", Summary: "process is up", Public: true, Out: health{}, handler: s.healthz},
+		{Method: "GET", Pattern: "/readyz", Summary: "database and runtime reachable (503 when not, with the same body)", Public: true,
+			Success: []int{200, 503}, Out: readiness{}, handler: s.readyz},
+		{Method: "GET", Pattern: "/metrics", Summary: "Prometheus metrics", Public: true,
+			Raw: []rawBody{{Types: []string{"text/plain"}, Desc: "Prometheus text exposition format"}}, handler: promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{Method: "GET", Pattern: "/v1/openapi.json", Summary: "this API as OpenAPI 3", Public: true,
+			Raw: []rawBody{{Types: []string{"application/json"}, Desc: "this document (not an envelope)"}}, handler: s.openAPI},
 	}
 }
 
@@ -107,36 +136,50 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
+// health is the answer of /healthz.
+type health struct {
+	Status  string `json:"status"`  // always "ok"
+	Version string `json:"version"` // the server's build (berth.Version)
+}
+
+// readiness is the answer of /readyz (200 when ready, else 503).
+type readiness struct {
+	Checks map[string]checkResult `json:"checks"`
+	Ready  bool                   `json:"ready"`
+}
+
+// checkResult is one readiness check's outcome.
+type checkResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeData(w, r, http.StatusOK, map[string]string{"status": "ok", "version": berth.Version()})
+	writeData(w, r, http.StatusOK, health{Status: "ok", Version: berth.Version()})
 }
 
 // readyz runs every check with a short deadline and says what is down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	type result struct {
-		Status string `json:"status"`
-		Error  string `json:"error,omitempty"`
-	}
-	out := map[string]result{}
+	out := map[string]checkResult{}
 	ready := true
 	for name, check := range s.Checks {
 		if err := check(ctx); err != nil {
 			// The endpoint needs no key: say what is down, keep the driver's
 			// details (addresses, paths) for the log.
 			ready = false
-			out[name] = result{Status: "down", Error: berth.Message(err)}
+			out[name] = checkResult{Status: "down", Error: berth.Message(err)}
 			s.log.Warn("readiness check failed", "check", name, "err", err)
 		} else {
-			out[name] = result{Status: "up"}
+			out[name] = checkResult{Status: "up"}
 		}
 	}
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeData(w, r, status, map[string]any{"ready": ready, "checks": out})
+	writeData(w, r, status, readiness{Ready: ready, Checks: out})
 }
 
 // RouteInfo describes one route of the table.

@@ -20,9 +20,10 @@ const CSRFHeader = "X-CSRF-Token"
 
 func (s *Server) sessionRoutes() []route {
 	return []route{
-		{Method: "POST", Pattern: "/v1/sessions", Summary: "sign in with an API key: sets the session cookie (dashboard)", Public: true, Success: []int{201}, handler: s.createSession},
-		{Method: "GET", Pattern: "/v1/session", Summary: "the session of the session cookie, with its CSRF token", handler: s.getSession},
-		{Method: "DELETE", Pattern: "/v1/session", Summary: "sign out: ends the session and clears its cookie", handler: s.deleteSession},
+		{Method: "POST", Pattern: "/v1/sessions", Summary: "sign in with an API key: sets the session cookie (dashboard)", Public: true, Success: []int{201},
+			In: SessionRequest{}, Out: SessionInfo{}, handler: s.createSession},
+		{Method: "GET", Pattern: "/v1/session", Summary: "the session of the session cookie, with its CSRF token", Out: SessionInfo{}, handler: s.getSession},
+		{Method: "DELETE", Pattern: "/v1/session", Summary: "sign out: ends the session and clears its cookie", Out: SessionEnded{}, handler: s.deleteSession},
 	}
 }
 

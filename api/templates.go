@@ -17,9 +17,15 @@ func (s *Server) templateRoutes() []route {
 		return nil
 	}
 	return []route{
-		{Method: "GET", Pattern: "/v1/templates", Summary: "list templates", Scope: "sandbox:read", handler: s.listTemplates},
-		{Method: "GET", Pattern: "/v1/templates/{name}", Summary: "one template", Scope: "sandbox:read", handler: s.getTemplate},
-		{Method: "POST", Pattern: "/v1/templates/{name}/build", Summary: "build or pull a template's image now (admin; ?stream=true: SSE progress)", Scope: "sandbox:write", handler: s.buildTemplate},
+		{Method: "GET", Pattern: "/v1/templates", Summary: "list templates", Scope: "sandbox:read", Out: []templateView{}, handler: s.listTemplates},
+		{Method: "GET", Pattern: "/v1/templates/{name}", Summary: "one template", Scope: "sandbox:read", Out: templateView{}, handler: s.getTemplate},
+		{Method: "POST", Pattern: "/v1/templates/{name}/build", Summary: "build or pull a template's image now (admin; ?stream=true: SSE progress)", Scope: "sandbox:write",
+			Query: []param{qStream}, Out: templateBuild{},
+			Stream: &stream{When: "With ?stream=true", Events: []sseEvent{
+				{Name: "progress", Desc: "one line of the build's log"},
+				{Name: "done", Data: templateView{}, Desc: "last: the template, built"},
+				{Name: "error", Data: streamError{}, Desc: "last: the build failed"},
+			}}, handler: s.buildTemplate},
 	}
 }
 
@@ -75,6 +81,12 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusOK, v)
 }
 
+// templateBuild answers a build without ?stream.
+type templateBuild struct {
+	Log      string       `json:"log"`
+	Template templateView `json:"template"`
+}
+
 // buildTemplate builds (or pulls) now. With ?stream=true each progress line
 // is an SSE "progress" event, then "done" or "error"; without, the answer
 // comes when the build ends and carries the log.
@@ -106,7 +118,7 @@ func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
-		writeData(w, r, http.StatusOK, map[string]any{"template": s.builtView(r, t), "log": log.String()})
+		writeData(w, r, http.StatusOK, templateBuild{Template: s.builtView(r, t), Log: log.String()})
 		return
 	}
 	ev := startSSE(w)
@@ -116,7 +128,7 @@ func (s *Server) buildTemplate(w http.ResponseWriter, r *http.Request) {
 	err = templates.Make(r.Context(), rt, t, lw)
 	lw.Close()
 	if err != nil {
-		ev.end("error", map[string]string{"code": string(berth.KindOf(err)), "message": berth.Message(err)})
+		ev.end("error", streamErr(err))
 		return
 	}
 	ev.end("done", s.builtView(r, t))

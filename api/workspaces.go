@@ -12,14 +12,14 @@ import (
 
 func (s *Server) workspaceRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/workspaces", Summary: "list workspaces (admins: ?all=true)", Scope: "files:read", handler: s.listWorkspaces},
-		{Method: "POST", Pattern: "/v1/workspaces", Summary: "create a workspace", Scope: "files:write", Success: []int{201}, handler: s.createWorkspace},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}", Summary: "one workspace", Scope: "files:read", handler: s.getWorkspace},
-		{Method: "PATCH", Pattern: "/v1/workspaces/{id}", Summary: "rename a workspace or change its quota", Scope: "files:write", handler: s.updateWorkspace},
-		{Method: "DELETE", Pattern: "/v1/workspaces/{id}", Summary: "delete a workspace (?force=true while in use)", Scope: "files:write", handler: s.deleteWorkspace},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/usage", Summary: "who references a workspace", Scope: "files:read", handler: s.workspaceUsage},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/access", Summary: "members granted a workspace (admin)", Scope: "org:read", handler: s.workspaceAccess},
-		{Method: "PUT", Pattern: "/v1/workspaces/{id}/access", Summary: "set a workspace's grants (admin)", Scope: "org:members", handler: s.setWorkspaceAccess},
+		{Method: "GET", Pattern: "/v1/workspaces", Summary: "list workspaces (admins: ?all=true)", Scope: "files:read", Query: []param{qAll}, Out: workspace.List{}, handler: s.listWorkspaces},
+		{Method: "POST", Pattern: "/v1/workspaces", Summary: "create a workspace", Scope: "files:write", Success: []int{201}, In: workspace.CreateInput{}, Out: workspace.Workspace{}, handler: s.createWorkspace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}", Summary: "one workspace", Scope: "files:read", Out: workspace.Workspace{}, handler: s.getWorkspace},
+		{Method: "PATCH", Pattern: "/v1/workspaces/{id}", Summary: "rename a workspace or change its quota", Scope: "files:write", In: workspaceUpdate{}, Out: workspace.Workspace{}, handler: s.updateWorkspace},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}", Summary: "delete a workspace (?force=true while in use)", Scope: "files:write", Query: []param{qBool("force", "delete even while sandboxes or agents use it")}, Out: deleted{}, handler: s.deleteWorkspace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/usage", Summary: "who references a workspace", Scope: "files:read", Out: workspace.Usage{}, handler: s.workspaceUsage},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/access", Summary: "members granted a workspace (admin)", Scope: "org:read", Out: accessBody{}, handler: s.workspaceAccess},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/access", Summary: "set a workspace's grants (admin)", Scope: "org:members", In: accessBody{}, Out: accessBody{}, handler: s.setWorkspaceAccess},
 	}
 }
 
@@ -60,11 +60,15 @@ func (s *Server) getWorkspace(w http.ResponseWriter, r *http.Request) {
 	writeData(w, r, http.StatusOK, ws)
 }
 
+// workspaceUpdate is the body of PATCH /v1/workspaces/{id}. QuotaBytes
+// stays raw to tell an absent field (unchanged) from null (no quota).
+type workspaceUpdate struct {
+	Name       *string         `json:"name"`
+	QuotaBytes json.RawMessage `json:"quotaBytes"`
+}
+
 func (s *Server) updateWorkspace(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Name       *string         `json:"name"`
-		QuotaBytes json.RawMessage `json:"quotaBytes"`
-	}
+	var body workspaceUpdate
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
 		return
@@ -97,7 +101,7 @@ func (s *Server) deleteWorkspace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	writeData(w, r, http.StatusOK, deleted{ID: id, Deleted: true})
 }
 
 func (s *Server) workspaceUsage(w http.ResponseWriter, r *http.Request) {

@@ -89,3 +89,6 @@ func RequireAdmin(ctx context.Context, scope string) (*berth.Caller, error) {
 	}
 	return c, nil
 }
+
+// KnownScopes lists every scope a key may carry (the OpenAPI document's enum).
+func KnownScopes() []string { return append([]string(nil), knownScopes...) }

@@ -183,7 +183,7 @@ func TestStalledReaderDropped(t *testing.T) {
 	// Read nothing until the download's handler has ended (it is counted
 	// in the metrics once it has).
 	testctx.Eventually(t, "the download of a client that reads nothing to end", func() bool {
-		resp, err := http.Get(env.URL + "/metrics")
+		resp, err := env.HTTP().Get(env.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/api/openapitest"
 )
 
 // Bounds of the captured server log: a test that logs more keeps the most
@@ -31,6 +33,11 @@ const (
 	// 5xx to follow, but background work that went wrong says so at
 	// these levels.
 	maxWarnLines = 100
+	// maxMismatches bounds the OpenAPI mismatches reported for a test.
+	maxMismatches = 50
+	// maxCheckedBody bounds the JSON request bodies checked against the
+	// OpenAPI document (the server takes at most 1 MiB).
+	maxCheckedBody = 4 << 20
 )
 
 // logLine is one captured log record, formatted as text.
@@ -59,6 +66,9 @@ type logBook struct {
 	next    int          // where the next line goes once the ring is full
 	dropped int
 	failed  []failedCall
+
+	mismatches []string // answers the OpenAPI document does not describe
+	nmismatch  int
 }
 
 func (b *logBook) add(l logLine) {
@@ -79,6 +89,31 @@ func (b *logBook) ordered() []logLine {
 	out := make([]logLine, 0, len(b.lines))
 	out = append(out, b.lines[b.next:]...)
 	return append(out, b.lines[:b.next]...)
+}
+
+// recordMismatch notes an answer that the OpenAPI document does not
+// describe (at most maxMismatches are kept).
+func (b *logBook) recordMismatch(m string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.mismatches) < maxMismatches {
+		b.mismatches = append(b.mismatches, m)
+	}
+	b.nmismatch++
+}
+
+// checkMismatches fails t for every answer the document did not describe.
+func checkMismatches(t testing.TB, b *logBook) {
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, m := range b.mismatches {
+			t.Errorf("the OpenAPI document does not describe this exchange: %s", m)
+		}
+		if b.nmismatch > len(b.mismatches) {
+			t.Errorf("(and %d more exchanges the OpenAPI document does not describe)", b.nmismatch-len(b.mismatches))
+		}
+	})
 }
 
 func (b *logBook) recordFailure(f failedCall) {
@@ -194,22 +229,77 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &c
 }
 
-// transport notes every 5xx answer in the book.
+// transport notes every 5xx answer in the book, and checks every answer
+// against the server's OpenAPI document: a mismatch fails the test.
 type transport struct {
-	base http.RoundTripper
-	book *logBook
+	base  http.RoundTripper
+	book  *logBook
+	check *openapitest.Validator
 }
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
+	body := jsonBody(req)
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode >= 500 {
+	if err != nil {
+		return resp, err
+	}
+	if t.check != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if err := t.check.CheckRequest(req, body); err != nil {
+			t.book.recordMismatch(err.Error())
+		}
+	}
+	if resp.StatusCode >= 500 {
 		t.book.recordFailure(failedCall{
 			method: req.Method, path: req.URL.RequestURI(), status: resp.StatusCode,
 			id: resp.Header.Get("X-Request-Id"), start: start, end: time.Now(),
 		})
 	}
-	return resp, err
+	if t.check != nil {
+		t.validate(req, resp)
+	}
+	return resp, nil
+}
+
+// jsonBody returns a copy of req's JSON body, or nil when it has none, or
+// it is not JSON or cannot be read again (a stream).
+func jsonBody(req *http.Request) []byte {
+	if req.GetBody == nil || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
+		return nil
+	}
+	r, err := req.GetBody()
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = r.Close() }()
+	b, err := io.ReadAll(io.LimitReader(r, maxCheckedBody+1))
+	if err != nil || len(b) > maxCheckedBody {
+		return nil
+	}
+	return b
+}
+
+// validate checks resp against the document. A JSON body is read whole
+// (and handed on to the caller as read); the events of a stream are
+// checked as the caller reads them; of a binary body (a file, an archive)
+// only the status and content type are.
+func (t transport) validate(req *http.Request, resp *http.Response) {
+	plan, err := t.check.Check(req, resp.StatusCode, resp.Header)
+	switch {
+	case err != nil:
+		t.book.recordMismatch(err.Error())
+	case plan == nil:
+	case plan.Events != nil:
+		resp.Body = openapitest.Events(resp.Body, plan.Events, func(err error) { t.book.recordMismatch(err.Error()) })
+	case plan.JSON != nil:
+		b, err := openapitest.ReadBody(resp)
+		if err != nil {
+			return // the connection failed: the caller sees the error
+		}
+		if err := plan.JSON(b); err != nil {
+			t.book.recordMismatch(err.Error())
+		}
+	}
 }
 
 // printOnFailure registers a cleanup that, if the test failed, prints the

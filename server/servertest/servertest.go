@@ -6,6 +6,8 @@ package servertest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/api/openapitest"
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
 	"github.com/berth-dev/berth/internal/testctx"
@@ -136,8 +139,35 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 	}
 	key := strings.TrimSpace(string(b))
 	admin := client.New(s.URL(), key)
-	admin.HTTP.Transport = transport{base: admin.HTTP.Transport, book: book}
+	check, err := validator(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMismatches(t, book)
+	admin.HTTP.Transport = transport{base: admin.HTTP.Transport, book: book, check: check}
 	return &Env{Server: s, URL: s.URL(), AdminKey: key, Admin: admin, book: book, stop: stop}
+}
+
+// validator loads the server's OpenAPI document, which every answer of the
+// env's clients is then checked against.
+func validator(url string) (*openapitest.Validator, error) {
+	req, err := http.NewRequest("GET", url+"/v1/openapi.json", nil)
+	if err != nil {
+		return nil, err
+	}
+	// Closed after the answer: a kept-alive idle connection would hold one
+	// of the server's connection slots, which some tests count.
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get the OpenAPI document: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("get the OpenAPI document: status %d, %v: %s", resp.StatusCode, err, b)
+	}
+	return openapitest.New(b)
 }
 
 // HTTP is the HTTP client of the env's Go clients, for raw requests: the
