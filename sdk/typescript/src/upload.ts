@@ -1,0 +1,125 @@
+/**
+ * What an upload accepts. Blobs (and Files) go as FormData, which fetch
+ * streams from the Blob itself; bytes and strings become a Blob. Streams,
+ * async iterables (a Node Readable is one) and generators are encoded as
+ * multipart/form-data here, chunk by chunk as fetch pulls them, so nothing
+ * is buffered whatever the size.
+ */
+export type UploadSource =
+  | Blob
+  | Uint8Array
+  | ArrayBuffer
+  | string
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array | string>
+  | Iterable<Uint8Array>;
+
+export interface MultipartBody {
+  body: BodyInit;
+  headers: Record<string, string>;
+}
+
+// The file's name travels in the "name" field, which the API reads before
+// the file part, rather than in the part's filename parameter: quoting
+// rules for that parameter differ between encoders (browsers send '"' as
+// %22), the field's value needs none.
+
+function boundary(): string {
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  return '----berth' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<Uint8Array | string> {
+  return x != null && typeof (x as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+function isIterable(x: unknown): x is Iterable<Uint8Array> {
+  return x != null && typeof x !== 'string' && typeof (x as Iterable<unknown>)[Symbol.iterator] === 'function';
+}
+
+/** multipart builds the upload body of one file named name. */
+export function multipart(name: string, src: UploadSource): MultipartBody {
+  if (typeof Blob !== 'undefined' && src instanceof Blob) {
+    const fd = new FormData();
+    fd.append('name', name);
+    fd.append('file', src, 'upload');
+    return { body: fd, headers: {} };
+  }
+  if (typeof src === 'string' || src instanceof Uint8Array || src instanceof ArrayBuffer) {
+    const fd = new FormData();
+    fd.append('name', name);
+    fd.append('file', new Blob([src as BlobPart]), 'upload');
+    return { body: fd, headers: {} };
+  }
+  const b = boundary();
+  const enc = new TextEncoder();
+  const head = enc.encode(
+    `--${b}\r\nContent-Disposition: form-data; name="name"\r\n\r\n${name}\r\n` +
+      `--${b}\r\nContent-Disposition: form-data; name="file"; filename="upload"\r\n` +
+      'Content-Type: application/octet-stream\r\n\r\n',
+  );
+  const tail = enc.encode(`\r\n--${b}--\r\n`);
+  const chunks = sourceChunks(src);
+  let state: 'head' | 'body' | 'done' = 'head';
+  const body = new ReadableStream<Uint8Array>(
+    {
+      // pull runs only when fetch wants more: backpressure reaches the source.
+      async pull(controller) {
+        if (state === 'head') {
+          state = 'body';
+          controller.enqueue(head);
+          return;
+        }
+        if (state === 'body') {
+          const next = await chunks.next();
+          if (!next.done) {
+            controller.enqueue(next.value);
+            return;
+          }
+          state = 'done';
+          controller.enqueue(tail);
+          controller.close();
+        }
+      },
+      async cancel(reason) {
+        await chunks.return?.(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { body, headers: { 'Content-Type': `multipart/form-data; boundary=${b}` } };
+}
+
+async function* sourceChunks(src: UploadSource): AsyncGenerator<Uint8Array> {
+  const enc = new TextEncoder();
+  if (typeof ReadableStream !== 'undefined' && src instanceof ReadableStream) {
+    const reader = src.getReader();
+    let finished = false;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          finished = true;
+          return;
+        }
+        if (value.byteLength > 0) yield value;
+      }
+    } finally {
+      if (!finished) await reader.cancel().catch(() => {});
+      reader.releaseLock();
+    }
+  }
+  if (isAsyncIterable(src)) {
+    for await (const c of src) {
+      const u = typeof c === 'string' ? enc.encode(c) : c;
+      if (u.byteLength > 0) yield u;
+    }
+    return;
+  }
+  if (isIterable(src)) {
+    for (const c of src) if (c.byteLength > 0) yield c;
+    return;
+  }
+  throw new TypeError('berth: upload takes a Blob, Uint8Array, ArrayBuffer, string, ReadableStream or (async) iterable of bytes');
+}
