@@ -199,11 +199,12 @@ export class Files {
     const name = path.slice(i + 1).replace(/\/+$/, '');
     if (!name) throw new TypeError(`berth: upload needs a file path, not ${JSON.stringify(path)}`);
     const mp = multipart(name, src);
-    const entries = await this.http.call<T.FileEntry[]>('POST', await this.base(ws, 'upload', dir, opts.signal), {
-      body: mp.body,
-      headers: mp.headers,
-      signal: opts.signal,
-    });
+    const path_ = await this.base(ws, 'upload', dir, opts.signal);
+    const res =
+      'form' in mp
+        ? await this.http.raw('POST', path_, { body: mp.form, signal: opts.signal })
+        : await this.http.upload('POST', path_, mp.contentType, mp.chunks, { signal: opts.signal });
+    const entries = ((await res.json()) as { data: T.FileEntry[] }).data;
     return entries[0]!;
   }
 

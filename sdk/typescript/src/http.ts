@@ -1,6 +1,8 @@
 import { BerthError } from './errors.js';
 import { parseSSE, type SSEvent } from './sse.js';
 import type { Page } from './types.js';
+import { isNode, nodeRequest } from './nodeupload.js';
+import { pullStream } from './upload.js';
 
 /** Options of the Berth client. */
 export interface BerthOptions {
@@ -32,6 +34,7 @@ export class Transport {
   private readonly apiKey?: string;
   private readonly fetchFn: typeof fetch;
   private readonly headers: Record<string, string>;
+  private readonly customFetch: boolean;
 
   constructor(opts: BerthOptions) {
     if (!opts || !opts.url) throw new TypeError('berth: options.url is required');
@@ -40,6 +43,7 @@ export class Transport {
     const f = opts.fetch ?? globalThis.fetch;
     if (typeof f !== 'function') throw new TypeError('berth: no fetch available; pass options.fetch');
     this.fetchFn = opts.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.customFetch = opts.fetch !== undefined;
     this.headers = { ...(opts.headers ?? {}) };
   }
 
@@ -56,6 +60,31 @@ export class Transport {
       if (s) u += '?' + s;
     }
     return u;
+  }
+
+  /**
+   * upload sends a body of chunks, streamed without buffering: in Node by
+   * node:http (see nodeupload.ts), elsewhere by fetch with a stream body.
+   */
+  async upload(method: string, path: string, contentType: string, chunks: AsyncGenerator<Uint8Array>, opts: { signal?: AbortSignal } = {}): Promise<Response> {
+    if (this.customFetch || !isNode()) {
+      return this.raw(method, path, { body: pullStream(chunks), headers: { 'Content-Type': contentType }, signal: opts.signal });
+    }
+    const headers: Record<string, string> = { ...this.headers, 'Content-Type': contentType };
+    if (this.apiKey) headers['X-API-Key'] = this.apiKey;
+    let res: Response;
+    try {
+      res = await nodeRequest(method, this.url(path), headers, chunks, opts.signal);
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') {
+        throw new BerthError({ status: 0, code: 'unreachable', message: `berth is not reachable at ${this.base}: ${(err as Error).message}`, cause: err });
+      }
+      throw err;
+    }
+    if (!res.ok) throw await BerthError.fromResponse(res);
+    return res;
   }
 
   /** raw sends a request and answers the Response; a failure status throws. */

@@ -14,10 +14,13 @@ export type UploadSource =
   | AsyncIterable<Uint8Array | string>
   | Iterable<Uint8Array>;
 
-export interface MultipartBody {
-  body: BodyInit;
-  headers: Record<string, string>;
-}
+/**
+ * A multipart body: either one fetch can send as is (FormData), or a
+ * stream of chunks with its Content-Type.
+ */
+export type MultipartBody =
+  | { form: FormData }
+  | { chunks: AsyncGenerator<Uint8Array>; contentType: string };
 
 // The file's name travels in the "name" field, which the API reads before
 // the file part, rather than in the part's filename parameter: quoting
@@ -40,17 +43,11 @@ function isIterable(x: unknown): x is Iterable<Uint8Array> {
 
 /** multipart builds the upload body of one file named name. */
 export function multipart(name: string, src: UploadSource): MultipartBody {
-  if (typeof Blob !== 'undefined' && src instanceof Blob) {
-    const fd = new FormData();
-    fd.append('name', name);
-    fd.append('file', src, 'upload');
-    return { body: fd, headers: {} };
-  }
-  if (typeof src === 'string' || src instanceof Uint8Array || src instanceof ArrayBuffer) {
-    const fd = new FormData();
-    fd.append('name', name);
-    fd.append('file', new Blob([src as BlobPart]), 'upload');
-    return { body: fd, headers: {} };
+  if ((typeof Blob !== 'undefined' && src instanceof Blob) || typeof src === 'string' || src instanceof Uint8Array || src instanceof ArrayBuffer) {
+    const form = new FormData();
+    form.append('name', name);
+    form.append('file', src instanceof Blob ? src : new Blob([src as BlobPart]), 'upload');
+    return { form };
   }
   const b = boundary();
   const enc = new TextEncoder();
@@ -60,27 +57,22 @@ export function multipart(name: string, src: UploadSource): MultipartBody {
       'Content-Type: application/octet-stream\r\n\r\n',
   );
   const tail = enc.encode(`\r\n--${b}--\r\n`);
-  const chunks = sourceChunks(src);
-  let state: 'head' | 'body' | 'done' = 'head';
-  const body = new ReadableStream<Uint8Array>(
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    yield head;
+    yield* sourceChunks(src);
+    yield tail;
+  }
+  return { chunks: chunks(), contentType: `multipart/form-data; boundary=${b}` };
+}
+
+/** A ReadableStream that pulls from chunks only when its reader wants more. */
+export function pullStream(chunks: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
     {
-      // pull runs only when fetch wants more: backpressure reaches the source.
       async pull(controller) {
-        if (state === 'head') {
-          state = 'body';
-          controller.enqueue(head);
-          return;
-        }
-        if (state === 'body') {
-          const next = await chunks.next();
-          if (!next.done) {
-            controller.enqueue(next.value);
-            return;
-          }
-          state = 'done';
-          controller.enqueue(tail);
-          controller.close();
-        }
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
       },
       async cancel(reason) {
         await chunks.return?.(reason);
@@ -88,7 +80,6 @@ export function multipart(name: string, src: UploadSource): MultipartBody {
     },
     { highWaterMark: 0 },
   );
-  return { body, headers: { 'Content-Type': `multipart/form-data; boundary=${b}` } };
 }
 
 async function* sourceChunks(src: UploadSource): AsyncGenerator<Uint8Array> {
