@@ -389,3 +389,33 @@ describe('agents, runs, threads', () => {
     await berth.agents.delete('sleeper');
   });
 });
+
+test('examples/agent.ts runs against the server (the README walk-through)', async () => {
+  const { execFile } = await import('node:child_process');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const ts = (await import('typescript')).default;
+  const { pathToFileURL } = await import('node:url');
+  // Types stripped by the TypeScript compiler; '@berth-dev/berth' is this
+  // package's dist/.
+  const src = readFileSync(join(pkgDir, 'examples', 'agent.ts'), 'utf8');
+  const js = ts
+    .transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } })
+    .outputText.replace(`from '@berth-dev/berth'`, `from '${pathToFileURL(join(pkgDir, 'dist', 'index.js'))}'`);
+  const dir = join(pkgDir, 'node_modules', '.cache', 'examples');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'agent.mjs');
+  writeFileSync(file, js);
+  const { stdout } = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [file], { env: { ...process.env, BERTH_URL: server.url, BERTH_API_KEY: server.adminKey } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`example failed: ${err.message}\n${stdout}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+  assert.match(stdout, /^completed 0$/m);
+  assert.match(stdout, /task: Open \/workspace\/src\/README\.md and summarise it/);
+  assert.match(stdout, /# Docs Project/);
+  assert.match(stdout, /task: And now the title only/);
+  assert.match(stdout, /done: completed/);
+  const ws = await berth.workspaces.get('docs-project');
+  assert.equal(await berth.files.readText(ws.id, '/src/README.md'), '# Docs Project\n\nHello from the SDK.\n');
+});
