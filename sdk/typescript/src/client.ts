@@ -49,13 +49,8 @@ export class Berth {
   }
 
   /** GET /readyz: the readiness checks (503 answers too, with ready false). */
-  async ready(opts: { signal?: AbortSignal } = {}): Promise<T.Readiness> {
-    try {
-      return await this.http.call('GET', '/readyz', opts);
-    } catch (err) {
-      if (err instanceof BerthError && err.status === 503) return { ready: false, checks: {} } as T.Readiness;
-      throw err;
-    }
+  ready(opts: { signal?: AbortSignal } = {}): Promise<T.Readiness> {
+    return this.http.call('GET', '/readyz', { ...opts, accept: [503] });
   }
 
   /** The server's OpenAPI document. */

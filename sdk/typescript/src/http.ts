@@ -26,6 +26,8 @@ export interface RequestOptions {
   body?: BodyInit;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** Failure statuses answered as they are instead of thrown (/readyz's 503). */
+  accept?: number[];
 }
 
 /** Transport does the HTTP: URLs, the key, errors and the envelope. */
@@ -113,7 +115,7 @@ export class Transport {
         cause: err,
       });
     }
-    if (!res.ok) throw await BerthError.fromResponse(res);
+    if (!res.ok && !opts.accept?.includes(res.status)) throw await BerthError.fromResponse(res);
     return res;
   }
 

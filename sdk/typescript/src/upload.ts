@@ -27,9 +27,13 @@ export type MultipartBody =
 // rules for that parameter differ between encoders (browsers send '"' as
 // %22), the field's value needs none.
 
+// A boundary only has to be unlikely in the data; Node 18 has no global
+// crypto without a flag, so Math.random stands in there.
 function boundary(): string {
   const b = new Uint8Array(16);
-  globalThis.crypto.getRandomValues(b);
+  const c = (globalThis as { crypto?: { getRandomValues?(a: Uint8Array): Uint8Array } }).crypto;
+  if (c?.getRandomValues) c.getRandomValues(b);
+  else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
   return '----berth' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 

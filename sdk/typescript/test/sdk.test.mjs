@@ -256,6 +256,21 @@ describe('templates, sandboxes, exec', () => {
     await rejects(berth.templates.get('no-such-template'), 404, 'not_found');
   });
 
+  test('templates build, streamed: log lines, then the template', async () => {
+    const events = [];
+    for await (const ev of berth.templates.buildStream('base')) events.push(ev);
+    assert.ok(events.filter((e) => e.type === 'progress').length > 0, 'no progress lines');
+    const done = events.at(-1);
+    assert.equal(done.type, 'done');
+    assert.equal(done.template.name, 'base');
+    assert.equal(done.template.ready, true);
+    // Building is for admins.
+    const m = await berth.members.add({ name: 'builder', role: 'member' });
+    const key = await berth.keys.create({ name: 'builder key', userId: m.id, scopes: ['sandbox:write'] });
+    const member = new Berth({ url: server.url, apiKey: key.key });
+    await rejects(member.templates.build('base'), 403, 'forbidden');
+  });
+
   test('create with a mount, get, list, exec, exec streaming, pause, resume, stop, start, keepalive, destroy', async () => {
     ws = await berth.workspaces.create({ name: 'sandbox ws' });
     await berth.files.write(ws.id, '/README.md', 'mounted\n');
