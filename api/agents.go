@@ -42,6 +42,7 @@ func (s *Server) agentRoutes() []route {
 			}}, handler: s.runAgent},
 		{Method: "GET", Pattern: "/v1/runs/{runId}", Summary: "one run: status, exit code, output, timings", Scope: "agent:read", Out: agent.Run{}, handler: s.getRun},
 		{Method: "GET", Pattern: "/v1/runs/{runId}/events", Summary: "a run's events (Accept: text/event-stream follows it live)", Scope: "agent:read", Paged: true, Out: []agent.Event{},
+			Query: []param{{Name: "Last-Event-ID", Header: true, Desc: "streaming: resume after this event (its seq)"}},
 			Stream: &stream{When: "With Accept: text/event-stream (resuming after Last-Event-ID or ?cursor)", Events: []sseEvent{
 				{Name: "prompt", Desc: "the prompt"},
 				{Name: "status", Data: agent.StatusData{}, Desc: "the run's status changed"},
@@ -53,7 +54,8 @@ func (s *Server) agentRoutes() []route {
 		{Method: "POST", Pattern: "/v1/runs/{runId}/cancel", Summary: "cancel a run (kills its process)", Scope: "agent:run", Out: agent.Run{}, handler: s.cancelRun},
 		{Method: "GET", Pattern: "/v1/threads", Summary: "list threads (?agent=slug, ?all, limit, cursor)", Scope: "agent:read", Paged: true, Query: []param{{Name: "agent", Desc: "only threads of the agent with this slug"}, qAll}, Out: []agent.Thread{}, handler: s.listThreads},
 		{Method: "GET", Pattern: "/v1/threads/{threadId}", Summary: "a thread with its runs", Scope: "agent:read", Out: agent.Thread{}, handler: s.getThread},
-		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", Paged: true, Out: []agent.Event{}, handler: s.threadEvents},
+		{Method: "GET", Pattern: "/v1/threads/{threadId}/events", Summary: "every event of a thread, in order", Scope: "agent:read", Paged: true, Out: []agent.Event{},
+			Query: []param{{Name: "Last-Event-ID", Header: true, Desc: "streaming: resume after this event (its seq)"}}, handler: s.threadEvents},
 		{Method: "PATCH", Pattern: "/v1/threads/{threadId}", Summary: "retitle or (un)archive a thread", Scope: "agent:write", In: agent.ThreadUpdate{}, Out: agent.Thread{}, handler: s.updateThread},
 		{Method: "DELETE", Pattern: "/v1/threads/{threadId}", Summary: "delete a thread with its runs and events", Scope: "agent:write", Out: deleted{}, handler: s.deleteThread},
 	}
@@ -102,8 +104,8 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 
 // agentDeleted answers DELETE /v1/agents/{slug}.
 type agentDeleted struct {
-	Slug    string `json:"slug"`
 	Deleted bool   `json:"deleted"` // always true
+	Slug    string `json:"slug"`
 }
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request) {

@@ -43,10 +43,11 @@ type envelope struct {
 	Meta Meta `json:"meta"`
 }
 
-// deleted answers a delete.
+// deleted answers a delete. The answers that were maps keep their bytes:
+// fields in the maps' (sorted) key order.
 type deleted struct {
-	ID      string `json:"id"`
 	Deleted bool   `json:"deleted"` // always true
+	ID      string `json:"id"`
 }
 
 // streamError is the data of an event stream's last "error" event: the

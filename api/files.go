@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 
 	"github.com/berth-dev/berth"
@@ -36,13 +35,17 @@ func (s *Server) fileRoutes() []route {
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files/*", Summary: "delete a file or directory (recursive)", Scope: "files:write", Out: deleted{}, handler: s.deleteFile},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/direct", Summary: "download a file (?id=/path, download, Range); a directory as zip or tar.gz (format)", Scope: "files:read",
 			Query: []param{
-				{Name: "id", Desc: "the file's or directory's path (required)", Schema: openapi3.NewStringSchema()},
+				{Name: "id", Desc: "the file's or directory's path", Required: true},
 				qBool("download", "Content-Disposition: attachment instead of inline"),
 				qString("format", "a directory's archive format (default zip)", archiveFormats...),
+				{Name: "Range", Header: true, Desc: "bytes=first-last: part of a file (206), to resume a download"},
+				{Name: "If-Range", Header: true, Desc: "the ETag the Range applies to"},
+				{Name: "If-None-Match", Header: true, Desc: "an ETag: 304 when unchanged"},
 			},
 			Raw: []rawBody{
-				{Types: []string{"*/*", "application/zip", "application/gzip"}, Desc: "the file with its own media type (Range, If-None-Match and If-Range honoured); a directory as a zip or tar.gz archive"},
-				{Status: 206, Types: []string{"*/*"}, Desc: "the requested range (multipart/byteranges for several)"},
+				{Types: []string{"*/*", "application/zip", "application/gzip"}, Desc: "the file with its own media type (Range, If-None-Match and If-Range honoured); a directory as a zip or tar.gz archive",
+					Headers: []string{"ETag", "Content-Disposition", "Accept-Ranges"}},
+				{Status: 206, Types: []string{"*/*"}, Desc: "the requested range (multipart/byteranges for several)", Headers: []string{"ETag", "Content-Range"}},
 				{Status: 416, Types: []string{"text/plain"}, Desc: "the range cannot be satisfied (net/http's plain answer)"},
 			}, handler: s.downloadFile},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/watch", Summary: "Server-Sent Events of changes below ?path=", Scope: "files:read",

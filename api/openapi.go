@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,12 +13,13 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 )
 
-// param is a query parameter of a route.
+// param is a query (or header) parameter of a route.
 type param struct {
-	Name string
-	Desc string
-	// Schema is its type; nil is a string.
-	Schema *openapi3.Schema
+	Name     string
+	Desc     string
+	Schema   *openapi3.Schema // its type; nil is a string
+	Required bool
+	Header   bool // a request header rather than a query parameter
 }
 
 func qBool(name, desc string) param {
@@ -49,9 +49,10 @@ type sseEvent struct {
 // rawBody is a success answer that is not the JSON envelope: a file, an
 // archive, metrics.
 type rawBody struct {
-	Status int      // 0: 200
-	Types  []string // media types; "*/*" for a file's own type
-	Desc   string
+	Status  int      // 0: 200
+	Types   []string // media types; "*/*" for a file's own type
+	Desc    string
+	Headers []string // response headers worth knowing (strings)
 }
 
 var pathParam = regexp.MustCompile(`\{([^}]+)\}`)
@@ -73,7 +74,7 @@ func openAPIPath(pattern string) (string, []string) {
 // OpenAPI builds the OpenAPI 3 document from the route table, so it covers
 // exactly the routes that exist, with schemas derived from the Go types
 // the handlers decode and encode (In, Out and the stream events of each
-// route; see schema.go). It fails when a route or type cannot be described.
+// route; see openapi_reflect.go). It fails when a route or type cannot be described.
 func (s *Server) OpenAPI() (*openapi3.T, error) {
 	g := newSchemas()
 	doc := &openapi3.T{
@@ -136,7 +137,8 @@ func metaSchema(paged bool) *openapi3.Schema {
 
 func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 	p, params := openAPIPath(rt.Pattern)
-	op := &openapi3.Operation{Summary: rt.Summary, OperationID: operationID(rt.Method, p), Responses: openapi3.NewResponses()}
+	op := &openapi3.Operation{Summary: rt.Summary, OperationID: operationID(rt.Method, p), Tags: []string{tagOf(rt.Pattern)},
+		Responses: openapi3.NewResponses()}
 	op.Responses.Delete("default")
 	var desc []string
 	if rt.Public {
@@ -158,7 +160,10 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 			param{Name: "cursor", Desc: "meta.nextCursor of the previous page"})
 	}
 	for _, q := range query {
-		qp := openapi3.NewQueryParameter(q.Name).WithDescription(q.Desc)
+		qp := openapi3.NewQueryParameter(q.Name).WithDescription(q.Desc).WithRequired(q.Required)
+		if q.Header {
+			qp.In = openapi3.ParameterInHeader
+		}
 		if q.Schema == nil {
 			q.Schema = openapi3.NewStringSchema()
 		}
@@ -214,6 +219,13 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 		}
 		for _, t := range raw.Types {
 			resp.Value.Content[t] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema().WithFormat("binary"))
+		}
+		for _, h := range raw.Headers {
+			if resp.Value.Headers == nil {
+				resp.Value.Headers = openapi3.Headers{}
+			}
+			resp.Value.Headers[h] = &openapi3.HeaderRef{Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Schema: openapi3.NewSchemaRef("", openapi3.NewStringSchema())}}}
 		}
 	}
 	if rt.Stream != nil {
@@ -273,6 +285,22 @@ func streamDoc(g *schemas, st *stream) (string, error) {
 	return b.String(), nil
 }
 
+// tagOf groups a route by resource for generated clients and docs.
+func tagOf(pattern string) string {
+	seg := strings.Split(strings.TrimPrefix(pattern, "/v1/"), "/")
+	switch {
+	case !strings.HasPrefix(pattern, "/v1/") || seg[0] == "openapi.json":
+		return "ops"
+	case seg[0] == "workspaces" && len(seg) > 2 && seg[2] != "usage" && seg[2] != "access":
+		return "files"
+	case seg[0] == "run" || seg[0] == "runs" || seg[0] == "threads":
+		return "agents"
+	case seg[0] == "me" || seg[0] == "members" || seg[0] == "api-keys":
+		return "org"
+	}
+	return seg[0]
+}
+
 func operationID(method, path string) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(method))
@@ -311,16 +339,6 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(s.doc.body)+1))
 	_, _ = w.Write(append(s.doc.body, '\n'))
-}
-
-// componentNames lists the document's component schemas (for tests).
-func componentNames(doc *openapi3.T) []string {
-	var out []string
-	for n := range doc.Components.Schemas {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Query parameters several routes share.

@@ -1,12 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"sort"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -186,11 +191,11 @@ func TestOpenAPIValidationCatchesWrongAnswers(t *testing.T) {
 	}
 	check := func(method, path string, status int, h http.Header, body []byte) error {
 		req := httptest.NewRequest(method, path, nil)
-		bodyCheck, err := v.Check(req, status, h)
-		if err != nil || bodyCheck == nil {
+		plan, err := v.Check(req, status, h)
+		if err != nil || plan == nil {
 			return err
 		}
-		return bodyCheck(body)
+		return plan.JSON(body)
 	}
 	h, body := answer(200, good)
 	if err := check("GET", "/v1/sandboxes/sbx_1", 200, h, body); err != nil {
@@ -247,4 +252,61 @@ func TestOpenAPIValidationCatchesWrongAnswers(t *testing.T) {
 	if err := check("GET", "/v1/sandboxes/sbx_1", 404, h, body); err == nil {
 		t.Error("an error answer that is not the error envelope validates")
 	}
+
+	// An event stream's events are checked as they are read: their names
+	// and their JSON data.
+	sh := http.Header{"Content-Type": {"text/event-stream"}}
+	plan, err := v.Check(httptest.NewRequest("POST", "/v1/sandboxes/sbx_1/exec?stream=true", nil), 200, sh)
+	if err != nil || plan == nil || plan.Events == nil {
+		t.Fatalf("exec stream: %v %+v", err, plan)
+	}
+	stream := "event: stdout\ndata: line 1\ndata: line 2\n\n: keep-alive\n\n" +
+		"event: exit\ndata: {\"exitCode\":0,\"durationMs\":3,\"timedOut\":false}\n\n" +
+		"event: exit\ndata: {\"exitCode\":\"zero\",\"durationMs\":3,\"timedOut\":false}\n\n" +
+		"event: bogus\ndata: x\n\n"
+	var got []string
+	r := openapitest.Events(io.NopCloser(iotest.OneByteReader(strings.NewReader(stream))), plan.Events, func(err error) { got = append(got, err.Error()) })
+	if _, err := io.ReadAll(r); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.Contains(got[0], "/exitCode") || !strings.Contains(got[1], `event "bogus" is not documented`) {
+		t.Errorf("stream errors: %q", got)
+	}
+}
+
+// api/openapi.json is the document as served, committed so that clients
+// (the TypeScript SDK's types) are generated from a file in the repository.
+// BERTH_UPDATE_OPENAPI=1 rewrites it; otherwise it must be current.
+func TestOpenAPIFileIsCurrent(t *testing.T) {
+	doc, err := fullServer().OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if os.Getenv("BERTH_UPDATE_OPENAPI") != "" {
+		if err := os.WriteFile("openapi.json", want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("api/openapi.json is not the current document: run BERTH_UPDATE_OPENAPI=1 go test ./api -run TestOpenAPIFileIsCurrent")
+	}
+}
+
+// componentNames lists the document's component schemas .
+func componentNames(doc *openapi3.T) []string {
+	var out []string
+	for n := range doc.Components.Schemas {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }

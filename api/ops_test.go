@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -31,6 +32,9 @@ func TestOpenAPIIsValidAndComplete(t *testing.T) {
 	st, body := get(t, env, env.URL+"/v1/openapi.json")
 	if st != 200 {
 		t.Fatalf("openapi.json: %d", st)
+	}
+	if file, err := os.ReadFile("openapi.json"); err != nil || string(file) != body {
+		t.Errorf("the served document is not api/openapi.json (%v)", err)
 	}
 	doc, err := openapi3.NewLoader().LoadFromData([]byte(body))
 	if err != nil {

@@ -77,8 +77,13 @@ type route struct {
 	//   Raw: success answers that are not the envelope (files, archives),
 	//   Stream: its text/event-stream answer with each event's data type.
 	// A struct type becomes a component schema named after it; enums,
-	// descriptions and renames go in schemas.go. Handlers encode named
-	// structs, never maps, so that their answers can be described.
+	// descriptions and renames go in openapi_docs.go. Handlers encode named
+	// structs, never maps, so that their answers can be described. E.g.
+	//   {Method: "POST", Pattern: "/v1/sessions", Success: []int{201},
+	//    In: sessionInput{}, Out: session{}, ...}
+	// A route without Out (or Raw, Stream) fails the build of the document
+	// and TestOpenAPITypesEveryRoute; after a change, regenerate
+	// api/openapi.json: BERTH_UPDATE_OPENAPI=1 go test ./api -run TestOpenAPIFileIsCurrent
 	In, Out any
 	Query   []param
 	Upload  bool
@@ -136,8 +141,8 @@ type health struct {
 
 // readiness is the answer of /readyz (200 when ready, else 503).
 type readiness struct {
-	Ready  bool                   `json:"ready"`
 	Checks map[string]checkResult `json:"checks"`
+	Ready  bool                   `json:"ready"`
 }
 
 // checkResult is one readiness check's outcome.

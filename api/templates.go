@@ -83,8 +83,8 @@ func (s *Server) getTemplate(w http.ResponseWriter, r *http.Request) {
 
 // templateBuild answers a build without ?stream.
 type templateBuild struct {
-	Template templateView `json:"template"`
 	Log      string       `json:"log"`
+	Template templateView `json:"template"`
 }
 
 // buildTemplate builds (or pulls) now. With ?stream=true each progress line

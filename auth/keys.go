@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"time"
 
@@ -171,4 +172,14 @@ func (s *Service) RevokeKey(ctx context.Context, id string) (*APIKey, error) {
 		return nil, err
 	}
 	return &k, nil
+}
+
+// Expiries lists the values expiresIn takes (the OpenAPI document's enum).
+func Expiries() []string {
+	out := make([]string, 0, len(expiries))
+	for k := range expiries {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

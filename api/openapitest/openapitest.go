@@ -78,12 +78,12 @@ func (v *Validator) Route(req *http.Request) (*routers.Route, map[string]string)
 	return rt, params
 }
 
-// Check validates an answer's status and content type. When its body must
-// be validated too (a JSON answer), it returns a function to call with the
-// whole body; it returns nil for bodies that are not checked: event
-// streams and binary bodies (files, archives, metrics, the document),
-// which may be long or endless. Errors name the route and the status.
-func (v *Validator) Check(req *http.Request, status int, h http.Header) (func(body []byte) error, error) {
+// Check validates an answer's status and content type, and says how to
+// check its body: whole for JSON, event by event for a stream (its data
+// against the schema of its event, x-berth-events). It returns a nil Plan
+// for bodies that are not checked: binary bodies (files, archives,
+// metrics, the document itself). Errors name the route and the status.
+func (v *Validator) Check(req *http.Request, status int, h http.Header) (*Plan, error) {
 	rt, params := v.Route(req)
 	what := fmt.Sprintf("%s %s answered %d", req.Method, req.URL.Path, status)
 	if rt == nil {
@@ -118,10 +118,22 @@ func (v *Validator) Check(req *http.Request, status int, h http.Header) (func(bo
 		return nil, fmt.Errorf("%s: content type %q is not documented for this status (documented: %s)", what, ct, strings.Join(keys(resp.Value.Content), ", "))
 	}
 	base, _, _ := mime.ParseMediaType(ct)
-	if base == "text/event-stream" || (mt.Schema != nil && mt.Schema.Value != nil && mt.Schema.Value.Format == "binary") {
+	if base == "text/event-stream" {
+		events, err := v.events(mt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		return &Plan{Events: func(name, data string) error {
+			if err := checkEvent(events, name, data); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			return nil
+		}}, nil
+	}
+	if mt.Schema != nil && mt.Schema.Value != nil && mt.Schema.Value.Format == "binary" {
 		return nil, nil
 	}
-	return func(body []byte) error {
+	return &Plan{JSON: func(body []byte) error {
 		in := &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: rt},
 			Status:                 status,
@@ -142,7 +154,114 @@ func (v *Validator) Check(req *http.Request, status int, h http.Header) (func(bo
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		return nil
-	}, nil
+	}}, nil
+}
+
+// Plan says how to check an answer's body: JSON with the whole body, or
+// Events with each event of a stream as the client reads it.
+type Plan struct {
+	JSON   func(body []byte) error
+	Events func(name, data string) error
+}
+
+// events reads a stream's documented events (the x-berth-events extension:
+// event name -> "text" or the $ref of its JSON data's schema).
+func (v *Validator) events(mt *openapi3.MediaType) (map[string]*openapi3.Schema, error) {
+	raw, ok := mt.Extensions["x-berth-events"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("the event stream documents no events (x-berth-events)")
+	}
+	out := map[string]*openapi3.Schema{}
+	for name, ref := range raw {
+		r, _ := ref.(string)
+		if r == "text" {
+			out[name] = nil
+			continue
+		}
+		c := v.doc.Components.Schemas[strings.TrimPrefix(r, "#/components/schemas/")]
+		if c == nil || c.Value == nil {
+			return nil, fmt.Errorf("event %s: unknown schema %q", name, r)
+		}
+		out[name] = c.Value
+	}
+	return out, nil
+}
+
+func checkEvent(events map[string]*openapi3.Schema, name, data string) error {
+	schema, ok := events[name]
+	if !ok {
+		return fmt.Errorf("event %q is not documented", name)
+	}
+	if schema == nil {
+		return nil // text
+	}
+	var value any
+	if err := json.Unmarshal([]byte(data), &value); err != nil {
+		return fmt.Errorf("event %q: data is not JSON: %v", name, err)
+	}
+	if err := schema.VisitJSON(value, openapi3.SetSchemaErrorMessageCustomizer(brief)); err != nil {
+		return fmt.Errorf("event %q: %v", name, err)
+	}
+	return nil
+}
+
+// Events wraps an event stream's body so that each event is passed to check
+// as the caller reads it; report gets each error.
+func Events(body io.ReadCloser, check func(name, data string) error, report func(error)) io.ReadCloser {
+	return &eventReader{ReadCloser: body, check: check, report: report}
+}
+
+type eventReader struct {
+	io.ReadCloser
+	check  func(name, data string) error
+	report func(error)
+
+	line  []byte   // the incomplete line read so far
+	name  string   // the event field of the event at hand
+	data  []string // its data lines
+	valid bool     // whether it has a data field
+}
+
+func (e *eventReader) Read(p []byte) (int, error) {
+	n, err := e.ReadCloser.Read(p)
+	for _, c := range p[:n] {
+		if c != '\n' {
+			e.line = append(e.line, c)
+			continue
+		}
+		e.field(strings.TrimSuffix(string(e.line), "\r"))
+		e.line = e.line[:0]
+	}
+	return n, err
+}
+
+// field handles one line of the stream (as the SSE specification says).
+func (e *eventReader) field(line string) {
+	switch {
+	case line == "":
+		if e.valid {
+			name := e.name
+			if name == "" {
+				name = "message"
+			}
+			if err := e.check(name, strings.Join(e.data, "\n")); err != nil {
+				e.report(err)
+			}
+		}
+		e.name, e.data, e.valid = "", nil, false
+	case strings.HasPrefix(line, ":"):
+		// a comment (keep-alive)
+	default:
+		k, val, _ := strings.Cut(line, ":")
+		val = strings.TrimPrefix(val, " ")
+		switch k {
+		case "event":
+			e.name = val
+		case "data":
+			e.data = append(e.data, val)
+			e.valid = true
+		}
+	}
 }
 
 // brief says where a body breaks the schema, what the schema wants, and

@@ -252,23 +252,25 @@ func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // validate checks resp against the document. A JSON body is read whole
-// (and handed on to the caller as read); streams and binary bodies are
-// left to the caller, only their status and content type are checked.
+// (and handed on to the caller as read); the events of a stream are
+// checked as the caller reads them; of a binary body (a file, an archive)
+// only the status and content type are.
 func (t transport) validate(req *http.Request, resp *http.Response) {
-	body, err := t.check.Check(req, resp.StatusCode, resp.Header)
-	if err != nil {
+	plan, err := t.check.Check(req, resp.StatusCode, resp.Header)
+	switch {
+	case err != nil:
 		t.book.recordMismatch(err.Error())
-		return
-	}
-	if body == nil {
-		return
-	}
-	b, err := openapitest.ReadBody(resp)
-	if err != nil {
-		return // the connection failed: the caller sees the error
-	}
-	if err := body(b); err != nil {
-		t.book.recordMismatch(err.Error())
+	case plan == nil:
+	case plan.Events != nil:
+		resp.Body = openapitest.Events(resp.Body, plan.Events, func(err error) { t.book.recordMismatch(err.Error()) })
+	case plan.JSON != nil:
+		b, err := openapitest.ReadBody(resp)
+		if err != nil {
+			return // the connection failed: the caller sees the error
+		}
+		if err := plan.JSON(b); err != nil {
+			t.book.recordMismatch(err.Error())
+		}
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -145,5 +148,56 @@ func TestFailureReportHasServerWarnings(t *testing.T) {
 	}
 	if strings.Contains(out, "routine line") {
 		t.Errorf("the failure output has an info line:\n%s", out)
+	}
+}
+
+// An answer that the OpenAPI document does not describe fails the test
+// that received it, naming the route, the status and what is wrong; so do
+// a stream's undocumented events. (A stand-in server answers here: the
+// real one answers as documented.)
+func TestAnswerNotInTheOpenAPIDocumentFailsTheTest(t *testing.T) {
+	ft := &fakeT{T: t}
+	env := servertest.Start(ft, "")
+	if _, err := env.Admin.Me(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ft.Failed() {
+		ft.end()
+		t.Fatalf("a documented answer failed the test:\n%s", ft.output())
+	}
+	wrong := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/runs/run_1/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "event: stdout\ndata: hi\n\nevent: surprise\ndata: {}\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":{"user":"admin"},"meta":{"requestId":"req_1"}}`)
+	}))
+	defer wrong.Close()
+	for _, path := range []string{"/v1/me", "/v1/runs/run_1/events"} {
+		resp, err := env.HTTP().Get(wrong.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || len(b) == 0 {
+			t.Fatalf("the caller did not get the body of %s: %v", path, err)
+		}
+	}
+	ft.end()
+	out := ft.output()
+	for _, want := range []string{
+		"does not match the OpenAPI document: GET /v1/me (/v1/me) answered 200",
+		"at /data/user: value must be an object",
+		`GET /v1/runs/{runId}/events (/v1/runs/run_1/events) answered 200: event "surprise" is not documented`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the failure output lacks %q:\n%s", want, out)
+		}
+	}
+	if !ft.Failed() {
+		t.Error("the test did not fail")
 	}
 }

@@ -164,7 +164,7 @@ func fieldDocTable() map[reflect.Type]map[string]field {
 			"key":    {Desc: "the secret, only in the answer that created the key"},
 		},
 		typeOf[auth.Me]():          {"scopes": {Enum: scopes}},
-		typeOf[auth.KeyInput]():    {"scopes": {Enum: scopes}, "name": {Required: true}, "expiresIn": {Desc: "a Go duration such as 720h; absent: no expiry"}, "userId": {Desc: "admins: create the key for this member"}},
+		typeOf[auth.KeyInput]():    {"scopes": {Enum: scopes}, "name": {Required: true}, "expiresIn": {Enum: enum(auth.Expiries()...), Desc: "absent: the key does not expire"}, "userId": {Desc: "admins: create the key for this member"}},
 		typeOf[auth.MemberInput](): {"name": {Required: true}},
 		typeOf[memberUpdate]():     {"role": {Required: true}},
 
@@ -191,6 +191,7 @@ func fieldDocTable() map[reflect.Type]map[string]field {
 			"env":         {Desc: "names of the environment variables (values are not shown)"},
 			"idleTimeout": {Desc: "seconds"},
 		},
+		typeOf[sandbox.Mount](): {"workspaceId": {Required: true}, "path": {Required: true}},
 		typeOf[sandbox.ExecInput](): {
 			"command": {Required: true, Schema: stringOrArgv},
 			"timeout": {Desc: "milliseconds; default 30000"},

@@ -19,7 +19,7 @@ import (
 // a field without omitempty is required, a pointer is nullable, embedded
 // structs are inlined. What the Go type cannot say (enums of plain string
 // fields, the shapes of json.RawMessage fields, descriptions) comes from
-// fieldDocs and typeDocs in schemas.go.
+// fieldDocs and typeDocs in openapi_docs.go.
 //
 // Input types (request bodies) are reflected in input mode: nothing is
 // required unless fieldDocs says so (the services give absent fields their
