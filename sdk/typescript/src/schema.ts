@@ -1176,8 +1176,11 @@ export interface components {
             status: "ok";
         };
         KeyInput: {
-            /** @description a Go duration such as 720h; absent: no expiry */
-            expiresIn?: string;
+            /**
+             * @description absent: the key does not expire
+             * @enum {string}
+             */
+            expiresIn?: "1y" | "30d" | "90d";
             name: string;
             scopes?: ("sandbox:create" | "sandbox:read" | "sandbox:write" | "sandbox:*" | "agent:run" | "agent:read" | "agent:write" | "agent:*" | "files:read" | "files:write" | "files:*" | "org:read" | "org:write" | "org:members" | "org:*" | "admin:*" | "*")[];
             /** @description admins: create the key for this member */
@@ -1226,9 +1229,9 @@ export interface components {
             sandboxStatus: "creating" | "running" | "pausing" | "paused" | "resuming" | "stopping" | "stopped" | "destroying" | "destroyed" | "error";
         };
         MountInput: {
-            path?: string;
+            path: string;
             readOnly?: boolean;
-            workspaceId?: string;
+            workspaceId: string;
         };
         Org: {
             id: string;
@@ -2276,7 +2279,10 @@ export interface operations {
                 /** @description page size (default 50) */
                 limit?: number;
             };
-            header?: never;
+            header?: {
+                /** @description streaming: resume after this event (its seq) */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 runId: string;
             };
@@ -2943,7 +2949,10 @@ export interface operations {
                 /** @description page size (default 50) */
                 limit?: number;
             };
-            header?: never;
+            header?: {
+                /** @description streaming: resume after this event (its seq) */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 threadId: string;
             };
@@ -3228,15 +3237,22 @@ export interface operations {
     };
     getWorkspacesIdDirect: {
         parameters: {
-            query?: {
+            query: {
                 /** @description Content-Disposition: attachment instead of inline */
                 download?: boolean;
                 /** @description a directory's archive format (default zip) */
                 format?: "zip" | "tar.gz";
-                /** @description the file's or directory's path (required) */
-                id?: string;
+                /** @description the file's or directory's path */
+                id: string;
             };
-            header?: never;
+            header?: {
+                /** @description an ETag: 304 when unchanged */
+                "If-None-Match"?: string;
+                /** @description the ETag the Range applies to */
+                "If-Range"?: string;
+                /** @description bytes=first-last: part of a file (206), to resume a download */
+                Range?: string;
+            };
             path: {
                 id: string;
             };
@@ -3247,6 +3263,9 @@ export interface operations {
             /** @description the file with its own media type (Range, If-None-Match and If-Range honoured); a directory as a zip or tar.gz archive */
             200: {
                 headers: {
+                    "Accept-Ranges"?: string;
+                    "Content-Disposition"?: string;
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3258,6 +3277,8 @@ export interface operations {
             /** @description the requested range (multipart/byteranges for several) */
             206: {
                 headers: {
+                    "Content-Range"?: string;
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
