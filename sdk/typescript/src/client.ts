@@ -435,7 +435,7 @@ export type RunEvent =
 export interface RunOptions extends Signal {
   /** Continue this thread (its runs share history and files). */
   threadId?: string;
-  /** Seconds the run may take. */
+  /** Milliseconds the run may take (default the agent's, else 10 minutes). */
   timeout?: number;
   /** true: answer an async iterator of the run's events instead of the run. */
   stream?: boolean;
