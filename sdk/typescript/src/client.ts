@@ -369,10 +369,14 @@ export class Sandboxes {
 
   /**
    * Runs a command (a string runs under /bin/sh -c, an array is the argv)
-   * and answers its output and exit code once it ends.
+   * and answers its output and exit code once it ends; with stream: true,
+   * an async iterator of its output as it comes (see execStream).
    */
-  exec(id: string, command: string | string[], opts: ExecOptions = {}): Promise<T.ExecOutput> {
-    const { signal, ...rest } = opts;
+  exec(id: string, command: string | string[], opts: ExecOptions & { stream: true }): AsyncGenerator<ExecEvent>;
+  exec(id: string, command: string | string[], opts?: ExecOptions & { stream?: false }): Promise<T.ExecOutput>;
+  exec(id: string, command: string | string[], opts: ExecOptions & { stream?: boolean } = {}): Promise<T.ExecOutput> | AsyncGenerator<ExecEvent> {
+    const { signal, stream, ...rest } = opts;
+    if (stream) return this.execStream(id, command, { ...rest, signal });
     return this.http.call('POST', `/v1/sandboxes/${seg(id)}/exec`, { json: { ...rest, command }, signal });
   }
 

@@ -302,6 +302,18 @@ describe('templates, sandboxes, exec', () => {
     assert.equal(events.at(-1).type, 'exit');
     assert.equal(events.at(-1).exitCode, 7);
 
+    // exec with stream: true is execStream.
+    const streamed = [];
+    for await (const ev of berth.sandboxes.exec(sb.id, ['sh', '-c', 'printf hi'], { stream: true })) streamed.push(ev);
+    assert.deepEqual(streamed.map((e) => e.type), ['stdout', 'exit']);
+    assert.equal(streamed[0].text, 'hi');
+    // Leaving the loop early closes the stream; the sandbox stays usable.
+    for await (const ev of berth.sandboxes.execStream(sb.id, 'echo first; sleep 2; echo never')) {
+      assert.equal(ev.type, 'stdout');
+      break;
+    }
+    assert.equal((await berth.sandboxes.exec(sb.id, 'echo after')).stdout, 'after\n');
+
     assert.equal((await berth.sandboxes.pause(sb.id)).status, 'paused');
     assert.equal((await berth.sandboxes.resume(sb.id)).status, 'running');
     assert.equal((await berth.sandboxes.stop(sb.id)).status, 'stopped');
