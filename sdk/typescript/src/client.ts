@@ -447,7 +447,8 @@ export interface RunOptions extends Signal {
 
 /**
  * A streamed run: iterate it for events (the last is "result"); result()
- * answers the finished run (iterating the rest if needed).
+ * answers the finished run (iterating the rest if needed). The request is
+ * sent when iteration (or result()) starts; iterate it once.
  */
 export class RunStream implements AsyncIterable<RunEvent> {
   private final?: T.Run;

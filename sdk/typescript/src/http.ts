@@ -66,11 +66,19 @@ export class Transport {
 
   /**
    * upload sends a body of chunks, streamed without buffering: in Node by
-   * node:http (see nodeupload.ts), elsewhere by fetch with a stream body.
+   * node:http (see nodeupload.ts), with a caller's fetch as a stream body.
    */
   async upload(method: string, path: string, contentType: string, chunks: AsyncGenerator<Uint8Array>, opts: { signal?: AbortSignal } = {}): Promise<Response> {
-    if (this.customFetch || !isNode()) {
+    if (this.customFetch) {
       return this.raw(method, path, { body: pullStream(chunks), headers: { 'Content-Type': contentType }, signal: opts.signal });
+    }
+    if (!isNode()) {
+      // Browsers send a stream body only over HTTP/2 (Chrome) or not at all:
+      // gather the chunks into a Blob, which browsers keep on disk when
+      // large. (Blob and File sources never come here: FormData sends them.)
+      const parts: Uint8Array[] = [];
+      for await (const c of chunks) parts.push(c);
+      return this.raw(method, path, { body: new Blob(parts as BlobPart[]), headers: { 'Content-Type': contentType }, signal: opts.signal });
     }
     const headers: Record<string, string> = { ...this.headers, 'Content-Type': contentType };
     if (this.apiKey) headers['X-API-Key'] = this.apiKey;
