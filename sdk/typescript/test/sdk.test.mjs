@@ -184,6 +184,10 @@ describe('files', () => {
       assert.equal(e.size, new TextEncoder().encode(want).length);
       assert.equal(await berth.files.readText(ws.id, path), want, path);
     }
+    // A streamed upload the server refuses at once answers its error, even
+    // while the source still has 64 MiB to send.
+    const endless = (async function* () { for (let i = 0; i < 1024; i++) yield new Uint8Array(64 * 1024); })();
+    await rejects(berth.files.upload('00000000-0000-0000-0000-000000000000', '/x.bin', endless), 404, 'not_found');
     // A source that fails mid-way leaves nothing behind.
     const failing = (async function* () { yield 'partial'; throw new Error('source broke'); })();
     await assert.rejects(berth.files.upload(ws.id, '/up/broken.txt', failing));
