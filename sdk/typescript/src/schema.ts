@@ -533,6 +533,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** the session of the session cookie, with its CSRF token */
+        get: operations["getSession"];
+        put?: never;
+        post?: never;
+        /** sign out: ends the session and clears its cookie */
+        delete: operations["deleteSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** sign in with an API key: sets the session cookie (dashboard) */
+        post: operations["postSessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/templates": {
         parameters: {
             query?: never;
@@ -1174,6 +1209,7 @@ export interface components {
         Health: {
             /** @enum {string} */
             status: "ok";
+            version: string;
         };
         KeyInput: {
             /**
@@ -1385,6 +1421,23 @@ export interface components {
             /** Format: int64 */
             pids?: number;
             vcpus?: number;
+        };
+        SessionEnded: {
+            ended: boolean;
+        };
+        SessionInfo: {
+            /** @description send it back as X-CSRF-Token on every state-changing request made with the session cookie */
+            csrfToken: string;
+            /** Format: date-time */
+            expiresAt: string;
+            org: components["schemas"]["Org"];
+            /** @enum {string} */
+            role: "admin" | "member";
+            scopes: ("sandbox:create" | "sandbox:read" | "sandbox:write" | "sandbox:*" | "agent:run" | "agent:read" | "agent:write" | "agent:*" | "files:read" | "files:write" | "files:*" | "org:read" | "org:write" | "org:members" | "org:*" | "admin:*" | "*")[];
+            user: components["schemas"]["Member"];
+        };
+        SessionInput: {
+            apiKey: string;
         };
         Storage: {
             /** Format: int64 */
@@ -2675,6 +2728,106 @@ export interface operations {
                 content: {
                     "application/json": {
                         data: components["schemas"]["Sandbox"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SessionInfo"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SessionEnded"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SessionInfo"];
                         meta: components["schemas"]["Meta"];
                     };
                 };
