@@ -81,7 +81,7 @@ func (a *app) addThreadCommands(root *cobra.Command) {
 	th := &cobra.Command{Use: "thread", Aliases: []string{"threads"}, Short: "Agent conversation threads"}
 
 	var agentSlug string
-	list := &cobra.Command{Use: "list", Aliases: []string{"ls"}, Short: "List threads, newest first", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Aliases: []string{"ls"}, Short: "List threads, oldest first (as the API pages them)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client()
 			if err != nil {
