@@ -520,6 +520,13 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, berth.Errorf(berth.Invalid, "format must be %q or %q", files.FormatZip, files.FormatTarGz))
 		return
 	}
+	// Whatever a workspace holds stays inert on the dashboard's origin:
+	// never sniffed into another type, and if a browser renders it after
+	// all, in a sandbox (a unique origin: no cookies, no script, no
+	// requests).
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", fileCSP)
 	ws, fw, release, err := s.openFiles(r, "files:read")
 	if err != nil {
 		writeError(w, r, err)
@@ -543,14 +550,33 @@ func (s *Server) downloadFile(w http.ResponseWriter, r *http.Request) {
 	}
 	// Opened read-only: closing has nothing to flush.
 	defer func() { _ = f.Close() }()
-	h := w.Header()
 	h.Set("Content-Type", f.MimeType)
 	h.Set("ETag", f.ETag)
-	h.Set("X-Content-Type-Options", "nosniff")
-	// Served inline, a workspace's HTML must not run as the API's origin.
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("Content-Disposition", disposition(attach, f.Name))
+	h.Set("Content-Disposition", disposition(attach || !inertInline(f.MimeType), f.Name))
 	http.ServeContent(w, r, f.Name, f.ModTime, f)
+}
+
+// fileCSP is the Content-Security-Policy of every file response.
+const fileCSP = "sandbox; default-src 'none'"
+
+// inertInline reports whether a file of media type mt may be shown inline:
+// only types that a browser displays without running anything (images
+// other than SVG, audio, video, plain text, JSON). HTML, SVG, XML,
+// JavaScript and every type not known here are attachments, which a
+// browser saves rather than renders.
+func inertInline(mt string) bool {
+	base, _, err := mime.ParseMediaType(mt)
+	if err != nil {
+		return false
+	}
+	switch base {
+	case "image/svg+xml":
+		return false
+	case "text/plain", "text/markdown", "text/x-markdown", "text/csv", "text/tab-separated-values", "application/json":
+		return true
+	}
+	top, _, _ := strings.Cut(base, "/")
+	return top == "image" || top == "audio" || top == "video"
 }
 
 func disposition(attach bool, name string) string {
@@ -591,7 +617,6 @@ func (s *Server) downloadArchive(w http.ResponseWriter, r *http.Request, fw *fil
 	defer done()
 	h := w.Header()
 	h.Set("Content-Type", ct)
-	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Disposition", disposition(true, name+ext))
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, archiveBuffer)

@@ -82,6 +82,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
+		// No answer of the API is to be read as anything but its declared
+		// type (a JSON error rendered as HTML, a file as script).
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		// The id travels in the context (berth.WithRequestID), and the
 		// logger's handler adds it to every line logged with that context,
 		// here and in the services the handlers call.
@@ -127,17 +130,56 @@ func keyFrom(r *http.Request) string {
 	return ""
 }
 
-// authenticate resolves the key to a caller on every request (so that a
-// revocation takes effect on the next one).
+// authenticate resolves the key, or without one the session cookie, to a
+// caller on every request (so that a revocation, a removal or a change of
+// role takes effect on the next one).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.Auth.Authenticate(r.Context(), keyFrom(r))
+		key := keyFrom(r)
+		if key == "" {
+			if ck, err := r.Cookie(SessionCookie); err == nil {
+				s.authenticateSession(w, r, ck.Value, next)
+				return
+			}
+		}
+		c, err := s.Auth.Authenticate(r.Context(), key)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(berth.WithCaller(r.Context(), c)))
 	})
+}
+
+// authenticateSession serves a request signed in with the session cookie.
+// A browser sends cookies with requests that other sites make it send, so
+// every method that may change state must also carry the session's CSRF
+// token, which only the dashboard's own pages can read.
+func (s *Server) authenticateSession(w http.ResponseWriter, r *http.Request, token string, next http.Handler) {
+	sess, err := s.Auth.AuthenticateSession(r.Context(), token)
+	if err != nil {
+		if berth.IsKind(err, berth.Unauthorized) {
+			// The session is over: the browser may forget the cookie.
+			http.SetCookie(w, sessionCookie(r, "", time.Time{}, time.Time{}))
+		}
+		writeError(w, r, err)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		got := r.Header.Get(CSRFHeader)
+		if got == "" {
+			writeError(w, r, berth.Errorf(berth.Forbidden, "the CSRF token is missing: a request signed in with the session cookie must send its session's csrfToken in the %s header", CSRFHeader))
+			return
+		}
+		if !sess.CheckCSRF(got) {
+			writeError(w, r, berth.Errorf(berth.Forbidden, "the CSRF token is wrong: send the csrfToken of this session (GET /v1/session) in the %s header", CSRFHeader))
+			return
+		}
+	}
+	ctx := context.WithValue(r.Context(), sessionKey{}, sess)
+	next.ServeHTTP(w, r.WithContext(berth.WithCaller(ctx, sess.Caller)))
 }
 
 // requireScope is the per-route scope check; services check again per

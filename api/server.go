@@ -37,6 +37,8 @@ type Server struct {
 	Files *workspace.Files
 	// Checks are the readiness checks by name ("database", "runtime", ...).
 	Checks map[string]Check
+	// SessionTTL is how long a browser session lasts (0: auth.DefaultSessionTTL).
+	SessionTTL time.Duration
 
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -71,7 +73,7 @@ type route struct {
 
 func (s *Server) routes() []route {
 	var rs []route
-	for _, group := range [][]route{s.opsRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.fileRoutes(), s.templateRoutes(), s.sandboxRoutes(), s.agentRoutes()} {
+	for _, group := range [][]route{s.opsRoutes(), s.sessionRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.fileRoutes(), s.templateRoutes(), s.sandboxRoutes(), s.agentRoutes()} {
 		rs = append(rs, group...)
 	}
 	return rs

@@ -217,19 +217,25 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*berth.Calle
 	if row.ExpiresAt != nil && !now.Before(*row.ExpiresAt) {
 		return nil, berth.Errorf(berth.Unauthorized, "this API key has expired")
 	}
-	// Recording every use would turn each read into a write; a minute's
-	// precision is enough for "last used".
-	if row.LastUsedAt == nil || now.Sub(*row.LastUsedAt) > time.Minute {
-		// Only "last used" goes stale if this fails: the key is still good.
-		if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`), now, row.ID); err != nil {
-			s.log.Warn("record API key use", "key", row.ID, "err", db.Err(err))
-		}
-	}
+	s.touchKey(ctx, row.ID, row.LastUsedAt, now)
 	var scopes []string
 	if err := json.Unmarshal([]byte(row.Scopes), &scopes); err != nil {
 		return nil, fmt.Errorf("key %s: bad scopes: %w", row.ID, err)
 	}
 	return &berth.Caller{UserID: row.UserID, UserName: row.Name, OrgID: row.OrgID, Role: row.Role, KeyID: row.ID, Scopes: scopes}, nil
+}
+
+// touchKey records a use of the key (directly or through a session).
+// Recording every use would turn each read into a write; a minute's
+// precision is enough for "last used".
+func (s *Service) touchKey(ctx context.Context, id string, last *time.Time, now time.Time) {
+	if last != nil && now.Sub(*last) <= time.Minute {
+		return
+	}
+	// Only "last used" goes stale if this fails: the key is still good.
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`), now, id); err != nil {
+		s.log.Warn("record API key use", "key", id, "err", db.Err(err))
+	}
 }
 
 // Me describes the caller.

@@ -47,6 +47,10 @@ type Config struct {
 
 	Archives workspace.ArchiveLimits // concurrent directory downloads
 
+	// SessionTTL is how long a dashboard sign-in lasts (at least a minute;
+	// never longer than its key).
+	SessionTTL time.Duration
+
 	HTTP HTTPConfig
 }
 
@@ -74,6 +78,7 @@ func Defaults() Config {
 	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
 		MaxWatchesPerUser: workspace.DefaultWatchesPerUser, MaxWatchedWorkspacesPerOrg: workspace.DefaultWatchedWorkspacesPerOrg,
 		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces,
+		SessionTTL:           auth.DefaultSessionTTL,
 		Sandbox:              sandbox.Options{Limits: sandbox.HostLimits()},
 		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
@@ -99,7 +104,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
 		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
-		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces),
+		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces), slog.Duration("sessionTTL", c.SessionTTL),
 		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits))
 }
 
@@ -160,6 +165,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.MaxWatchesPerUser < 0 || cfg.MaxWatchedWorkspacesPerOrg < 0 || cfg.MaxWatchedWorkspaces < 0 {
 		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must not be negative (0: the default)")
 	}
+	if cfg.SessionTTL < time.Minute {
+		return nil, fmt.Errorf("--session-ttl must be at least 1m, not %v", cfg.SessionTTL)
+	}
 	if cfg.BootstrapKey != "" {
 		if err := auth.ValidBootstrapKey(cfg.BootstrapKey); err != nil {
 			return nil, err
@@ -209,6 +217,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	ws := workspace.New(d, cfg.DataDir, access, log)
 	s.API = api.New(log, authSvc, ws)
+	s.API.SessionTTL = cfg.SessionTTL
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")
 	}
