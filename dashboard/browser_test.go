@@ -1,0 +1,259 @@
+package dashboard_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/berth-dev/berth/internal/testctx"
+	"github.com/berth-dev/berth/server/servertest"
+)
+
+// Browser is one headless Chromium tab on a test server. It records every
+// console error, uncaught exception and error log entry; every helper fails
+// the test on them. When the test fails, a screenshot of the tab is saved to
+// the artifacts directory.
+type Browser struct {
+	t   testing.TB
+	ctx context.Context
+	URL string
+	// Downloads is where the browser saves downloads.
+	Downloads string
+
+	mu   sync.Mutex
+	errs []string
+}
+
+// chromiumPath is the browser the tests drive.
+func chromiumPath(t testing.TB) string {
+	for _, p := range []string{os.Getenv("BERTH_TEST_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true but no Chromium found (install Debian's chromium or set BERTH_TEST_CHROMIUM)")
+	}
+	t.Skip("no Chromium: set BERTH_TEST_CHROMIUM")
+	return ""
+}
+
+// NewBrowser starts a headless Chromium for the test at width x height.
+func NewBrowser(t testing.TB, url string, width, height int) *Browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.WindowSize(width, height),
+		chromedp.NoSandbox, // tests may run as root (CI containers)
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	// The test's deadline bounds the browser and every action.
+	actx, cancelAlloc := chromedp.NewExecAllocator(testctx.Context(t), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &Browser{t: t, ctx: ctx, URL: url, Downloads: t.TempDir()}
+	stop := func() {
+		cancel()
+		cancelAlloc()
+	}
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior:      browser.SetDownloadBehaviorBehaviorAllow,
+			DownloadPath:  b.Downloads,
+			EventsEnabled: new(true),
+		})
+		return err
+	})); err != nil {
+		stop()
+		t.Fatalf("start chromium: %v", err)
+	}
+	msgs := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			b.note(m)
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b.screenshot()
+		}
+		stop()
+		<-done
+	})
+	return b
+}
+
+func (b *Browser) note(m chromedp.ConsoleMessage) {
+	switch {
+	case m.IsException():
+	case m.Type != chromedp.ConsoleError:
+		return
+	case m.Source == "network" && strings.Contains(m.URL, "/v1/"):
+		// The browser logs every API answer >= 400 as a network error. The
+		// app handles those and shows them as notices (tests check that);
+		// a failed load of the app's own files stays an error.
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.errs = append(b.errs, strings.TrimSpace(fmt.Sprintf("%s [%s %s]", m.String(), m.Source, m.URL)))
+}
+
+// Errors returns the console errors seen so far.
+func (b *Browser) Errors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
+}
+
+// Check fails the test on any console error seen so far.
+func (b *Browser) Check() {
+	b.t.Helper()
+	if errs := b.Errors(); len(errs) > 0 {
+		b.t.Fatalf("browser console errors:\n  %s", strings.Join(errs, "\n  "))
+	}
+}
+
+// Run runs chromedp actions, then checks the console.
+func (b *Browser) Run(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("browser: %v (console errors: %v)", err, b.Errors())
+	}
+	b.Check()
+}
+
+// Get runs an action that returns a value, then checks the console.
+func Get[T any](b *Browser, a chromedp.Action[T]) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, a)
+	if err != nil {
+		b.t.Fatalf("browser: %v (console errors: %v)", err, b.Errors())
+	}
+	b.Check()
+	return v
+}
+
+// Open navigates to a dashboard path and waits for sel to be visible.
+func (b *Browser) Open(path, sel string) {
+	b.t.Helper()
+	b.Run(chromedp.Navigate(b.URL+path), chromedp.WaitVisible(chromedp.CSS(sel)))
+}
+
+// Text returns the text of the first visible element matching sel.
+func (b *Browser) Text(sel string) string {
+	b.t.Helper()
+	return Get(b, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// WaitText waits until the element matching sel contains want.
+func (b *Browser) WaitText(sel, want string) {
+	b.t.Helper()
+	b.WaitJS(fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.textContent.includes(%s); })()`, jsString(sel), jsString(want)))
+}
+
+// WaitJS waits until the expression is true, polling in the page (a DOM
+// condition, not a sleep) until the test's deadline.
+func (b *Browser) WaitJS(expr string) {
+	b.t.Helper()
+	Get(b, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+}
+
+// Eval evaluates a JavaScript expression in the page.
+func Eval[T any](b *Browser, expr string) T {
+	b.t.Helper()
+	return Get(b, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+// SignIn signs in with key through the sign-in page and waits for the
+// signed-in shell.
+func (b *Browser) SignIn(key string) {
+	b.t.Helper()
+	b.Open("/", "#apikey")
+	b.Run(
+		chromedp.SendKeys(chromedp.CSS("#apikey"), key),
+		chromedp.Click(chromedp.CSS(`form.signin button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signout`)),
+	)
+}
+
+// Cookie returns the value of the named cookie of the dashboard's origin
+// (HttpOnly included: read through the DevTools protocol).
+func (b *Browser) Cookie(name string) string {
+	b.t.Helper()
+	res := Get(b, func(ctx context.Context, t *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{URLs: []string{b.URL}})
+	})
+	for _, c := range res.Cookies {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// artifactsDir is where failure screenshots go: $BERTH_TEST_ARTIFACTS, or
+// test-artifacts/ at the repository root.
+func artifactsDir() string {
+	if d := os.Getenv("BERTH_TEST_ARTIFACTS"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "test-artifacts")
+}
+
+func (b *Browser) screenshot() {
+	// The test's context may be over: take the picture on a fresh deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		b.t.Logf("failure screenshot: %v", err)
+		return
+	}
+	dir := artifactsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Logf("failure screenshot: %v", err)
+		return
+	}
+	p := filepath.Join(dir, unsafeName.ReplaceAllString(b.t.Name(), "_")+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Logf("failure screenshot: %v", err)
+		return
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		abs = p
+	}
+	b.t.Logf("failure screenshot: %s", abs)
+}
+
+// start returns a test server and a browser on it.
+func start(t *testing.T) (*servertest.Env, *Browser) {
+	t.Helper()
+	env := servertest.Start(t, "")
+	return env, NewBrowser(t, env.URL, 1280, 800)
+}
