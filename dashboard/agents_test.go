@@ -1,0 +1,86 @@
+package dashboard_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/client"
+	"github.com/berth-dev/berth/internal/testctx"
+)
+
+// TestAgentDefineRunAndThread defines an agent in the form (a missing
+// command first: the API's message at the command field), runs it and
+// sees its output while the run is still going — it waits inside the
+// sandbox until the test releases it — then the exit code, and the thread
+// with the run and its events.
+func TestAgentDefineRunAndThread(t *testing.T) {
+	env, b := start(t)
+	ctx := testctx.Context(t)
+	sb, err := env.Admin.CreateSandbox(ctx, client.SandboxRequest{Name: "agent-home", Template: "base"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b.SignIn(env.AdminKey)
+	b.Open("/agents", "#new-agent")
+	b.Click("#new-agent")
+	b.Type("#agent-slug", "echoer")
+	b.Type("#agent-name", "Echoer")
+	b.Until(`document.querySelector("#agent-sandbox").value === ` + jsString(sb.ID))
+	b.Click("#save-agent")
+	b.UntilText(`[data-field="agent-command"] .field-error`, "command is required")
+	if _, err := env.Admin.Agent(ctx, "echoer"); client.ErrorCode(err) != "not_found" {
+		t.Fatalf("a refused define stored the agent (err %v)", err)
+	}
+	b.Fill("#agent-command", `echo "got: $BERTH_PROMPT"; echo "stdin: $(cat)"; while [ ! -e /tmp/release ]; do sleep 1; done; echo released; echo to-stderr >&2`)
+	b.Click("#save-agent")
+	b.UntilText("main h1", "Echoer")
+	a, err := env.Admin.Agent(ctx, "echoer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ExecutionMode != "in_sandbox" || a.SandboxID != sb.ID || len(a.Command) != 3 || a.Command[0] != "/bin/sh" {
+		t.Fatalf("agent through the API: %+v", a)
+	}
+
+	b.Type("#run-prompt", "hello agent")
+	b.Click("#run-agent")
+	// Streamed: the first lines are on the page while the run still waits.
+	b.UntilText("#run-output", "got: hello agent")
+	b.UntilText("#run-output", "stdin: hello agent")
+	if Eval[bool](b, `!!document.querySelector("#run-exit")`) || strings.Contains(b.Text("#run-output"), "released") {
+		t.Fatal("the run shows a result before the test released it")
+	}
+	if _, err := env.Admin.Exec(ctx, sb.ID, client.ExecRequest{Command: "touch /tmp/release"}); err != nil {
+		t.Fatal(err)
+	}
+	b.UntilText("#run-output", "released")
+	b.UntilText("#run-output .out-stderr", "to-stderr")
+	b.UntilText("#run-exit", "0")
+	b.UntilText("#run-status", "completed")
+
+	threads, _, err := env.Admin.Threads(ctx, "echoer", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(threads) != 1 {
+		t.Fatalf("threads through the API: %+v", threads)
+	}
+	b.Click("#run-thread-link")
+	b.UntilText("table.runs", "completed")
+	b.UntilText("#thread-events", "hello agent")
+	b.UntilText("#thread-events", "got: hello agent")
+	if !strings.HasSuffix(Eval[string](b, `location.pathname`), "/threads/"+threads[0].ID) {
+		t.Fatalf("thread page at %s, want thread %s", Eval[string](b, `location.pathname`), threads[0].ID)
+	}
+	th, err := env.Admin.Thread(ctx, threads[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(th.Runs) != 1 || !strings.Contains(b.Text("table.runs"), th.Runs[0].RunID) {
+		t.Fatalf("the thread page does not show the API's run %+v", th.Runs)
+	}
+	// The agent's page lists the thread.
+	b.Click(`p.crumbs a[href="/agents/echoer"]`)
+	b.UntilText(`tr[data-thread="`+threads[0].ID+`"]`, "")
+}
