@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/berth-dev/berth/internal/testctx"
 )
@@ -101,3 +102,6 @@ func (b *Browser) UntilText(sel, want string) {
 	b.t.Helper()
 	b.Until(fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.textContent.includes(%s); })()`, jsString(sel), jsString(want)))
 }
+
+// keyEscape presses Escape in the focused element.
+func keyEscape() chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(kb.Escape) }
