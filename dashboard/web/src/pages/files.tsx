@@ -577,8 +577,8 @@ function Listing(p: ListingProps) {
                     onClick={() => p.open(e)}
                     title={e.name}
                   >
-                    <span aria-hidden="true">{e.type === "directory" ? "📁 " : e.type === "symlink" ? "🔗 " : "📄 "}</span>
                     {e.name}
+                    {e.type === "directory" ? "/" : e.type === "symlink" ? " →" : ""}
                   </button>
                 </td>
                 <td class="num">{e.type === "directory" ? "—" : bytes(e.size)}</td>
@@ -874,14 +874,14 @@ function PickDialog(props: { ws: string; op: "move" | "copy"; ids: string[]; sta
           {at !== "/" && (
             <li>
               <button type="button" class="pick-up" onClick={() => setAt(parentOf(at))}>
-                ⬑ Parent folder
+                .. (parent folder)
               </button>
             </li>
           )}
           {dirs.map((d) => (
             <li key={d.id}>
               <button type="button" class="pick-dir" data-id={d.id} onClick={() => setAt(d.id)}>
-                📁 {d.name}
+                {d.name}/
               </button>
             </li>
           ))}
