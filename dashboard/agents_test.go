@@ -23,17 +23,17 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 
 	b.SignIn(env.AdminKey)
 	b.Open("/agents", "#new-agent")
-	b.Click("#new-agent")
+	b.Press("#new-agent")
 	b.Type("#agent-slug", "echoer")
 	b.Type("#agent-name", "Echoer")
 	b.Until(`document.querySelector("#agent-sandbox").value === ` + jsString(sb.ID))
-	b.Click("#save-agent")
+	b.Press("#save-agent")
 	b.UntilText(`[data-field="agent-command"] .field-error`, "command is required")
 	if _, err := env.Admin.Agent(ctx, "echoer"); client.ErrorCode(err) != "not_found" {
 		t.Fatalf("a refused define stored the agent (err %v)", err)
 	}
 	b.Fill("#agent-command", `echo "got: $BERTH_PROMPT"; echo "stdin: $(cat)"; while [ ! -e /tmp/release ]; do sleep 1; done; echo released; echo to-stderr >&2`)
-	b.Click("#save-agent")
+	b.Press("#save-agent")
 	b.UntilText("main h1", "Echoer")
 	a, err := env.Admin.Agent(ctx, "echoer")
 	if err != nil {
@@ -44,7 +44,7 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 	}
 
 	b.Type("#run-prompt", "hello agent")
-	b.Click("#run-agent")
+	b.Press("#run-agent")
 	// Streamed: the first lines are on the page while the run still waits.
 	b.UntilText("#run-output", "got: hello agent")
 	b.UntilText("#run-output", "stdin: hello agent")
@@ -66,7 +66,7 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 	if len(threads) != 1 {
 		t.Fatalf("threads through the API: %+v", threads)
 	}
-	b.Click("#run-thread-link")
+	b.Press("#run-thread-link")
 	b.UntilText("table.runs", "completed")
 	b.UntilText("#thread-events", "hello agent")
 	b.UntilText("#thread-events", "got: hello agent")
@@ -81,6 +81,6 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 		t.Fatalf("the thread page does not show the API's run %+v", th.Runs)
 	}
 	// The agent's page lists the thread.
-	b.Click(`p.crumbs a[href="/agents/echoer"]`)
+	b.Press(`p.crumbs a[href="/agents/echoer"]`)
 	b.UntilText(`tr[data-thread="`+threads[0].ID+`"]`, "")
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/berth-dev/berth/internal/testctx"
@@ -26,9 +28,12 @@ import (
 // the test on them. When the test fails, a screenshot of the tab is saved to
 // the artifacts directory.
 type Browser struct {
-	t   testing.TB
-	ctx context.Context
-	URL string
+	t testing.TB
+	// tab lives until the test's cleanups (a failure screenshot needs it);
+	// each action runs on it with the test's deadline.
+	tab      context.Context
+	deadline time.Time
+	URL      string
 	// Downloads is where the browser saves downloads.
 	Downloads string
 
@@ -65,10 +70,15 @@ func NewBrowser(t testing.TB, url string, width, height int) *Browser {
 		chromedp.NoSandbox, // tests may run as root (CI containers)
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
-	// The test's deadline bounds the browser and every action.
-	actx, cancelAlloc := chromedp.NewExecAllocator(testctx.Context(t), opts...)
+	// The browser outlives the test's context, so that a failed test can
+	// still take its screenshot; the test's deadline bounds every action.
+	deadline, ok := testctx.Deadline(t)
+	if !ok {
+		deadline = time.Now().Add(10 * time.Minute)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &Browser{t: t, ctx: ctx, URL: url, Downloads: t.TempDir()}
+	b := &Browser{t: t, tab: ctx, deadline: deadline, URL: url, Downloads: t.TempDir()}
 	stop := func() {
 		cancel()
 		cancelAlloc()
@@ -85,6 +95,15 @@ func NewBrowser(t testing.TB, url string, width, height int) *Browser {
 		t.Fatalf("start chromium: %v", err)
 	}
 	msgs := chromedp.Console(ctx)
+	must(t, chromedp.Listen(ctx, func(ev any) {
+		// A page that opens an alert or confirm is running script we did not
+		// write (or a dialog we forgot): either is a failure.
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			b.mu.Lock()
+			b.errs = append(b.errs, fmt.Sprintf("javascript %s dialog opened: %q", d.Type, d.Message))
+			b.mu.Unlock()
+		}
+	}))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -139,16 +158,25 @@ func (b *Browser) Check() {
 // Run runs chromedp actions, then checks the console.
 func (b *Browser) Run(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := b.ctx()
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("browser: %v (console errors: %v)", err, b.Errors())
 	}
 	b.Check()
 }
 
+// ctx is the tab's context with the test's deadline.
+func (b *Browser) ctx() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(b.tab, b.deadline)
+}
+
 // Get runs an action that returns a value, then checks the console.
 func Get[T any](b *Browser, a chromedp.Action[T]) T {
 	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, a)
+	ctx, cancel := b.ctx()
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
 	if err != nil {
 		b.t.Fatalf("browser: %v (console errors: %v)", err, b.Errors())
 	}
@@ -227,9 +255,9 @@ func artifactsDir() string {
 
 func (b *Browser) screenshot() {
 	// The test's context may be over: take the picture on a fresh deadline.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.tab, 20*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("failure screenshot: %v", err)
 		return
@@ -256,4 +284,22 @@ func start(t *testing.T) (*servertest.Env, *Browser) {
 	t.Helper()
 	env := servertest.Start(t, "")
 	return env, NewBrowser(t, env.URL, 1280, 800)
+}
+
+// DropFiles drops files and folders from the local disk onto the element
+// matching sel, as a drag from the desktop would (Input.dispatchDragEvent).
+func (b *Browser) DropFiles(sel string, paths []string) {
+	b.t.Helper()
+	box := Get(b, chromedp.Dimensions(chromedp.CSS(sel), chromedp.NodeVisible))
+	q := box.Content
+	x, y := (q[0]+q[4])/2, (q[1]+q[5])/2
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1}
+	b.Run(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+			if _, err := cdp.Call(ctx, t, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: x, Y: y, Data: data}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }

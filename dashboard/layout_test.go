@@ -48,7 +48,7 @@ func TestSandboxAgentOrgPagesAtBothSizes(t *testing.T) {
 				b.Open(p.path, p.sel)
 				b.NoOverflow(p.path)
 				if p.dialog != "" {
-					b.Click(p.dialog)
+					b.Press(p.dialog)
 					b.Until(`!!document.querySelector("dialog[open] ` + p.dialogSel + `")`)
 					b.NoOverflow(p.path + " " + p.dialog)
 					// Escape closes the dialog (keyboard use).

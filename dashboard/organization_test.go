@@ -17,10 +17,10 @@ func TestAPIKeyShownOnceAndRevoked(t *testing.T) {
 	ctx := testctx.Context(t)
 	b.SignIn(env.AdminKey)
 	b.Open("/organization", "#new-key")
-	b.Click("#new-key")
+	b.Press("#new-key")
 	b.Type("#key-name", "ci-reader")
-	b.Click(`input[data-scope="files:read"]`)
-	b.Click("#create-key")
+	b.Press(`input[data-scope="files:read"]`)
+	b.Press("#create-key")
 	b.Until(`(() => { const e = document.querySelector("#new-key-secret"); return !!e && e.value.length > 0; })()`)
 	secret := b.Value("#new-key-secret")
 	b.UntilText("dialog .warning", "shown only once")
@@ -33,9 +33,9 @@ func TestAPIKeyShownOnceAndRevoked(t *testing.T) {
 		t.Fatalf("a files:read key listing sandboxes: %v, want forbidden", err)
 	}
 
-	b.Click("#copy-key")
+	b.Press("#copy-key")
 	b.Until(`document.querySelector("#copy-key").textContent === "Copied" || document.querySelector(".notices").textContent.includes("Ctrl+C")`)
-	b.Click("#key-done")
+	b.Press("#key-done")
 	b.WaitGone("#new-key-secret")
 	b.UntilText(`tr[data-key="ci-reader"]`, "active")
 	if strings.Contains(Eval[string](b, `document.documentElement.outerHTML`), secret) {
@@ -46,8 +46,8 @@ func TestAPIKeyShownOnceAndRevoked(t *testing.T) {
 		t.Fatal("the secret is in the page after a reload")
 	}
 
-	b.Click(`tr[data-key="ci-reader"] button[data-action="revoke"]`)
-	b.Click("dialog .confirm-ok")
+	b.Press(`tr[data-key="ci-reader"] button[data-action="revoke"]`)
+	b.Press("dialog .confirm-ok")
 	b.UntilText(`tr[data-key="ci-reader"]`, "revoked")
 	if _, err := c.Workspaces(ctx, false); client.ErrorCode(err) != "unauthorized" {
 		t.Fatalf("the revoked key: %v, want unauthorized", err)
@@ -75,9 +75,9 @@ func TestMemberAddRoleChangeRemove(t *testing.T) {
 	}
 	b.SignIn(env.AdminKey)
 	b.Open("/organization", "#add-member")
-	b.Click("#add-member")
+	b.Press("#add-member")
 	b.Type("#member-name", "Dana")
-	b.Click("#save-member")
+	b.Press("#save-member")
 	row := `tr[data-member="Dana"]`
 	b.Until(`!!document.querySelector(` + jsString(row) + `)`)
 	if m := member("Dana"); m == nil || m.Role != "member" {
@@ -86,7 +86,7 @@ func TestMemberAddRoleChangeRemove(t *testing.T) {
 
 	b.Fill(row+" select.member-role", "admin")
 	b.UntilText("dialog", "Make Dana an admin?")
-	b.Click("dialog .confirm-ok")
+	b.Press("dialog .confirm-ok")
 	b.WaitGone("dialog")
 	b.Until(`document.querySelector(` + jsString(row+" select.member-role") + `).value === "admin"`)
 	if m := member("Dana"); m == nil || m.Role != "admin" {
@@ -96,7 +96,7 @@ func TestMemberAddRoleChangeRemove(t *testing.T) {
 	// Cancelling a role change changes nothing.
 	b.Fill(row+" select.member-role", "member")
 	b.UntilText("dialog", "Make Dana a member?")
-	b.Click("dialog .dialog-actions button:not(.confirm-ok)")
+	b.Press("dialog .dialog-actions button:not(.confirm-ok)")
 	b.WaitGone("dialog")
 	if v := b.Value(row + " select.member-role"); v != "admin" {
 		t.Fatalf("after a cancelled change the select shows %q", v)
@@ -105,8 +105,8 @@ func TestMemberAddRoleChangeRemove(t *testing.T) {
 		t.Fatalf("a cancelled change reached the API: %+v", m)
 	}
 
-	b.Click(row + ` button[data-action="remove"]`)
-	b.Click("dialog .confirm-ok")
+	b.Press(row + ` button[data-action="remove"]`)
+	b.Press("dialog .confirm-ok")
 	b.WaitGone(row)
 	if m := member("Dana"); m != nil {
 		t.Fatalf("Dana is still a member: %+v", m)

@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -13,10 +14,10 @@ import (
 // Helpers for the sandbox, agent and organization page tests. Every one
 // waits for a DOM condition (until the test's deadline), never for time.
 
-// Click waits until the element matching sel is enabled and would itself
+// Press waits until the element matching sel is enabled and would itself
 // get a click at its centre (scrolled to the middle of the window, not
 // under a notice or another layer), then clicks it.
-func (b *Browser) Click(sel string) {
+func (b *Browser) Press(sel string) {
 	b.t.Helper()
 	b.Until(fmt.Sprintf(`(() => {
 		const e = document.querySelector(%s);
@@ -28,12 +29,6 @@ func (b *Browser) Click(sel string) {
 		return !!hit && (hit === e || e.contains(hit));
 	})()`, jsString(sel)))
 	b.Run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
-}
-
-// Type types text into the element matching sel (real key events).
-func (b *Browser) Type(sel, text string) {
-	b.t.Helper()
-	b.Run(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text, chromedp.NodeVisible))
 }
 
 // Fill replaces the value of an input, textarea or select as a user's edit
@@ -85,9 +80,13 @@ func (b *Browser) Until(expr string) {
 	if d, ok := testctx.Deadline(b.t); ok {
 		timeout = max(time.Until(d)-30*time.Second, time.Second)
 	}
-	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
+	ctx, cancel := b.ctx()
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(timeout)))
 	if err != nil {
-		text, terr := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		tctx, tcancel := context.WithTimeout(b.tab, 20*time.Second)
+		defer tcancel()
+		text, terr := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body.innerText`))
 		if terr != nil {
 			text = "(unreadable: " + terr.Error() + ")"
 		}

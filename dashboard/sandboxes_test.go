@@ -30,10 +30,10 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 
 	b.SignIn(env.AdminKey)
 	b.Open("/sandboxes", "#new-sandbox")
-	b.Click("#new-sandbox")
+	b.Press("#new-sandbox")
 	b.Until(`(() => { const s = document.querySelector("#sbx-template"); return !!s && s.value === "base"; })()`)
 	b.Type("#sbx-name", "ui-box")
-	b.Click("#add-mount")
+	b.Press("#add-mount")
 	b.Until(`document.querySelector("#mount-0-ws").value === ` + jsString(ws.ID))
 	offered := Eval[[]string](b, `[...document.querySelectorAll("#mount-0-ws option")].map(o => o.value)`)
 	if slices.Contains(offered, mine.ID) {
@@ -46,7 +46,7 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 	// A resource the API refuses: its message, with the request id, at
 	// the memory field.
 	b.Fill("#sbx-memory", "12")
-	b.Click("#create-sandbox")
+	b.Press("#create-sandbox")
 	b.UntilText(`[data-field="sbx-memory"] .field-error`, `resources.memory "12" is below the minimum`)
 	if rid := b.Text(`[data-field="sbx-memory"] .field-error .request-id`); !strings.HasPrefix(rid, "req_") {
 		t.Fatalf("field error request id %q", rid)
@@ -58,7 +58,7 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 	// An invalid mount path: the message at that mount's row.
 	b.Fill("#sbx-memory", "")
 	b.Fill("#mount-0-path", "/workspace/../etc")
-	b.Click("#create-sandbox")
+	b.Press("#create-sandbox")
 	b.UntilText(`[data-mount="0"] .mount-error`, `mount path "/workspace/../etc" is invalid`)
 	b.WaitGone(`[data-field="sbx-memory"] .field-error`)
 	if !Eval[bool](b, `document.querySelector("#mount-0-path").getAttribute("aria-invalid") === "true"`) {
@@ -73,11 +73,11 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 	}
 
 	b.Fill("#mount-0-path", "/workspace")
-	b.Click("#create-sandbox")
+	b.Press("#create-sandbox")
 	// The form goes to the new sandbox's page.
 	b.UntilText("main h1", "ui-box")
 	b.Type("#exec-command", `echo hello-$((6*7)); echo warn-on-stderr >&2; echo from-ui > /workspace/made-by-ui.txt; exit 3`)
-	b.Click("#exec-run")
+	b.Press("#exec-run")
 	b.UntilText("#exec-exit", "3")
 	out := b.Text("#exec-output")
 	if !strings.Contains(out, "hello-42") || !strings.Contains(out, "warn-on-stderr") {
@@ -89,7 +89,7 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 
 	// A second command in the same console: output appended, new exit code.
 	b.Type("#exec-command", `cat /workspace/made-by-ui.txt`)
-	b.Click("#exec-run")
+	b.Press("#exec-run")
 	b.UntilText("#exec-exit", "0")
 	b.UntilText("#exec-output", "from-ui")
 
@@ -141,16 +141,16 @@ func TestSandboxLifecycleFromList(t *testing.T) {
 			t.Fatalf("the page shows %s, the API %s", want, sb.Status)
 		}
 	}
-	b.Click(row + `button[data-action="pause"]`)
+	b.Press(row + `button[data-action="pause"]`)
 	status("paused")
-	b.Click(row + `button[data-action="resume"]`)
+	b.Press(row + `button[data-action="resume"]`)
 	status("running")
 
 	before, err := env.Admin.Sandbox(ctx, "cycle")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Click(row + `button[data-action="keepalive"]`)
+	b.Press(row + `button[data-action="keepalive"]`)
 	b.UntilText(".notices", "Idle timer of cycle reset")
 	after, err := env.Admin.Sandbox(ctx, "cycle")
 	if err != nil {
@@ -162,13 +162,13 @@ func TestSandboxLifecycleFromList(t *testing.T) {
 		t.Fatalf("keepalive moved lastActivityAt back (%v, then %v)", before.LastActivityAt, after.LastActivityAt)
 	}
 
-	b.Click(row + `button[data-action="stop"]`)
+	b.Press(row + `button[data-action="stop"]`)
 	status("stopped")
-	b.Click(row + `button[data-action="start"]`)
+	b.Press(row + `button[data-action="start"]`)
 	status("running")
 
-	b.Click(row + `button[data-action="destroy"]`)
-	b.Click(`dialog .confirm-ok`)
+	b.Press(row + `button[data-action="destroy"]`)
+	b.Press(`dialog .confirm-ok`)
 	b.WaitGone(`tr[data-sandbox="cycle"]`)
 	sb, err := env.Admin.Sandbox(ctx, "cycle")
 	switch {

@@ -81,10 +81,12 @@ export function ErrorText({ error }: { error: unknown }) {
 /** Dialog is a modal <dialog>: focus stays inside, Escape closes it. */
 export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const onClose = useRef(props.onClose);
+  onClose.current = props.onClose;
   useEffect(() => {
     const d = ref.current!;
     if (!d.open) d.showModal();
-    const close = () => props.onClose();
+    const close = () => onClose.current();
     d.addEventListener("close", close);
     return () => d.removeEventListener("close", close);
   }, []);

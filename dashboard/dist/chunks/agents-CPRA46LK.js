@@ -1,1 +1,0 @@
-import{a,b}from"./chunk-UL4IYNBO.js";import"./chunk-LGYBBZDK.js";import"./chunk-AX4U2JHV.js";import"./chunk-PKNDSKMQ.js";import"./chunk-64M5UI3Q.js";import"./chunk-TBBAGEZ7.js";export{b as AgentForm,a as Agents};

@@ -1,1 +1,0 @@
-import{c as a,d as b,e as c,f as d,g as e,h as f,i as g,j as h,k as i}from"./chunk-LGYBBZDK.js";import"./chunk-AX4U2JHV.js";import"./chunk-PKNDSKMQ.js";import"./chunk-64M5UI3Q.js";import"./chunk-TBBAGEZ7.js";export{g as MountsEditor,a as REFRESH_MS,d as SandboxActions,e as Sandboxes,c as StatusBadge,f as mountable,h as num,i as toMounts,b as useRefresh};
