@@ -164,6 +164,16 @@ func TestSandboxLifecycleFromList(t *testing.T) {
 
 	b.Press(row + `button[data-action="stop"]`)
 	status("stopped")
+	// The console of a stopped sandbox shows the API's refusal with its
+	// request id.
+	b.Open("/sandboxes/cycle", "#exec-command")
+	b.Type("#exec-command", "true")
+	b.Press("#exec-run")
+	b.UntilText(".console .error-text", "must be running")
+	if rid := b.Text(".console .error-text .request-id"); !strings.HasPrefix(rid, "req_") {
+		t.Fatalf("console error request id %q", rid)
+	}
+	b.Open("/sandboxes", row+".status")
 	b.Press(row + `button[data-action="start"]`)
 	status("running")
 

@@ -38,6 +38,8 @@ export interface Options {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** stream only: called with the answer's headers once the stream is open (its X-Request-Id names the request in an error event). */
+  onOpen?: (headers: Headers) => void;
 }
 
 const unsafe = (method: string) => !["GET", "HEAD", "OPTIONS"].includes(method);
@@ -142,6 +144,7 @@ export async function stream(
     throw new ApiError(0, "network", "The server could not be reached: " + (e as Error).message, "");
   }
   if (!res.ok || !res.body) throw await errorFrom(res);
+  opt.onOpen?.(res.headers);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   let cur: SSEEvent = { event: "", data: "", id: "" };

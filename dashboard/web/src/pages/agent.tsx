@@ -203,6 +203,7 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
     const ac = new AbortController();
     abort.current = ac;
     const body: Record<string, unknown> = { prompt, stream: true };
+    let rid = "";
     if (thread) body.threadId = thread;
     try {
       await stream(
@@ -230,12 +231,12 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
             }
             case "error": {
               const x = JSON.parse(ev.data);
-              setErr(new ApiError(0, x.code || "error", x.message || "the run failed", ""));
+              setErr(new ApiError(0, x.code || "error", x.message || "the run failed", rid));
               break;
             }
           }
         },
-        { body, signal: ac.signal },
+        { body, signal: ac.signal, onOpen: (h) => (rid = h.get("X-Request-Id") || "") },
       );
     } catch (x) {
       setErr(x);

@@ -164,6 +164,7 @@ function Console({ sb }: { sb: Sandbox }) {
     const ac = new AbortController();
     abort.current = ac;
     const body: Record<string, unknown> = { command: c, timeout: 10 * 60 * 1000 };
+    let rid = "";
     if (cwd.trim()) body.cwd = cwd.trim();
     try {
       await stream(
@@ -183,14 +184,14 @@ function Console({ sb }: { sb: Sandbox }) {
             }
             case "error": {
               const x = JSON.parse(ev.data);
-              const ae = new ApiError(0, x.code || "error", x.message || "the command failed", "");
+              const ae = new ApiError(0, x.code || "error", x.message || "the command failed", rid);
               setErr(ae);
               add({ kind: "error", text: `[error: ${ae.message}]\n` });
               break;
             }
           }
         },
-        { body, signal: ac.signal },
+        { body, signal: ac.signal, onOpen: (h) => (rid = h.get("X-Request-Id") || "") },
       );
       if (ac.signal.aborted) add({ kind: "error", text: "[cancelled]\n" });
     } catch (x) {

@@ -1,1 +1,0 @@
-import{a,b}from"./chunk-NAMGUCBS.js";import"./chunk-WNUHBMOI.js";import"./chunk-RXAINFYM.js";import"./chunk-5ZWLMEEX.js";import"./chunk-3F33T5AF.js";import"./chunk-ZYM6XNTF.js";import"./chunk-BO56SXXS.js";export{b as AgentForm,a as Agents};
