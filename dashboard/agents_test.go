@@ -12,7 +12,8 @@ import (
 // command first: the API's message at the command field), runs it and
 // sees its output while the run is still going — it waits inside the
 // sandbox until the test releases it — then the exit code, and the thread
-// with the run and its events.
+// with the run and its events; a second run in the same thread is
+// cancelled from the page.
 func TestAgentDefineRunAndThread(t *testing.T) {
 	env, b := start(t)
 	ctx := testctx.Context(t)
@@ -83,4 +84,24 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 	// The agent's page lists the thread.
 	b.Press(`p.crumbs a[href="/agents/echoer"]`)
 	b.UntilText(`tr[data-thread="`+threads[0].ID+`"]`, "")
+
+	// A run that would wait for ever is cancelled from the page.
+	if _, err := env.Admin.Exec(ctx, sb.ID, client.ExecRequest{Command: "rm /tmp/release"}); err != nil {
+		t.Fatal(err)
+	}
+	b.Until(`!!document.querySelector('#run-thread option[value="` + threads[0].ID + `"]')`)
+	b.Fill("#run-thread", threads[0].ID)
+	b.Type("#run-prompt", "second")
+	b.Press("#run-agent")
+	b.UntilText("#run-output", "got: second")
+	b.Press("#run-cancel")
+	b.UntilText("#run-status", "cancelled")
+	b.WaitGone("#run-cancelling")
+	th, err = env.Admin.Thread(ctx, threads[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(th.Runs) != 2 || th.Runs[1].Status != "cancelled" {
+		t.Fatalf("the second run (same thread) through the API: %+v", th.Runs)
+	}
 }

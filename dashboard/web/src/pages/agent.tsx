@@ -178,6 +178,8 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
   const [result, setResult] = useState<Run | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [running, setRunning] = useState(false);
+  const [runId, setRunId] = useState("");
+  const [cancelling, setCancelling] = useState(false);
   const abort = useRef<AbortController | null>(null);
   const out = useRef<HTMLPreElement>(null);
   useEffect(() => () => abort.current?.abort(), []);
@@ -199,6 +201,7 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
     setResult(null);
     setErr(null);
     setStatus("starting");
+    setRunId("");
     setRunning(true);
     const ac = new AbortController();
     abort.current = ac;
@@ -215,6 +218,7 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
               break;
             case "status": {
               const x = JSON.parse(ev.data);
+              if (x.runId) setRunId(x.runId);
               setStatus(x.status + (x.reason ? ` (${x.reason})` : ""));
               break;
             }
@@ -280,9 +284,21 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
             ))}
           </select>
           <span class="spacer" />
-          {running && result === null ? (
-            <button type="button" id="run-detach" onClick={() => abort.current?.abort()}>
-              Stop following
+          {running && result === null && runId ? (
+            <button
+              type="button"
+              class="danger"
+              id="run-cancel"
+              disabled={cancelling}
+              onClick={() => {
+                setCancelling(true);
+                api
+                  .post(`/v1/runs/${encodeURIComponent(runId)}/cancel`)
+                  .catch(showError)
+                  .finally(() => setCancelling(false));
+              }}
+            >
+              Cancel run
             </button>
           ) : null}
           <button type="submit" class="primary" id="run-agent" disabled={running || !prompt.trim()}>
@@ -300,6 +316,7 @@ function RunPanel(props: { agent: Agent; threads: Thread[]; initialThread: strin
       </pre>
       <p id="run-status" role="status" class="exec-status">
         {status && <>Status: <strong class={"run-" + (result ? result.status : "live")}>{status}</strong></>}
+        {cancelling && <span id="run-cancelling"> · cancelling…</span>}
         {result && (
           <>
             {" "}

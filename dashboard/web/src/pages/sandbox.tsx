@@ -193,7 +193,7 @@ function Console({ sb }: { sb: Sandbox }) {
         },
         { body, signal: ac.signal, onOpen: (h) => (rid = h.get("X-Request-Id") || "") },
       );
-      if (ac.signal.aborted) add({ kind: "error", text: "[cancelled]\n" });
+      if (ac.signal.aborted) add({ kind: "error", text: "[cancelled: the command was killed]\n" });
     } catch (x) {
       setErr(x);
       if (!(x instanceof ApiError)) showError(x);
