@@ -44,6 +44,22 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 		t.Fatalf("agent through the API: %+v", a)
 	}
 
+	// Edit: the form comes back filled in; a new timeout makes version 2
+	// with the command and sandbox kept.
+	b.Press("#edit-agent")
+	b.Until(`document.querySelector("#agent-command").value.includes("BERTH_PROMPT") && document.querySelector("#agent-sandbox").value === ` + jsString(sb.ID))
+	b.Fill("#agent-timeout", "30")
+	b.Press("#save-agent")
+	b.WaitGone("dialog[open]")
+	b.UntilText("main dl.props", "version 2")
+	a2, err := env.Admin.Agent(ctx, "echoer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2.Version != 2 || a2.Timeout != 30000 || a2.SandboxID != sb.ID || strings.Join(a2.Command, " ") != strings.Join(a.Command, " ") {
+		t.Fatalf("after the edit, through the API: %+v", a2)
+	}
+
 	b.Type("#run-prompt", "hello agent")
 	b.Press("#run-agent")
 	// Streamed: the first lines are on the page while the run still waits.

@@ -240,7 +240,9 @@ export function AgentForm(props: { agent?: Agent; onClose: () => void; onSaved: 
                 {...invalid("agent-sandbox", errs.at("sandbox"))}
                 onChange={(e) => setSandbox((e.target as HTMLSelectElement).value)}
               >
-                {sandboxes !== null && sandboxes.length === 0 && <option value="">No sandbox: create one first</option>}
+                {sandboxes !== null && sandboxes.length === 0 && !sandbox && <option value="">No sandbox: create one first</option>}
+                {/* The linked sandbox may not be in the caller's own list (an admin editing another's agent): keep it. */}
+                {sandbox && sandboxes !== null && !sandboxes.some((x) => x.id === sandbox) && <option value={sandbox}>{sandbox}</option>}
                 {(sandboxes || []).map((x) => (
                   <option key={x.id} value={x.id}>
                     {x.name} ({x.status})
@@ -257,6 +259,7 @@ export function AgentForm(props: { agent?: Agent; onClose: () => void; onSaved: 
                   {...invalid("agent-template", errs.at("template"))}
                   onChange={(e) => setTemplate((e.target as HTMLSelectElement).value)}
                 >
+                  {template && templates !== null && !templates.some((t) => t.name === template) && <option value={template}>{template}</option>}
                   {(templates || []).map((t) => (
                     <option key={t.name} value={t.name}>
                       {t.name}
