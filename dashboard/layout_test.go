@@ -11,7 +11,7 @@ import (
 
 // TestSandboxAgentOrgPagesAtBothSizes opens every sandbox, agent and
 // organization page, and their forms, at 1280x800 and at 390x844: no
-// console errors and nothing wider than the window.
+// console errors, nothing wider than the window, every control labelled.
 func TestSandboxAgentOrgPagesAtBothSizes(t *testing.T) {
 	env := servertest.Start(t, "")
 	ctx := testctx.Context(t)
@@ -47,10 +47,12 @@ func TestSandboxAgentOrgPagesAtBothSizes(t *testing.T) {
 			for _, p := range pages {
 				b.Open(p.path, p.sel)
 				b.NoOverflow(p.path)
+				b.Labelled(p.path)
 				if p.dialog != "" {
 					b.Press(p.dialog)
 					b.Until(`!!document.querySelector("dialog[open] ` + p.dialogSel + `")`)
 					b.NoOverflow(p.path + " " + p.dialog)
+					b.Labelled(p.path + " " + p.dialog)
 					// Escape closes the dialog (keyboard use).
 					b.Run(keyEscape())
 					b.WaitGone("dialog[open]")

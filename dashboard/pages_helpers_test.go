@@ -104,3 +104,29 @@ func (b *Browser) UntilText(sel, want string) {
 
 // keyEscape presses Escape in the focused element.
 func keyEscape() chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(kb.Escape) }
+
+// Labelled fails for every visible control without an accessible name: a
+// form field without a label (or aria-label), a button or link without
+// text (or aria-label).
+func (b *Browser) Labelled(page string) {
+	b.t.Helper()
+	bad := Eval[[]string](b, `(() => {
+		const out = [];
+		const shown = (e) => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
+		for (const e of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+			if (!shown(e)) continue;
+			if (e.labels && e.labels.length) continue;
+			if (e.getAttribute("aria-label") || e.getAttribute("aria-labelledby")) continue;
+			out.push(e.outerHTML.slice(0, 120));
+		}
+		for (const e of document.querySelectorAll("button, a[href]")) {
+			if (!shown(e)) continue;
+			if (e.textContent.trim() || e.getAttribute("aria-label")) continue;
+			out.push(e.outerHTML.slice(0, 120));
+		}
+		return out;
+	})()`)
+	for _, e := range bad {
+		b.t.Errorf("%s: control without a label: %s", page, e)
+	}
+}
