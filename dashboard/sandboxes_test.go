@@ -188,3 +188,59 @@ func TestSandboxLifecycleFromList(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSandboxReadOnlyMount mounts two workspaces side by side from the form,
+// one with the read-only toggle: a write through it fails in the console,
+// the other lands in its workspace.
+func TestSandboxReadOnlyMount(t *testing.T) {
+	env, b := start(t)
+	ctx := testctx.Context(t)
+	rw, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "Writable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "Reference"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SignIn(env.AdminKey)
+	b.Open("/sandboxes", "#new-sandbox")
+	b.Press("#new-sandbox")
+	b.Until(`document.querySelector("#sbx-template").value === "base"`)
+	b.Type("#sbx-name", "two-mounts")
+	b.Press("#add-mount")
+	b.Press("#add-mount")
+	b.Fill("#mount-0-ws", rw.ID)
+	b.Fill("#mount-0-path", "/workspace/rw")
+	b.Fill("#mount-1-ws", ro.ID)
+	b.Fill("#mount-1-path", "/workspace/ro")
+	b.Press(`[data-mount="1"] .mount-ro`)
+	b.Press("#create-sandbox")
+	b.UntilText("main h1", "two-mounts")
+
+	b.Type("#exec-command", `echo kept > /workspace/rw/out.txt; echo lost > /workspace/ro/out.txt`)
+	b.Press("#exec-run")
+	b.Until(`(() => { const e = document.querySelector("#exec-exit"); return !!e && e.textContent !== "0"; })()`)
+	b.UntilText("#exec-output .out-stderr", "Read-only file system")
+
+	sb, err := env.Admin.Sandbox(ctx, "two-mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]client.Mount{}
+	for _, m := range sb.Mounts {
+		got[m.Path] = m
+	}
+	if m := got["/workspace/rw"]; m.WorkspaceID != rw.ID || m.ReadOnly {
+		t.Fatalf("rw mount through the API: %+v", sb.Mounts)
+	}
+	if m := got["/workspace/ro"]; m.WorkspaceID != ro.ID || !m.ReadOnly {
+		t.Fatalf("ro mount through the API: %+v", sb.Mounts)
+	}
+	if _, err := env.Admin.FileInfo(ctx, rw.ID, "/out.txt"); err != nil {
+		t.Fatalf("the write through the writable mount: %v", err)
+	}
+	if _, err := env.Admin.FileInfo(ctx, ro.ID, "/out.txt"); client.ErrorCode(err) != "not_found" {
+		t.Fatalf("the read-only workspace got a file (%v)", err)
+	}
+}
