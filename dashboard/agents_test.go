@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"io"
 	"strings"
 	"testing"
 
@@ -119,5 +120,54 @@ func TestAgentDefineRunAndThread(t *testing.T) {
 	}
 	if len(th.Runs) != 2 || th.Runs[1].Status != "cancelled" {
 		t.Fatalf("the second run (same thread) through the API: %+v", th.Runs)
+	}
+}
+
+// TestManagedAgentFromForm defines a managed agent with a workspace mount
+// in the form and runs it: a fresh sandbox per run, and what the run wrote
+// under the mount stays in the workspace.
+func TestManagedAgentFromForm(t *testing.T) {
+	env, b := start(t)
+	ctx := testctx.Context(t)
+	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "Notes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SignIn(env.AdminKey)
+	b.Open("/agents", "#new-agent")
+	b.Press("#new-agent")
+	b.Type("#agent-slug", "scribe")
+	b.Press("#mode-managed")
+	b.Until(`(() => { const s = document.querySelector("#agent-template"); return !!s && s.value === "base"; })()`)
+	b.Press("#add-mount")
+	b.Until(`document.querySelector("#mount-0-ws").value === ` + jsString(ws.ID))
+	b.Fill("#agent-command", `echo "$BERTH_PROMPT" > /workspace/note.txt; echo "wrote in $(hostname)"`)
+	b.Press("#save-agent")
+	b.UntilText("main h1", "scribe")
+	a, err := env.Admin.Agent(ctx, "scribe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ExecutionMode != "managed" || a.Template != "base" || len(a.Mounts) != 1 || a.Mounts[0].WorkspaceID != ws.ID || a.Mounts[0].Path != "/workspace" {
+		t.Fatalf("managed agent through the API: %+v", a)
+	}
+
+	b.Type("#run-prompt", "remember this")
+	b.Press("#run-agent")
+	b.UntilText("#run-output", "wrote in")
+	b.UntilText("#run-exit", "0")
+	res, err := env.Admin.Download(ctx, ws.ID, "/note.txt", client.DownloadOptions{})
+	if err != nil {
+		t.Fatalf("the managed run's file is not in the workspace: %v", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if cerr := res.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != "remember this\n" {
+		t.Fatalf("note.txt: %q", body)
 	}
 }
