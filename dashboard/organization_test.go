@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
 )
@@ -18,9 +20,9 @@ func TestAPIKeyShownOnceAndRevoked(t *testing.T) {
 	b.SignIn(env.AdminKey)
 	b.Open("/organization", "#new-key")
 	b.Press("#new-key")
-	b.Type("#key-name", "ci-reader")
 	b.Press(`input[data-scope="files:read"]`)
-	b.Press("#create-key")
+	// Enter in the name field submits the form (keyboard use).
+	b.Type("#key-name", "ci-reader"+kb.Enter)
 	b.Until(`(() => { const e = document.querySelector("#new-key-secret"); return !!e && e.value.length > 0; })()`)
 	secret := b.Value("#new-key-secret")
 	b.UntilText("dialog .warning", "shown only once")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
 )
@@ -87,9 +89,8 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 		t.Fatal("stderr is not shown as stderr")
 	}
 
-	// A second command in the same console: output appended, new exit code.
-	b.Type("#exec-command", `cat /workspace/made-by-ui.txt`)
-	b.Press("#exec-run")
+	// A second command, run with Enter: output appended, new exit code.
+	b.Type("#exec-command", `cat /workspace/made-by-ui.txt`+kb.Enter)
 	b.UntilText("#exec-exit", "0")
 	b.UntilText("#exec-output", "from-ui")
 
