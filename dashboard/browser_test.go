@@ -206,7 +206,7 @@ func (b *Browser) WaitText(sel, want string) {
 // condition, not a sleep) until the test's deadline.
 func (b *Browser) WaitJS(expr string) {
 	b.t.Helper()
-	Get(b, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+	Get(b, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(b.deadline))))
 }
 
 // Eval evaluates a JavaScript expression in the page.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
@@ -33,7 +34,7 @@ func TestEditConflict(t *testing.T) {
 	b.Click(rowSel("/note.txt") + " button.name")
 	b.WaitText(".preview-text", "first line")
 	b.Click("#edit")
-	b.Run(chromedp.Focus(chromedp.CSS("#editor")), chromedp.KeyEvent(kbEnd), chromedp.SendKeys(chromedp.CSS("#editor"), "second line\n"))
+	b.Run(chromedp.Focus(chromedp.CSS("#editor")), chromedp.KeyEvent(kb.End, chromedp.KeyModifiers(kb.ModifierCtrl)), chromedp.SendKeys(chromedp.CSS("#editor"), "second line\n"))
 	b.Click("#save")
 	b.WaitText(".notices", "Saved note.txt")
 	if got := string(mustRead(t, filepath.Join(disk, "note.txt"))); got != "first line\nsecond line\n" {
@@ -58,8 +59,6 @@ func TestEditConflict(t *testing.T) {
 	b.WaitText(".preview-text", "their version")
 }
 
-// kbEnd is the End key (ctrl+End would need modifiers): the editor appends.
-const kbEnd = "\ue010"
 
 // TestWatchExecLive: a file written by a command inside a sandbox that
 // mounts the workspace appears in the open listing without a reload.

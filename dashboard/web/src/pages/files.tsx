@@ -499,9 +499,14 @@ function Listing(p: ListingProps) {
     const top = i * ROW;
     if (top < el.scrollTop) el.scrollTop = top;
     else if (top + ROW > el.scrollTop + el.clientHeight - ROW) el.scrollTop = top + 2 * ROW - el.clientHeight;
-    requestAnimationFrame(() => {
-      (el.querySelector(`[data-idx="${i}"] .name`) as HTMLElement | null)?.focus();
-    });
+    // The row is rendered already unless the jump left the rendered
+    // window; then it appears after the scroll's re-render.
+    const focus = (tries: number) => {
+      const b = el.querySelector(`[data-idx="${i}"] .name`) as HTMLElement | null;
+      if (b) b.focus();
+      else if (tries > 0) setTimeout(() => focus(tries - 1), 16);
+    };
+    focus(30);
   };
 
   const onKey = (e: KeyboardEvent) => {
