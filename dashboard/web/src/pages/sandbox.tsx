@@ -11,15 +11,19 @@ export function SandboxDetail({ id }: { id: string }) {
   const [sb, setSb] = useState<Sandbox | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const [names, setNames] = useState<Record<string, string>>({});
+  // gen drops a read that an action overtook (it would show the old status).
+  const gen = useRef(0);
   useRefresh(
     () => {
+      const g = ++gen.current;
       api
         .get<Sandbox>(`/v1/sandboxes/${encodeURIComponent(id)}`)
         .then((r) => {
+          if (g !== gen.current) return;
           setSb(r.data);
           setErr(null);
         })
-        .catch(setErr);
+        .catch((e) => g === gen.current && setErr(e));
     },
     REFRESH_MS,
     [id],
@@ -55,6 +59,7 @@ export function SandboxDetail({ id }: { id: string }) {
         <SandboxActions
           sb={sb}
           onChange={(n) => {
+            gen.current++;
             if (n) setSb(n);
             else navigate("/sandboxes");
           }}

@@ -125,14 +125,18 @@ export function Sandboxes() {
   const [list, setList] = useState<Sandbox[] | null>(null);
   const [creating, setCreating] = useState(false);
   const gen = useRef(0);
+  // A refresh that keeps failing shows its error once, not every 3 s.
+  const failing = useRef(false);
   const load = () => {
     const g = ++gen.current;
     listAll<Sandbox>("/v1/sandboxes" + (all ? "?all=true" : ""))
       .then((l) => {
+        failing.current = false;
         if (g === gen.current) setList(l);
       })
       .catch((e) => {
-        if (g === gen.current) showError(e);
+        if (g === gen.current && !failing.current) showError(e);
+        failing.current = true;
       });
   };
   useRefresh(load, REFRESH_MS, [all]);
@@ -185,6 +189,7 @@ export function Sandboxes() {
                     <SandboxActions
                       sb={x}
                       onChange={(n) => {
+                        gen.current++; // a read in flight predates the action: drop it
                         setList((l) => (l || []).map((y) => (y.id === x.id ? n || { ...y, status: "destroyed" } : y)));
                         load();
                       }}
