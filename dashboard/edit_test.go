@@ -59,7 +59,6 @@ func TestEditConflict(t *testing.T) {
 	b.WaitText(".preview-text", "their version")
 }
 
-
 // TestWatchExecLive: a file written by a command inside a sandbox that
 // mounts the workspace appears in the open listing without a reload.
 func TestWatchExecLive(t *testing.T) {

@@ -80,4 +80,3 @@ func TestKeyboard(t *testing.T) {
 	b.Run(chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent("\r"))
 	b.WaitText(".crumbs", "c-dir")
 }
-
