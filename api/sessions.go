@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth"
@@ -62,17 +63,20 @@ func (s *Server) sessionTTL() time.Duration {
 	return auth.DefaultSessionTTL
 }
 
-// sessionCookie is the cookie holding token until expires; an empty token
-// clears it. Secure when the request came over TLS, so that the browser
-// never sends it back in clear.
-func sessionCookie(r *http.Request, token string, expires time.Time, now time.Time) *http.Cookie {
+// sessionCookie is the cookie holding token from created until expires
+// (the cookie's Max-Age is the session's life, so that the browser's clock
+// does not matter); an empty token clears it. Secure when the request came
+// over TLS, here or to a proxy in front (X-Forwarded-Proto), so that the
+// browser never sends it back in clear. A forged X-Forwarded-Proto can
+// only make the cookie stricter.
+func sessionCookie(r *http.Request, token string, created, expires time.Time) *http.Cookie {
 	c := &http.Cookie{Name: SessionCookie, Value: token, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")}
 	if token == "" {
 		c.MaxAge = -1 // Max-Age=0: delete now
 		return c
 	}
-	c.MaxAge = max(1, int(expires.Sub(now).Seconds()))
+	c.MaxAge = max(1, int(expires.Sub(created).Seconds()))
 	return c
 }
 
@@ -106,7 +110,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, token, sess.ExpiresAt, time.Now()))
+	http.SetCookie(w, sessionCookie(r, token, sess.CreatedAt, sess.ExpiresAt))
 	w.Header().Set("Cache-Control", "no-store")
 	writeData(w, r, http.StatusCreated, info)
 }

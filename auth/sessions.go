@@ -22,6 +22,7 @@ const DefaultSessionTTL = 12 * time.Hour
 type Session struct {
 	ID        string
 	CSRFToken string
+	CreatedAt time.Time
 	ExpiresAt time.Time
 	// Caller is the key's user with the key's scopes and the user's role
 	// as they are now.
@@ -72,7 +73,7 @@ func (s *Service) OpenSession(ctx context.Context, secret string, ttl time.Durat
 		s.log.Warn("sweep expired sessions", "err", err)
 	}
 	token := randomToken()
-	sess := &Session{ID: db.NewID("ses"), CSRFToken: randomToken(), ExpiresAt: expires, Caller: c}
+	sess := &Session{ID: db.NewID("ses"), CSRFToken: randomToken(), CreatedAt: now, ExpiresAt: expires, Caller: c}
 	_, err = s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO sessions
 		(id, token_hash, key_id, user_id, org_id, csrf_token, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -91,7 +92,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (*Sessi
 	if token == "" {
 		return nil, berth.Errorf(berth.Unauthorized, "not signed in: no session cookie")
 	}
-	const q = `SELECT s.id, s.csrf_token, s.expires_at,
+	const q = `SELECT s.id, s.csrf_token, s.created_at, s.expires_at,
 		k.id AS key_id, k.scopes, k.expires_at AS key_expires_at, k.revoked_at, k.last_used_at,
 		u.id AS user_id, u.name, u.role, u.org_id
 		FROM sessions s
@@ -101,6 +102,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (*Sessi
 	var row struct {
 		ID           string     `db:"id"`
 		CSRF         string     `db:"csrf_token"`
+		CreatedAt    time.Time  `db:"created_at"`
 		ExpiresAt    time.Time  `db:"expires_at"`
 		KeyID        string     `db:"key_id"`
 		Scopes       string     `db:"scopes"`
@@ -142,7 +144,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (*Sessi
 	if err := json.Unmarshal([]byte(row.Scopes), &scopes); err != nil {
 		return nil, berth.Wrap(berth.Internal, err, "API key "+row.KeyID+": stored scopes")
 	}
-	return &Session{ID: row.ID, CSRFToken: row.CSRF, ExpiresAt: row.ExpiresAt.UTC(),
+	return &Session{ID: row.ID, CSRFToken: row.CSRF, CreatedAt: row.CreatedAt.UTC(), ExpiresAt: row.ExpiresAt.UTC(),
 		Caller: &berth.Caller{UserID: row.UserID, UserName: row.Name, OrgID: row.OrgID, Role: row.Role, KeyID: row.KeyID, Scopes: scopes}}, nil
 }
 

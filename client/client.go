@@ -20,6 +20,8 @@ type Client struct {
 	BaseURL string
 	Key     string
 	HTTP    *http.Client
+	// session, when set (WithSession), authenticates instead of Key.
+	session *Session
 }
 
 // New returns a client for baseURL (e.g. http://127.0.0.1:8080) using key.
@@ -99,6 +101,10 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 	}
 	if c.Key != "" {
 		req.Header.Set("X-API-Key", c.Key)
+	}
+	if c.session != nil {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: c.session.Token})
+		req.Header.Set("X-CSRF-Token", c.session.CSRFToken)
 	}
 	return req, nil
 }

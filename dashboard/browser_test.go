@@ -70,6 +70,9 @@ func NewBrowser(t testing.TB, url string, width, height int) *Browser {
 		chromedp.NoSandbox, // tests may run as root (CI containers)
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	if os.Getenv("BERTH_TEST_CHROMIUM_LOG") != "" {
+		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
+	}
 	// The browser outlives the test's context, so that a failed test can
 	// still take its screenshot; the test's deadline bounds every action.
 	deadline, ok := testctx.Deadline(t)
@@ -187,7 +190,29 @@ func Get[T any](b *Browser, a chromedp.Action[T]) T {
 // Open navigates to a dashboard path and waits for sel to be visible.
 func (b *Browser) Open(path, sel string) {
 	b.t.Helper()
-	b.Run(chromedp.Navigate(b.URL+path), chromedp.WaitVisible(chromedp.CSS(sel)))
+	b.Navigate(b.URL + path)
+	b.Run(chromedp.WaitVisible(chromedp.CSS(sel)))
+}
+
+// Navigate loads url in the tab. Chromium aborts a load with
+// ERR_NETWORK_CHANGED when a network interface appears or goes (Docker
+// making a sandbox's veth on this or another test's behalf): that load is
+// tried again, a bounded number of times.
+func (b *Browser) Navigate(url string) {
+	b.t.Helper()
+	for i := 0; ; i++ {
+		ctx, cancel := b.ctx()
+		err := chromedp.Do(ctx, chromedp.Navigate(url))
+		cancel()
+		if err == nil {
+			b.Check()
+			return
+		}
+		b.t.Logf("load %s: %v", url, err)
+		if i >= 4 || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+			b.t.Fatalf("browser: load %s: %v (console errors: %v)", url, err, b.Errors())
+		}
+	}
 }
 
 // Text returns the text of the first visible element matching sel.

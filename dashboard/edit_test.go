@@ -59,7 +59,6 @@ func TestEditConflict(t *testing.T) {
 	b.WaitText(".preview-text", "their version")
 }
 
-
 // TestWatchExecLive: a file written by a command inside a sandbox that
 // mounts the workspace appears in the open listing without a reload.
 func TestWatchExecLive(t *testing.T) {
@@ -90,6 +89,23 @@ func TestWatchExecLive(t *testing.T) {
 	// Same page, no navigation: the row came from the watch stream.
 	if n := Eval[int](b, `performance.getEntriesByType("navigation").length`); n != 1 {
 		t.Fatalf("%d navigations, want the one page load", n)
+	}
+
+	// Deleting the mounted workspace shows who uses it and needs the slug
+	// typed to force it.
+	b.Click(`.crumbs li:first-child a`)
+	b.Click(`.ws-card[data-slug="` + ws.Slug + `"] button.danger`)
+	b.WaitText("dialog .usage-list", sb.Name)
+	if !Eval[bool](b, `document.querySelector('#ws-delete-confirm').disabled`) {
+		t.Fatal("force delete is enabled before the slug is typed")
+	}
+	b.Type("#ws-force", ws.Slug)
+	b.WaitJS(`!document.querySelector('#ws-delete-confirm').disabled`)
+	b.Click("#ws-delete-confirm")
+	b.WaitJS(`document.querySelector('dialog') === null`)
+	b.WaitJS(`document.querySelector('.ws-card[data-slug=` + jsString(ws.Slug) + `]') === null`)
+	if _, err := env.Admin.Workspace(ctx, ws.ID); client.ErrorCode(err) != "not_found" {
+		t.Fatalf("after the forced delete GET workspace: %v, want not_found", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -81,3 +82,39 @@ func TestKeyboard(t *testing.T) {
 	b.WaitText(".crumbs", "c-dir")
 }
 
+// TestSortAndHidden: the column headers sort through the API (size, then
+// reversed) and the show-hidden toggle lists dot files.
+func TestSortAndHidden(t *testing.T) {
+	env, b := start(t)
+	ctx := testctx.Context(t)
+	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "sorting"})
+	must(t, err)
+	for name, size := range map[string]int{"a-mid": 20, "b-big": 300, "c-small": 1, ".hidden": 5} {
+		body := strings.Repeat("x", size)
+		_, err := env.Admin.CreateFile(ctx, ws.ID, "/", name, "file", &body)
+		must(t, err)
+	}
+	order := func() string {
+		return Eval[string](b, `Array.from(document.querySelectorAll('.listing tr[data-id]')).map(r => r.dataset.id).join(" ")`)
+	}
+	b.SignIn(env.AdminKey)
+	b.Open("/workspaces/"+ws.ID+"/files", rowSel("/c-small"))
+	if got := order(); got != "/a-mid /b-big /c-small" {
+		t.Fatalf("by name: %s", got)
+	}
+	b.Click(`th button[data-sort=size]`)
+	b.WaitJS(`document.querySelector('.listing tbody tr[data-id]').dataset.id === "/c-small"`)
+	if got := order(); got != "/c-small /a-mid /b-big" {
+		t.Fatalf("by size: %s", got)
+	}
+	b.Click(`th button[data-sort=size]`)
+	b.WaitJS(`document.querySelector('.listing tbody tr[data-id]').dataset.id === "/b-big"`)
+	if got := order(); got != "/b-big /a-mid /c-small" {
+		t.Fatalf("by size, reversed: %s", got)
+	}
+	b.Click("#show-hidden")
+	b.WaitRow("/.hidden")
+	if got := order(); got != "/b-big /a-mid /.hidden /c-small" {
+		t.Fatalf("by size, reversed, with hidden: %s", got)
+	}
+}

@@ -89,3 +89,20 @@ func TestServeSandboxLimitFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestServeSessionTTLFlag(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SessionTTL != 12*time.Hour {
+		t.Errorf("no flag: session TTL %v, want 12h", cfg.SessionTTL)
+	}
+	t.Setenv("BERTH_SESSION_TTL", "2h")
+	if cfg, err = parseServe(t); err != nil || cfg.SessionTTL != 2*time.Hour {
+		t.Errorf("BERTH_SESSION_TTL=2h: %v, %v", cfg.SessionTTL, err)
+	}
+	if cfg, err = parseServe(t, "--session-ttl=45m"); err != nil || cfg.SessionTTL != 45*time.Minute {
+		t.Errorf("--session-ttl=45m: %v, %v", cfg.SessionTTL, err)
+	}
+}
