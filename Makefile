@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/berth
 PKGS    := ./...
 
-.PHONY: build run doctor test test-stress test-short lint errcheck bench fuzz clean
+.PHONY: build run doctor dashboard test test-stress test-short lint errcheck bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
@@ -16,12 +16,18 @@ run: build
 	@scripts/ensure-engine ./$(BIN)
 	./$(BIN) serve
 
-# Everything the machine can run: unit, store (SQLite, and PostgreSQL when
-# BERTH_TEST_POSTGRES is set), Docker runtime and end-to-end tests.
 # Checks engine, storage, database and ports as `berth serve` would use them.
 doctor: build
 	./$(BIN) doctor
 
+# Rebuilds the dashboard's committed bundle (dashboard/dist) from its sources
+# (dashboard/web); needs Node and npm. `go build` and `make run` do not: they
+# embed the committed bundle. A test in ./dashboard fails when it is stale.
+dashboard:
+	cd dashboard/web && npm ci --no-audit --no-fund && npm run build
+
+# Everything the machine can run: unit, store (SQLite, and PostgreSQL when
+# BERTH_TEST_POSTGRES is set), Docker runtime and end-to-end tests.
 test: lint
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 

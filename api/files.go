@@ -21,8 +21,8 @@ import (
 
 func (s *Server) fileRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden}, Out: []files.Entry{}, handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder}, Out: []files.Entry{}, handler: s.listFiles},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", Out: files.Info{}, handler: s.workspaceSpace},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", Out: files.Summary{}, handler: s.fileInfo},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
@@ -30,7 +30,7 @@ func (s *Server) fileRoutes() []route {
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", Query: []param{qOverwrite}, In: fileBatch{}, Out: []batchResult{}, handler: s.batchFiles},
-		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite)", Scope: "files:write", Query: []param{qOverwrite}, In: fileUpdate{}, Out: files.Entry{}, handler: s.updateFile},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite; a write honours If-Match: 412 when changed)", Scope: "files:write", Query: []param{qOverwrite, qIfMatch}, In: fileUpdate{}, Out: files.Entry{}, handler: s.updateFile},
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", In: fileBatchDelete{}, Out: []batchResult{}, handler: s.batchDeleteFiles},
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files/*", Summary: "delete a file or directory (recursive)", Scope: "files:write", Out: deleted{}, handler: s.deleteFile},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/direct", Summary: "download a file (?id=/path, download, Range); a directory as zip or tar.gz (format)", Scope: "files:read",
@@ -115,7 +115,17 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	page, err := fw.List(r.Context(), p, files.ListOptions{ShowHidden: hidden, Limit: limit, Cursor: r.URL.Query().Get("cursor")})
+	q := r.URL.Query()
+	desc := false
+	switch o := q.Get("order"); o {
+	case "", "asc":
+	case "desc":
+		desc = true
+	default:
+		writeError(w, r, berth.Errorf(berth.Invalid, "query parameter order must be asc or desc, not %q", o))
+		return
+	}
+	page, err := fw.List(r.Context(), p, files.ListOptions{ShowHidden: hidden, Limit: limit, Cursor: q.Get("cursor"), Sort: q.Get("sort"), Desc: desc})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -420,13 +430,52 @@ func (s *Server) updateFile(w http.ResponseWriter, r *http.Request) {
 	case "copy":
 		e, err = fw.Copy(ctx, p, *in.Target, overwrite)
 	case "write":
-		e, err = fw.Write(ctx, p, strings.NewReader(*in.Contents), files.WriteOptions{})
+		if err = checkIfMatch(ctx, fw, p, r.Header.Get("If-Match")); err == nil {
+			e, err = fw.Write(ctx, p, strings.NewReader(*in.Contents), files.WriteOptions{})
+		}
+		if err == nil {
+			// The new version's validator, for the client's next If-Match.
+			if f, oerr := fw.Open(ctx, p); oerr == nil {
+				w.Header().Set("ETag", f.ETag)
+				_ = f.Close() // opened read-only: nothing to flush
+			}
+		}
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeData(w, r, http.StatusOK, e)
+}
+
+// checkIfMatch refuses a write whose If-Match names another version of the
+// file than the one on disk (the ETag of a download): the editor then shows a
+// conflict instead of overwriting a newer version. "*" only needs the file to
+// exist. The check and the write are two steps, so a change landing between
+// them is not caught; the window is one stat, the case it guards (a human
+// editing for minutes) is not.
+func checkIfMatch(ctx context.Context, fw *files.Workspace, p, ifMatch string) error {
+	if ifMatch == "" {
+		return nil
+	}
+	f, err := fw.Open(ctx, p)
+	if err != nil {
+		if berth.IsKind(err, berth.NotFound) {
+			return berth.Errorf(berth.PreconditionFailed, "%s no longer exists (If-Match %s)", p, ifMatch)
+		}
+		return err
+	}
+	current := f.ETag
+	_ = f.Close() // opened read-only: nothing to flush
+	if ifMatch == "*" {
+		return nil
+	}
+	for _, tag := range strings.Split(ifMatch, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(tag), "W/") == current {
+			return nil
+		}
+	}
+	return berth.Errorf(berth.PreconditionFailed, "%s was changed since it was read (its version is now %s, If-Match was %s)", p, current, ifMatch)
 }
 
 func (s *Server) deleteFile(w http.ResponseWriter, r *http.Request) {

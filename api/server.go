@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/dashboard"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
 )
@@ -119,7 +121,13 @@ func (s *Server) opsRoutes() []route {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.observe)
+	app := dashboard.Handler()
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		// Every path outside the API is the dashboard's.
+		if !isAPIPath(r.URL.Path) {
+			app.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, r, berth.Errorf(berth.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +160,16 @@ type readiness struct {
 type checkResult struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+}
+
+// isAPIPath reports whether p belongs to the API (its unknown paths answer a
+// JSON 404) rather than to the dashboard.
+func isAPIPath(p string) bool {
+	switch p {
+	case "/v1", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return strings.HasPrefix(p, "/v1/")
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

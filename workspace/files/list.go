@@ -1,11 +1,15 @@
 package files
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"encoding/base64"
 	"io"
+	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/berth-dev/berth"
 )
@@ -21,7 +25,18 @@ type ListOptions struct {
 	ShowHidden bool   // include names starting with "."
 	Limit      int    // 1..MaxListLimit; 0 means DefaultListLimit
 	Cursor     string // NextCursor of the previous page, or ""
+	// Sort is SortName (also ""), SortSize or SortMTime; ties are broken by
+	// name. Desc reverses the order.
+	Sort string
+	Desc bool
 }
+
+// Listing orders.
+const (
+	SortName  = "name"
+	SortSize  = "size"
+	SortMTime = "mtime"
+)
 
 // Page is one page of a listing. NextCursor is "" when HasMore is false.
 type Page struct {
@@ -33,18 +48,60 @@ type Page struct {
 // listBatch is how many names one getdents round reads.
 const listBatch = 1024
 
-// List returns one page of the directory at p, ordered by the raw bytes of the
-// names. The cursor is the last name returned (opaque: base64url of its raw
-// bytes), so a page is "the Limit smallest names greater than the cursor".
+// listItem is one name of a listing with its sort key (size or mtime; 0 for
+// the name order) and, for the keyed orders, its stat.
+type listItem struct {
+	name string
+	key  int64
+	info fs.FileInfo
+}
+
+// listOrder is a listing's total order: key, then name, maybe reversed.
+type listOrder struct {
+	keyed, desc bool
+}
+
+func (o listOrder) before(a, b listItem) bool {
+	c := 0
+	if o.keyed {
+		c = cmp.Compare(a.key, b.key)
+	}
+	if c == 0 {
+		c = strings.Compare(a.name, b.name)
+	}
+	if o.desc {
+		return c > 0
+	}
+	return c < 0
+}
+
+// sortKey is an entry's key in the keyed orders, as the listing shows it:
+// directories have size 0.
+func sortKey(sort string, info fs.FileInfo) int64 {
+	if sort == SortMTime {
+		return info.ModTime().UnixNano()
+	}
+	if info.IsDir() {
+		return 0
+	}
+	return info.Size()
+}
+
+// List returns one page of the directory at p in the order opt asks for
+// (by default the raw bytes of the names). The cursor is the last entry
+// returned (opaque: base64url of its raw name, preceded by its key for the
+// size and mtime orders), so a page is "the Limit first entries after the
+// cursor".
 //
 // Why this order: directories come back from the kernel in hash order, which
 // is stable only while nothing changes; sorting the whole directory per page
 // would hold every name in memory. Instead each page streams the directory in
-// batches of listBatch names and keeps only the Limit+1 smallest names past
+// batches of listBatch names and keeps only the Limit+1 first entries past
 // the cursor in a bounded heap. Memory per page is O(Limit + listBatch)
-// whatever the directory size; time is one pass over the directory. A name
-// cursor also stays correct while the directory changes between pages: no
-// entry that exists throughout is skipped or repeated.
+// whatever the directory size; time is one pass over the directory (plus one
+// lstat per entry for the size and mtime orders). A cursor also stays correct
+// while the directory changes between pages: no entry that exists throughout
+// (and keeps its key) is skipped or repeated.
 func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, error) {
 	rel, err := Clean(p)
 	if err != nil {
@@ -57,13 +114,21 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 	case limit < 0 || limit > MaxListLimit:
 		return Page{}, berth.Errorf(berth.Invalid, "limit must be 1..%d", MaxListLimit)
 	}
-	after := ""
+	switch opt.Sort {
+	case "":
+		opt.Sort = SortName
+	case SortName, SortSize, SortMTime:
+	default:
+		return Page{}, berth.Errorf(berth.Invalid, "sort must be %s, %s or %s", SortName, SortSize, SortMTime)
+	}
+	order := listOrder{keyed: opt.Sort != SortName, desc: opt.Desc}
+	var after *listItem
 	if opt.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(opt.Cursor)
-		if err != nil || len(b) == 0 || len(b) > MaxNameLen {
-			return Page{}, berth.Errorf(berth.Invalid, "invalid cursor")
+		c, err := decodeCursor(opt.Cursor, order.keyed)
+		if err != nil {
+			return Page{}, err
 		}
-		after = string(b)
+		after = &c
 	}
 
 	// OpenRoot follows a symlinked directory only inside the workspace.
@@ -78,20 +143,34 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 	}
 	defer closeRead(d)
 
-	h := &nameHeap{}
+	h := &itemHeap{order: order}
 	for {
 		if err := ctx.Err(); err != nil {
 			return Page{}, fsErr(err, apiPath(rel))
 		}
 		names, err := d.Readdirnames(listBatch)
 		for _, n := range names {
-			if n <= after || (!opt.ShowHidden && n[0] == '.') || inFlight(n) {
+			if (!opt.ShowHidden && n[0] == '.') || inFlight(n) {
+				continue
+			}
+			it := listItem{name: n}
+			if order.keyed {
+				info, err := dir.Lstat(n)
+				if err != nil {
+					if isNotExist(err) {
+						continue // removed since we read the directory
+					}
+					return Page{}, fsErr(err, apiPath(joinRel(rel, n)))
+				}
+				it.key, it.info = sortKey(opt.Sort, info), info
+			}
+			if after != nil && !order.before(*after, it) {
 				continue
 			}
 			if h.Len() <= limit {
-				heap.Push(h, n)
-			} else if n < (*h)[0] {
-				(*h)[0] = n
+				heap.Push(h, it)
+			} else if order.before(it, h.items[0]) {
+				h.items[0] = it
 				heap.Fix(h, 0)
 			}
 		}
@@ -103,25 +182,65 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 		}
 	}
 
-	names := []string(*h)
-	slices.Sort(names)
-	page := Page{Entries: make([]Entry, 0, min(len(names), limit))}
-	if len(names) > limit {
-		names = names[:limit]
-		page.HasMore = true
-		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(names[limit-1]))
-	}
-	for _, n := range names {
-		info, err := dir.Lstat(n)
-		if err != nil {
-			if isNotExist(err) {
-				continue // removed since we read the directory
-			}
-			return Page{}, fsErr(err, apiPath(joinRel(rel, n)))
+	items := h.items
+	slices.SortFunc(items, func(a, b listItem) int {
+		if order.before(a, b) {
+			return -1
 		}
-		page.Entries = append(page.Entries, newEntry(joinRel(rel, n), info))
+		return 1
+	})
+	page := Page{Entries: make([]Entry, 0, min(len(items), limit))}
+	if len(items) > limit {
+		items = items[:limit]
+		page.HasMore = true
+		page.NextCursor = encodeCursor(items[limit-1], order.keyed)
+	}
+	for _, it := range items {
+		info := it.info
+		if info == nil {
+			var err error
+			if info, err = dir.Lstat(it.name); err != nil {
+				if isNotExist(err) {
+					continue // removed since we read the directory
+				}
+				return Page{}, fsErr(err, apiPath(joinRel(rel, it.name)))
+			}
+		}
+		page.Entries = append(page.Entries, newEntry(joinRel(rel, it.name), info))
 	}
 	return page, nil
+}
+
+func encodeCursor(it listItem, keyed bool) string {
+	if !keyed {
+		return base64.RawURLEncoding.EncodeToString([]byte(it.name))
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(it.key, 10) + "/" + it.name))
+}
+
+func decodeCursor(c string, keyed bool) (listItem, error) {
+	bad := berth.Errorf(berth.Invalid, "invalid cursor (a cursor is only valid with the sort it was made for)")
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 {
+		return listItem{}, bad
+	}
+	s := string(b)
+	var it listItem
+	if keyed {
+		k, name, ok := strings.Cut(s, "/")
+		if !ok {
+			return listItem{}, bad
+		}
+		if it.key, err = strconv.ParseInt(k, 10, 64); err != nil {
+			return listItem{}, bad
+		}
+		s = name
+	}
+	if s == "" || len(s) > MaxNameLen || strings.Contains(s, "/") {
+		return listItem{}, bad
+	}
+	it.name = s
+	return it, nil
 }
 
 // inFlight reports whether name is a temporary entry this process is
@@ -136,17 +255,20 @@ func inFlight(name string) bool {
 	return live
 }
 
-// nameHeap is a max-heap of names: its top is the largest name kept, the one
-// to drop when a smaller one arrives.
-type nameHeap []string
+// itemHeap is a heap whose top is the last item kept in the listing's
+// order: the one to drop when one that comes before it arrives.
+type itemHeap struct {
+	order listOrder
+	items []listItem
+}
 
-func (h nameHeap) Len() int           { return len(h) }
-func (h nameHeap) Less(i, j int) bool { return h[i] > h[j] }
-func (h nameHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *nameHeap) Push(x any)        { *h = append(*h, x.(string)) }
-func (h *nameHeap) Pop() any {
-	old := *h
+func (h *itemHeap) Len() int           { return len(h.items) }
+func (h *itemHeap) Less(i, j int) bool { return h.order.before(h.items[j], h.items[i]) }
+func (h *itemHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *itemHeap) Push(x any)         { h.items = append(h.items, x.(listItem)) }
+func (h *itemHeap) Pop() any {
+	old := h.items
 	x := old[len(old)-1]
-	*h = old[:len(old)-1]
+	h.items = old[:len(old)-1]
 	return x
 }
