@@ -12,23 +12,24 @@ type Kind string
 
 // Error kinds. The string values are the wire codes of API.md.
 const (
-	Invalid      Kind = "invalid_request"
-	Unauthorized Kind = "unauthorized"
-	Forbidden    Kind = "forbidden"
-	NotFound     Kind = "not_found"
-	Conflict     Kind = "conflict"
-	// PreconditionFailed: a conditional request (If-Match) found the
-	// resource changed since the client read it.
-	PreconditionFailed Kind = "precondition_failed"
-	InUse              Kind = "WORKSPACE_IN_USE"
-	TooLarge           Kind = "payload_too_large"
-	QuotaExceeded      Kind = "quota_exceeded"
-	Unavailable        Kind = "unavailable"
-	Internal           Kind = "internal"
+	Invalid       Kind = "invalid_request"
+	Unauthorized  Kind = "unauthorized"
+	Forbidden     Kind = "forbidden"
+	NotFound      Kind = "not_found"
+	Conflict      Kind = "conflict"
+	InUse         Kind = "WORKSPACE_IN_USE"
+	TooLarge      Kind = "payload_too_large"
+	QuotaExceeded Kind = "quota_exceeded"
+	Unavailable   Kind = "unavailable"
+	Internal      Kind = "internal"
 
 	// TooManyRequests: the caller holds as much of a shared resource as one
 	// user (or organization) may; other callers are not affected.
 	TooManyRequests Kind = "rate_limited"
+
+	// PreconditionFailed: a conditional request (If-Match) found the
+	// resource changed since the client read it.
+	PreconditionFailed Kind = "precondition_failed"
 )
 
 // Error is berth's one error type. Msg is safe to show to a client (except for

@@ -17,19 +17,20 @@ import (
 
 // statusOf is the one table from error kinds to HTTP statuses.
 var statusOf = map[berth.Kind]int{
-	berth.Invalid:            http.StatusBadRequest,
-	berth.Unauthorized:       http.StatusUnauthorized,
-	berth.Forbidden:          http.StatusForbidden,
-	berth.NotFound:           http.StatusNotFound,
-	berth.Conflict:           http.StatusConflict,
-	berth.PreconditionFailed: http.StatusPreconditionFailed,
-	berth.InUse:              http.StatusConflict,
-	berth.TooLarge:           http.StatusRequestEntityTooLarge,
-	berth.QuotaExceeded:      http.StatusInsufficientStorage,
-	berth.Unavailable:        http.StatusServiceUnavailable,
-	berth.Internal:           http.StatusInternalServerError,
+	berth.Invalid:       http.StatusBadRequest,
+	berth.Unauthorized:  http.StatusUnauthorized,
+	berth.Forbidden:     http.StatusForbidden,
+	berth.NotFound:      http.StatusNotFound,
+	berth.Conflict:      http.StatusConflict,
+	berth.InUse:         http.StatusConflict,
+	berth.TooLarge:      http.StatusRequestEntityTooLarge,
+	berth.QuotaExceeded: http.StatusInsufficientStorage,
+	berth.Unavailable:   http.StatusServiceUnavailable,
+	berth.Internal:      http.StatusInternalServerError,
 
 	berth.TooManyRequests: http.StatusTooManyRequests, // with Retry-After
+
+	berth.PreconditionFailed: http.StatusPreconditionFailed, // If-Match
 }
 
 // Meta is the envelope's meta object.

@@ -118,6 +118,10 @@ func NewBrowser(t testing.TB, url string, width, height int) *Browser {
 		}
 	}()
 	t.Cleanup(func() {
+		// Console errors that arrived after the test's last action count too.
+		if errs := b.Errors(); len(errs) > 0 && !t.Failed() {
+			t.Errorf("browser console errors:\n  %s", strings.Join(errs, "\n  "))
+		}
 		if t.Failed() {
 			b.screenshot()
 		}

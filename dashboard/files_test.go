@@ -1,8 +1,10 @@
 package dashboard_test
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -196,5 +198,36 @@ func TestFileBrowser(t *testing.T) {
 	}
 	if len(norm) != len(want) {
 		t.Fatalf("zip has %v, disk %v", names(got), names(want))
+	}
+
+	// And as a tar.gz (dest is still selected).
+	b.WaitText("#sel-count", "1 selected")
+	b.Click("#act-download")
+	b.Click("#dl-targz")
+	tgz := b.WaitDownload("dest.tar.gz")
+	zr2, err := gzip.NewReader(bytes.NewReader(tgz))
+	must(t, err)
+	tr := tar.NewReader(zr2)
+	tgot := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		must(t, err)
+		tgot[strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "dest/")] = data
+	}
+	if len(tgot) != len(want) {
+		t.Fatalf("tar.gz has %v, disk %v", names(tgot), names(want))
+	}
+	for k, v := range want {
+		if k = strings.TrimPrefix(k, "dest/"); !bytes.Equal(tgot[k], v) {
+			t.Fatalf("tar.gz entry %s differs from disk (tar has %v)", k, names(tgot))
+		}
 	}
 }

@@ -806,7 +806,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * list the workspace root (?showHidden, limit, cursor)
+         * list the workspace root (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)
          * @description Requires scope `files:read`.
          */
         get: operations["getWorkspacesIdFiles"];
@@ -838,12 +838,12 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * list a directory (?showHidden, limit, cursor)
+         * list a directory (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)
          * @description Requires scope `files:read`.
          */
         get: operations["getWorkspacesIdFilesPath"];
         /**
-         * rename, move, copy or write an entry (?overwrite)
+         * rename, move, copy or write an entry (?overwrite; a write honours If-Match: 412 when changed)
          * @description Requires scope `files:write`.
          */
         put: operations["putWorkspacesIdFilesPath"];
@@ -1097,7 +1097,7 @@ export interface components {
         };
         ErrorBody: {
             /** @enum {string} */
-            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
+            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
             message: string;
             requestId: string;
         };
@@ -1449,7 +1449,7 @@ export interface components {
         /** @description Data of the last event of a stream that failed after it had started. */
         StreamError: {
             /** @enum {string} */
-            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
+            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
             message: string;
         };
         /** @description A sandbox template; ready says whether its image is present. */
@@ -3465,8 +3465,12 @@ export interface operations {
                 cursor?: string;
                 /** @description page size (default 50) */
                 limit?: number;
+                /** @description ascending or descending (default asc) */
+                order?: "asc" | "desc";
                 /** @description include names that start with a dot */
                 showHidden?: boolean;
+                /** @description the listing's order (default name; directories are not grouped first) */
+                sort?: "name" | "size" | "mtime";
             };
             header?: never;
             path: {
@@ -3623,8 +3627,12 @@ export interface operations {
                 cursor?: string;
                 /** @description page size (default 50) */
                 limit?: number;
+                /** @description ascending or descending (default asc) */
+                order?: "asc" | "desc";
                 /** @description include names that start with a dot */
                 showHidden?: boolean;
+                /** @description the listing's order (default name; directories are not grouped first) */
+                sort?: "name" | "size" | "mtime";
             };
             header?: never;
             path: {
@@ -3665,7 +3673,10 @@ export interface operations {
                 /** @description replace an existing target */
                 overwrite?: boolean;
             };
-            header?: never;
+            header?: {
+                /** @description write only: the ETag of the version the change is based on; 412 precondition_failed when the file changed since */
+                "If-Match"?: string;
+            };
             path: {
                 id: string;
                 /** @description a path inside the workspace; it may contain slashes */

@@ -394,7 +394,18 @@ export function Files({ ws, path }: { ws: string; path: string }) {
         </div>
       )}
 
-      {dialog?.kind === "new" && <NewDialog ws={ws} dir={dir} type={dialog.type} close={() => setDialog(null)} />}
+      {dialog?.kind === "new" && (
+        <NewDialog
+          ws={ws}
+          dir={dir}
+          type={dialog.type}
+          close={(done) => {
+            setDialog(null);
+            // With the watch stream up the change arrives by itself.
+            if (done && !live) reload();
+          }}
+        />
+      )}
       {dialog?.kind === "rename" && (
         <RenameDialog
           ws={ws}
@@ -402,6 +413,7 @@ export function Files({ ws, path }: { ws: string; path: string }) {
           close={(done) => {
             setDialog(null);
             if (done) setSelected(new Set());
+            if (done && !live) reload();
           }}
         />
       )}
@@ -752,19 +764,20 @@ function Actions({ children }: { children: JSX.Element | JSX.Element[] }) {
   return <div class="dialog-actions">{children}</div>;
 }
 
-function NewDialog({ ws, dir, type, close }: { ws: string; dir: string; type: "file" | "directory"; close: () => void }) {
+function NewDialog(props: { ws: string; dir: string; type: "file" | "directory"; close: (done: boolean) => void }) {
+  const { ws, dir, type } = props;
   const [name, setName] = useState("");
   const [err, setErr] = useState<unknown>(null);
   const what = type === "directory" ? "folder" : "file";
   return (
-    <Dialog title={`New ${what}`} onClose={close}>
+    <Dialog title={`New ${what}`} onClose={() => props.close(false)}>
       <form
         onSubmit={async (e) => {
           e.preventDefault();
           try {
             await api.post(filesURL(ws, dir), { name, type, ...(type === "file" ? { contents: "" } : {}) });
             showInfo(`Created ${name}`);
-            close();
+            props.close(true);
           } catch (x) {
             setErr(x);
           }
@@ -776,7 +789,7 @@ function NewDialog({ ws, dir, type, close }: { ws: string; dir: string; type: "f
           <ErrorText error={err} />
         </div>
         <Actions>
-          <button type="button" onClick={close}>
+          <button type="button" onClick={() => props.close(false)}>
             Cancel
           </button>
           <button type="submit" class="primary">

@@ -446,6 +446,7 @@ function AccessDialog({ ws, close }: { ws: Workspace; close: (changed: boolean) 
                 <label class="check">
                   <input
                     type="checkbox"
+                    aria-label={`Grant ${m.name}`}
                     checked={granted.has(m.id) || m.role === "admin"}
                     disabled={m.role === "admin"}
                     onChange={(e) => {
