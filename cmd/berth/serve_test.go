@@ -106,3 +106,19 @@ func TestServeSessionTTLFlag(t *testing.T) {
 		t.Errorf("--session-ttl=45m: %v, %v", cfg.SessionTTL, err)
 	}
 }
+
+// The engine address: the flag, else BERTH_DOCKER_HOST, else detection
+// (an empty address: DOCKER_HOST, then the local sockets).
+func TestServeDockerHostFlag(t *testing.T) {
+	cfg, err := parseServe(t)
+	if err != nil || cfg.DockerHost != "" {
+		t.Errorf("no flag: docker host %q, %v; want empty (detected)", cfg.DockerHost, err)
+	}
+	t.Setenv("BERTH_DOCKER_HOST", "unix:///run/env.sock")
+	if cfg, err = parseServe(t); err != nil || cfg.DockerHost != "unix:///run/env.sock" {
+		t.Errorf("BERTH_DOCKER_HOST: %q, %v", cfg.DockerHost, err)
+	}
+	if cfg, err = parseServe(t, "--docker-host=tcp://127.0.0.1:2375"); err != nil || cfg.DockerHost != "tcp://127.0.0.1:2375" {
+		t.Errorf("--docker-host: %q, %v", cfg.DockerHost, err)
+	}
+}
