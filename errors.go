@@ -3,6 +3,7 @@ package berth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,11 @@ type Error struct {
 	// RetryAfter, when positive, is how long the client should wait before
 	// trying again (the API sends it as Retry-After).
 	RetryAfter time.Duration
+
+	// Field, when set, is the JSON path of the request field the error is
+	// about ("name", "mounts[1].path", "resources.memory"), so a client can
+	// place the message at its input without parsing the wording.
+	Field string
 }
 
 func (e *Error) Error() string {
@@ -61,6 +67,74 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error of the given kind with a formatted client-facing message.
 func Errorf(kind Kind, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf is Errorf for an error about one request field, named by its
+// JSON path ("mounts[1].path").
+func FieldErrorf(kind Kind, field, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Field: field}
+}
+
+// WithField names the request field err is about. A berth error gets a copy
+// with Field set (a field it already names is kept: the innermost validator
+// knows the exact path); anything else keeps its kind (Internal). A nil err gives nil.
+func WithField(err error, field string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return &Error{Kind: Internal, Err: err, Field: field}
+	}
+	if e.Field != "" {
+		return err
+	}
+	c := *e
+	c.Field = field
+	if c.Err == nil && e != err {
+		// err wraps e: keep the outer chain as the cause so errors.Is still
+		// sees it, and the message stays e's.
+		c.Err = err
+	}
+	return &c
+}
+
+// PrefixField puts prefix before the field that err names ("mounts[1]" +
+// "path" = "mounts[1].path"; a field starting with "[" joins without a dot),
+// or names prefix itself when err names none. Validators of a nested value
+// report paths relative to it and their caller adds where the value sits.
+func PrefixField(err error, prefix string) error {
+	if err == nil {
+		return nil
+	}
+	f := FieldOf(err)
+	if f == "" {
+		return WithField(err, prefix)
+	}
+	var e *Error
+	errors.As(err, &e)
+	c := *e
+	if strings.HasPrefix(f, "[") {
+		c.Field = prefix + f
+	} else {
+		c.Field = prefix + "." + f
+	}
+	if c.Err == nil && e != err {
+		c.Err = err
+	}
+	return &c
+}
+
+// FieldOf is the request field named by the first *Error in err's chain
+// that names one ("" when none does).
+func FieldOf(err error) string {
+	for err != nil {
+		if e, ok := err.(*Error); ok && e.Field != "" {
+			return e.Field
+		}
+		err = errors.Unwrap(err)
+	}
+	return ""
 }
 
 // Wrap returns an *Error of the given kind that keeps err as its cause.

@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"log/slog"
 	"sort"
@@ -275,103 +276,109 @@ func (s *Service) List(ctx context.Context, all bool, limit int, cursor string) 
 // and, for in_sandbox, the sandbox id.
 func (s *Service) validate(ctx context.Context, c *berth.Caller, in *Input) ([]string, string, error) {
 	if err := workspace.ValidSlug(in.Slug); err != nil {
-		return nil, "", err
+		return nil, "", berth.WithField(err, "slug")
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	if len(in.Name) > 200 || len(in.Description) > 4000 || strings.ContainsAny(in.Name, "\x00\n\r") || strings.ContainsRune(in.Description, 0) {
-		return nil, "", berth.Errorf(berth.Invalid, "name is at most 200 characters without control characters; description at most 4000")
+		return nil, "", berth.FieldErrorf(berth.Invalid, "name", "name is at most 200 characters without control characters; description at most 4000")
 	}
 	if len(in.Command) == 0 || string(in.Command) == "null" {
-		return nil, "", berth.Errorf(berth.Invalid, "command is required: an argv array such as [\"/bin/sh\", \"-c\", \"...\"]")
+		return nil, "", berth.FieldErrorf(berth.Invalid, "command", "command is required: an argv array such as [\"/bin/sh\", \"-c\", \"...\"]")
 	}
 	if len(in.Env) > 256 {
-		return nil, "", berth.Errorf(berth.Invalid, "at most 256 environment variables")
+		return nil, "", berth.FieldErrorf(berth.Invalid, "env", "at most 256 environment variables")
 	}
 	for k, v := range in.Env {
 		if len(v) > 64<<10 {
-			return nil, "", berth.Errorf(berth.Invalid, "environment variable %s: value exceeds 64 KiB", k)
+			return nil, "", berth.FieldErrorf(berth.Invalid, "env", "environment variable %s: value exceeds 64 KiB", k)
 		}
 	}
 	// ParseExec checks the command and env exactly as an exec would.
 	req, err := sandbox.ParseExec(sandbox.ExecInput{Command: in.Command, Env: in.Env})
 	if err != nil {
-		return nil, "", err
+		// ParseExec checks only the command and the environment.
+		f := "command"
+		if strings.HasPrefix(berth.Message(err), "environment") {
+			f = "env"
+		}
+		return nil, "", berth.WithField(err, f)
 	}
 	if in.Timeout < 0 || time.Duration(in.Timeout)*time.Millisecond > MaxTimeout {
-		return nil, "", berth.Errorf(berth.Invalid, "timeout must be between 1 ms and 24 h (in milliseconds; 0 or absent: 10 minutes)")
+		return nil, "", berth.FieldErrorf(berth.Invalid, "timeout", "timeout must be between 1 ms and 24 h (in milliseconds; 0 or absent: 10 minutes)")
 	}
 	switch in.ExecutionMode {
 	case InSandbox:
 		if in.Sandbox == "" {
-			return nil, "", berth.Errorf(berth.Invalid, "an in_sandbox agent needs a sandbox (id or name)")
+			return nil, "", berth.FieldErrorf(berth.Invalid, "sandbox", "an in_sandbox agent needs a sandbox (id or name)")
 		}
 		if in.Template != "" || len(in.Mounts) > 0 {
-			return nil, "", berth.Errorf(berth.Invalid, "template and mounts are for managed agents; an in_sandbox agent runs in its sandbox")
+			return nil, "", berth.FieldErrorf(berth.Invalid, "template", "template and mounts are for managed agents; an in_sandbox agent runs in its sandbox")
 		}
 		if err := definerHolds(c, "sandbox:write", "an in_sandbox agent runs its command in the sandbox"); err != nil {
 			return nil, "", err
 		}
 		sb, err := s.sbx.Resolve(runnerContext(ctx, c), in.Sandbox, "sandbox:read")
 		if err != nil {
-			return nil, "", err
+			return nil, "", berth.WithField(err, "sandbox")
 		}
 		if sb.Status == sandbox.Destroyed || sb.Status == sandbox.Destroying {
-			return nil, "", berth.Errorf(berth.Invalid, "sandbox %q is destroyed; link a live sandbox", in.Sandbox)
+			return nil, "", berth.FieldErrorf(berth.Invalid, "sandbox", "sandbox %q is destroyed; link a live sandbox", in.Sandbox)
 		}
 		return req.Argv, sb.ID, nil
 	case Managed:
 		if in.Template == "" {
-			return nil, "", berth.Errorf(berth.Invalid, "a managed agent needs a template")
+			return nil, "", berth.FieldErrorf(berth.Invalid, "template", "a managed agent needs a template")
 		}
 		if in.Sandbox != "" {
-			return nil, "", berth.Errorf(berth.Invalid, "sandbox is for in_sandbox agents; a managed agent gets a fresh sandbox per run")
+			return nil, "", berth.FieldErrorf(berth.Invalid, "sandbox", "sandbox is for in_sandbox agents; a managed agent gets a fresh sandbox per run")
 		}
 		if _, err := templates.Get(in.Template); err != nil {
 			if berth.IsKind(err, berth.NotFound) {
-				return nil, "", berth.Errorf(berth.Invalid, "unknown template %q", in.Template)
+				return nil, "", berth.FieldErrorf(berth.Invalid, "template", "unknown template %q", in.Template)
 			}
 			return nil, "", err
 		}
 		if len(in.Mounts) > 32 {
-			return nil, "", berth.Errorf(berth.Invalid, "at most 32 mounts")
+			return nil, "", berth.FieldErrorf(berth.Invalid, "mounts", "at most 32 mounts")
 		}
 		if err := definerHolds(c, "sandbox:create", "a managed agent creates a sandbox for each run"); err != nil {
 			return nil, "", err
 		}
 		seen := map[string]bool{}
 		rctx := runnerContext(ctx, c)
-		for _, m := range in.Mounts {
+		for i, m := range in.Mounts {
+			at := func(f string) string { return fmt.Sprintf("mounts[%d].%s", i, f) }
 			if err := sandbox.ValidMountPath(m.Path); err != nil {
-				return nil, "", err
+				return nil, "", berth.WithField(err, at("path"))
 			}
 			if seen[m.Path] {
-				return nil, "", berth.Errorf(berth.Invalid, "mount path %q appears twice", m.Path)
+				return nil, "", berth.FieldErrorf(berth.Invalid, at("path"), "mount path %q appears twice", m.Path)
 			}
 			seen[m.Path] = true
 			if m.WorkspaceID == "" {
-				return nil, "", berth.Errorf(berth.Invalid, "mount %q needs a workspaceId", m.Path)
+				return nil, "", berth.FieldErrorf(berth.Invalid, at("workspaceId"), "mount %q needs a workspaceId", m.Path)
 			}
 			w, err := s.ws.Resolve(rctx, m.WorkspaceID, "files:read")
 			if err != nil {
-				return nil, "", err
+				return nil, "", berth.WithField(err, at("workspaceId"))
 			}
 			if w.IsPersonal {
-				return nil, "", berth.Errorf(berth.Invalid, "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
+				return nil, "", berth.FieldErrorf(berth.Invalid, at("workspaceId"), "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
 			}
 			need := "files:write"
 			if m.ReadOnly {
 				need = "files:read"
 			}
 			if err := definerHolds(c, need, "the agent's runs mount workspace "+w.Slug); err != nil {
-				return nil, "", err
+				return nil, "", berth.WithField(err, at("readOnly"))
 			}
 		}
 		sort.Slice(in.Mounts, func(i, j int) bool { return in.Mounts[i].Path < in.Mounts[j].Path })
 		return req.Argv, "", nil
 	case "":
-		return nil, "", berth.Errorf(berth.Invalid, "executionMode is required: \"in_sandbox\" or \"managed\"")
+		return nil, "", berth.FieldErrorf(berth.Invalid, "executionMode", "executionMode is required: \"in_sandbox\" or \"managed\"")
 	}
-	return nil, "", berth.Errorf(berth.Invalid, "executionMode must be \"in_sandbox\" or \"managed\", not %q", in.ExecutionMode)
+	return nil, "", berth.FieldErrorf(berth.Invalid, "executionMode", "executionMode must be \"in_sandbox\" or \"managed\", not %q", in.ExecutionMode)
 }
 
 // definerHolds checks that the key defining an agent holds scope. Runs

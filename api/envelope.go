@@ -68,6 +68,19 @@ type errorBody struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"requestId"`
+	// Field is the JSON path of the request field the error is about, when
+	// it is about one, so that clients need not parse the message.
+	Field string `json:"field,omitempty"`
+}
+
+// errorBodyOf is the envelope's error object for err.
+func errorBodyOf(r *http.Request, err error) errorBody {
+	kind := berth.KindOf(err)
+	b := errorBody{Code: string(kind), Message: berth.Message(err), RequestID: requestID(r.Context())}
+	if kind != berth.Internal {
+		b.Field = berth.FieldOf(err)
+	}
+	return b
 }
 
 // writeData answers {"data": v, "meta": {...}}.
@@ -119,7 +132,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	// away and there is nobody left to tell.
 	_ = json.NewEncoder(w).Encode(struct {
 		Error errorBody `json:"error"`
-	}{errorBody{Code: string(kind), Message: berth.Message(err), RequestID: requestID(r.Context())}})
+	}{errorBodyOf(r, err)})
 }
 
 // maxJSON bounds every JSON request body.
@@ -164,7 +177,7 @@ func decodeErr(err error) error {
 		if field == "" {
 			return berth.Errorf(berth.Invalid, "request body must be a JSON object")
 		}
-		return berth.Errorf(berth.Invalid, "field %q must be %s, not %s", field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+		return berth.FieldErrorf(berth.Invalid, field, "field %q must be %s, not %s", field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return berth.Errorf(berth.Invalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}

@@ -570,7 +570,8 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, op string, ids []
 			if kind == berth.Internal {
 				loggerFrom(r.Context()).Error("batch item failed", "err", br.Err, "requestId", requestID(r.Context()), "id", br.ID)
 			}
-			out[i].Error = &errorBody{Code: string(kind), Message: berth.Message(br.Err), RequestID: requestID(r.Context())}
+			eb := errorBodyOf(r, br.Err)
+			out[i].Error = &eb
 		}
 	}
 	writeData(w, r, http.StatusOK, out)

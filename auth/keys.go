@@ -76,14 +76,14 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || len(in.Name) > 200 {
-		return nil, berth.Errorf(berth.Invalid, "name is required (1..200 characters)")
+		return nil, berth.FieldErrorf(berth.Invalid, "name", "name is required (1..200 characters)")
 	}
 	if len(in.Scopes) == 0 {
 		in.Scopes = []string{"*"}
 	}
 	for _, sc := range in.Scopes {
 		if !ValidScope(sc) {
-			return nil, berth.Errorf(berth.Invalid, "unknown scope %q", sc)
+			return nil, berth.FieldErrorf(berth.Invalid, "scopes", "unknown scope %q", sc)
 		}
 		if !covers(c.Scopes, sc) {
 			return nil, berth.Errorf(berth.Forbidden, "a key cannot grant %q: the calling key does not hold it", sc)
@@ -93,7 +93,7 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 	if in.ExpiresIn != "" {
 		d, ok := expiries[in.ExpiresIn]
 		if !ok {
-			return nil, berth.Errorf(berth.Invalid, "expiresIn must be one of \"30d\", \"90d\", \"1y\"")
+			return nil, berth.FieldErrorf(berth.Invalid, "expiresIn", "expiresIn must be one of \"30d\", \"90d\", \"1y\"")
 		}
 		t := s.now().Add(d)
 		expires = &t
@@ -119,7 +119,7 @@ func (s *Service) CreateKey(ctx context.Context, in KeyInput) (*APIKey, error) {
 		}
 		if _, err := s.getMember(ctx, c.OrgID, in.UserID); err != nil {
 			if berth.IsKind(err, berth.NotFound) {
-				return nil, berth.Errorf(berth.Invalid, "userId %q is not a member of this organization", in.UserID)
+				return nil, berth.FieldErrorf(berth.Invalid, "userId", "userId %q is not a member of this organization", in.UserID)
 			}
 			return nil, err
 		}

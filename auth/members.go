@@ -69,7 +69,7 @@ type MemberInput struct {
 
 func validRole(r berth.Role) error {
 	if r != berth.RoleAdmin && r != berth.RoleMember {
-		return berth.Errorf(berth.Invalid, "role must be \"admin\" or \"member\"")
+		return berth.FieldErrorf(berth.Invalid, "role", "role must be \"admin\" or \"member\"")
 	}
 	return nil
 }
@@ -82,10 +82,10 @@ func (s *Service) AddMember(ctx context.Context, in MemberInput) (*Member, error
 	}
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Name == "" || len(in.Name) > 200 {
-		return nil, berth.Errorf(berth.Invalid, "name is required (1..200 characters)")
+		return nil, berth.FieldErrorf(berth.Invalid, "name", "name is required (1..200 characters)")
 	}
 	if len(in.Email) > 320 || (in.Email != "" && !strings.Contains(in.Email, "@")) {
-		return nil, berth.Errorf(berth.Invalid, "email is not a valid address")
+		return nil, berth.FieldErrorf(berth.Invalid, "email", "email is not a valid address")
 	}
 	if in.Role == "" {
 		in.Role = berth.RoleMember

@@ -50,7 +50,7 @@ func (s *Service) OpenSession(ctx context.Context, secret string, ttl time.Durat
 		return "", nil, berth.Errorf(berth.Internal, "session TTL must be positive")
 	}
 	if secret == "" {
-		return "", nil, berth.Errorf(berth.Invalid, "apiKey is required")
+		return "", nil, berth.FieldErrorf(berth.Invalid, "apiKey", "apiKey is required")
 	}
 	c, err := s.Authenticate(ctx, secret)
 	if err != nil {

@@ -82,27 +82,30 @@ type resolvedMount struct {
 func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolvedMount, error) {
 	seen := map[string]bool{}
 	out := make([]resolvedMount, 0, len(mounts))
-	for _, mt := range mounts {
+	for i, mt := range mounts {
+		at := func(f string) string { return fmt.Sprintf("mounts[%d].%s", i, f) }
 		if err := ValidMountPath(mt.Path); err != nil {
-			return nil, err
+			return nil, berth.WithField(err, at("path"))
 		}
 		if seen[mt.Path] {
-			return nil, berth.Errorf(berth.Invalid, "mount path %q appears twice", mt.Path)
+			return nil, berth.FieldErrorf(berth.Invalid, at("path"), "mount path %q appears twice", mt.Path)
 		}
 		seen[mt.Path] = true
 		if mt.WorkspaceID == "" {
-			return nil, berth.Errorf(berth.Invalid, "mount %q needs a workspaceId", mt.Path)
+			return nil, berth.FieldErrorf(berth.Invalid, at("workspaceId"), "mount %q needs a workspaceId", mt.Path)
 		}
 		w, err := m.ws.Resolve(ctx, mt.WorkspaceID, "files:read")
 		if err != nil {
-			return nil, err
+			return nil, berth.WithField(err, at("workspaceId"))
 		}
 		if w.IsPersonal {
-			return nil, berth.Errorf(berth.Invalid, "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
+			return nil, berth.FieldErrorf(berth.Invalid, at("workspaceId"), "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
 		}
 		if !mt.ReadOnly {
+			// Writable needs files:write: the caller who only reads the
+			// workspace is answered at the mount's readOnly switch.
 			if _, err := m.ws.Resolve(ctx, mt.WorkspaceID, "files:write"); err != nil {
-				return nil, err
+				return nil, berth.WithField(err, at("readOnly"))
 			}
 		}
 		out = append(out, resolvedMount{Mount: mt, source: m.ws.Dir(w.ID)})
@@ -118,7 +121,7 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 	for _, mp := range mountPointsOf(mounts) {
 		if _, err := m.ws.Resolve(ctx, mp.WorkspaceID, "files:write"); err != nil {
 			if berth.IsKind(err, berth.Forbidden) {
-				return nil, berth.Errorf(berth.Forbidden,
+				return nil, berth.FieldErrorf(berth.Forbidden, mountField(mounts, mp.Path),
 					"mount path %s lies inside another mount: its mount point is created and protected in that mount's workspace, which needs write access to it (files:write)", mp.Path)
 			}
 			return nil, err
@@ -127,45 +130,56 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 	return out, nil
 }
 
+// mountField is the JSON path of the path of the mount at p ("mounts" when
+// none is: the error is then about the list).
+func mountField(mounts []Mount, p string) string {
+	for i, mt := range mounts {
+		if mt.Path == p {
+			return fmt.Sprintf("mounts[%d].path", i)
+		}
+	}
+	return "mounts"
+}
+
 func validateCreate(in *CreateInput, lim Limits) (templates.Template, runtime.Resources, error) {
 	var zero runtime.Resources
 	if in.Template == "" {
-		return templates.Template{}, zero, berth.Errorf(berth.Invalid, "template is required")
+		return templates.Template{}, zero, berth.FieldErrorf(berth.Invalid, "template", "template is required")
 	}
 	tmpl, err := templates.Get(in.Template)
 	if err != nil {
 		if berth.IsKind(err, berth.NotFound) {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "unknown template %q", in.Template)
+			return tmpl, zero, berth.FieldErrorf(berth.Invalid, "template", "unknown template %q", in.Template)
 		}
 		return tmpl, zero, err
 	}
 	if in.Name != "" && !nameRE.MatchString(in.Name) {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "name must be 1..63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "name", "name must be 1..63 characters of lowercase a-z, 0-9 and '-', starting with a letter or digit")
 	}
 	if len(in.Tags) > 50 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 50 tags")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "tags", "at most 50 tags")
 	}
 	for _, t := range in.Tags {
 		if !tagRE.MatchString(t) {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "tag %q is invalid (1..128 of letters, digits and _.:=/-)", t)
+			return tmpl, zero, berth.FieldErrorf(berth.Invalid, "tags", "tag %q is invalid (1..128 of letters, digits and _.:=/-)", t)
 		}
 	}
 	if len(in.Env) > 256 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 256 environment variables")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "env", "at most 256 environment variables")
 	}
 	for k, v := range in.Env {
 		if !envKeyRE.MatchString(k) {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "environment variable name %q is invalid", k)
+			return tmpl, zero, berth.FieldErrorf(berth.Invalid, "env", "environment variable name %q is invalid", k)
 		}
 		if strings.ContainsRune(v, 0) || len(v) > 64<<10 {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "environment variable %s: value has a NUL byte or exceeds 64 KiB", k)
+			return tmpl, zero, berth.FieldErrorf(berth.Invalid, "env", "environment variable %s: value has a NUL byte or exceeds 64 KiB", k)
 		}
 	}
 	if in.IdleTimeout < 0 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout %d is negative: it is 0 (never) or a number of seconds", in.IdleTimeout)
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "idleTimeout", "idleTimeout %d is negative: it is 0 (never) or a number of seconds", in.IdleTimeout)
 	}
 	if maxIdle := int64(lim.MaxIdleTimeout / time.Second); in.IdleTimeout > maxIdle {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "idleTimeout %d is more than this server allows (%d seconds)", in.IdleTimeout, maxIdle)
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "idleTimeout", "idleTimeout %d is more than this server allows (%d seconds)", in.IdleTimeout, maxIdle)
 	}
 	// "bridge" (the default) is isolated: internet only, no other sandbox
 	// and no host service; "shared" is the user asking for the engine's
@@ -175,18 +189,18 @@ func validateCreate(in *CreateInput, lim Limits) (templates.Template, runtime.Re
 		in.Network = runtime.NetworkBridge
 	case runtime.NetworkNone, runtime.NetworkBridge, runtime.NetworkShared:
 	default:
-		return tmpl, zero, berth.Errorf(berth.Invalid, "network must be \"bridge\" (isolated, the default), \"none\" or \"shared\" (reaches other shared sandboxes and the host's services)")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "network", "network must be \"bridge\" (isolated, the default), \"none\" or \"shared\" (reaches other shared sandboxes and the host's services)")
 	}
 	if len(in.Metadata) > 64 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 64 metadata entries")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "metadata", "at most 64 metadata entries")
 	}
 	for k, v := range in.Metadata {
 		if k == "" || len(k) > 128 || len(v) > 4096 {
-			return tmpl, zero, berth.Errorf(berth.Invalid, "metadata keys are 1..128 bytes, values at most 4 KiB")
+			return tmpl, zero, berth.FieldErrorf(berth.Invalid, "metadata", "metadata keys are 1..128 bytes, values at most 4 KiB")
 		}
 	}
 	if len(in.Mounts) > 32 {
-		return tmpl, zero, berth.Errorf(berth.Invalid, "at most 32 mounts")
+		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "mounts", "at most 32 mounts")
 	}
 	res, limits, err := lim.resolve(in.Resources, tmpl.Resources)
 	if err != nil {

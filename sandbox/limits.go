@@ -206,17 +206,17 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 		}
 		n, err := humanize.ParseBytes(*asked)
 		if err != nil {
-			return nil, 0, berth.Errorf(berth.Invalid, "resources.%s %q is not a size such as \"512MiB\" or \"2GB\"", field, *asked)
+			return nil, 0, berth.FieldErrorf(berth.Invalid, "resources."+field, "resources.%s %q is not a size such as \"512MiB\" or \"2GB\"", field, *asked)
 		}
 		if n < uint64(floor) {
 			why := ""
 			if n == 0 {
 				why = " (0 does not mean unlimited)"
 			}
-			return nil, 0, berth.Errorf(berth.Invalid, "resources.%s %q is below the minimum of %s%s", field, *asked, showSize(floor), why)
+			return nil, 0, berth.FieldErrorf(berth.Invalid, "resources."+field, "resources.%s %q is below the minimum of %s%s", field, *asked, showSize(floor), why)
 		}
 		if n > uint64(ceil) {
-			return nil, 0, berth.Errorf(berth.Invalid, "resources.%s %q is more than this server allows (%s)", field, *asked, showSize(ceil))
+			return nil, 0, berth.FieldErrorf(berth.Invalid, "resources."+field, "resources.%s %q is more than this server allows (%s)", field, *asked, showSize(ceil))
 		}
 		return asked, int64(n), nil
 	}
@@ -267,10 +267,10 @@ func bounded[T int64 | float64](field string, asked *T, tmplDefault, def, floor,
 	switch {
 	case asked != nil:
 		if *asked < floor {
-			return 0, berth.Errorf(berth.Invalid, "resources.%s %v is below the minimum of %v", field, *asked, floor)
+			return 0, berth.FieldErrorf(berth.Invalid, "resources."+field, "resources.%s %v is below the minimum of %v", field, *asked, floor)
 		}
 		if *asked > ceil {
-			return 0, berth.Errorf(berth.Invalid, "resources.%s %v is more than this server allows (%v)", field, *asked, ceil)
+			return 0, berth.FieldErrorf(berth.Invalid, "resources."+field, "resources.%s %v is more than this server allows (%v)", field, *asked, ceil)
 		}
 		return *asked, nil
 	case tmplDefault != 0:

@@ -63,7 +63,7 @@ func (m *Manager) checkNesting(mounts []Mount) error {
 	}
 	if err := m.ws.PinSupported(); err != nil {
 		m.log.Warn("nested mount refused: mount points cannot be pinned", "err", err)
-		return berth.Errorf(berth.Invalid,
+		return berth.FieldErrorf(berth.Invalid, "mounts",
 			"nested mounts (a mount path under another mount) are not available on this server: its data directory's filesystem cannot protect their mount points from other writers (immutable flags unsupported); mount the workspaces at separate paths")
 	}
 	return nil

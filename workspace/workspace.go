@@ -146,7 +146,7 @@ var slugRe = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 // ValidSlug checks a caller-supplied slug.
 func ValidSlug(slug string) error {
 	if !slugRe.MatchString(slug) {
-		return berth.Errorf(berth.Invalid, "slug must be 1..63 characters of lowercase a-z, 0-9 and '-'")
+		return berth.FieldErrorf(berth.Invalid, "slug", "slug must be 1..63 characters of lowercase a-z, 0-9 and '-'")
 	}
 	return nil
 }
@@ -177,14 +177,14 @@ func SlugFrom(name string) string {
 func validName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 || strings.ContainsAny(name, "\x00\n\r") {
-		return "", berth.Errorf(berth.Invalid, "name is required: 1..200 characters, no control characters")
+		return "", berth.FieldErrorf(berth.Invalid, "name", "name is required: 1..200 characters, no control characters")
 	}
 	return name, nil
 }
 
 func validQuota(q *int64) error {
 	if q != nil && *q <= 0 {
-		return berth.Errorf(berth.Invalid, "quotaBytes must be a positive number of bytes (omit or null for unlimited)")
+		return berth.FieldErrorf(berth.Invalid, "quotaBytes", "quotaBytes must be a positive number of bytes (omit or null for unlimited)")
 	}
 	return nil
 }
