@@ -3,7 +3,6 @@ package berth
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -94,32 +93,6 @@ func WithField(err error, field string) error {
 	if c.Err == nil && e != err {
 		// err wraps e: keep the outer chain as the cause so errors.Is still
 		// sees it, and the message stays e's.
-		c.Err = err
-	}
-	return &c
-}
-
-// PrefixField puts prefix before the field that err names ("mounts[1]" +
-// "path" = "mounts[1].path"; a field starting with "[" joins without a dot),
-// or names prefix itself when err names none. Validators of a nested value
-// report paths relative to it and their caller adds where the value sits.
-func PrefixField(err error, prefix string) error {
-	if err == nil {
-		return nil
-	}
-	f := FieldOf(err)
-	if f == "" {
-		return WithField(err, prefix)
-	}
-	var e *Error
-	errors.As(err, &e)
-	c := *e
-	if strings.HasPrefix(f, "[") {
-		c.Field = prefix + f
-	} else {
-		c.Field = prefix + "." + f
-	}
-	if c.Err == nil && e != err {
 		c.Err = err
 	}
 	return &c

@@ -157,7 +157,7 @@ func fieldDocTable() map[reflect.Type]map[string]field {
 		typeOf[checkResult](): {"status": {Enum: enum("up", "down")}},
 		typeOf[health]():      {"status": {Enum: enum("ok")}},
 		typeOf[Meta]():        {"nextCursor": {Schema: nextCursor}},
-		typeOf[errorBody]():   {"code": {Enum: errorKinds()}},
+		typeOf[errorBody]():   {"code": {Enum: errorKinds()}, "field": {Desc: "the JSON path of the request field the error is about (\"name\", \"mounts[1].path\", \"resources.memory\"); absent when it is about no one field"}},
 
 		typeOf[auth.APIKey](): {
 			"status": {Enum: keyStatuses},

@@ -51,6 +51,9 @@ type Error struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	RequestID string `json:"requestId"`
+	// Field is the JSON path of the request field the error is about
+	// ("mounts[1].path"), empty when it is about no one field.
+	Field string `json:"field,omitempty"`
 	// RetryAfter is the answer's Retry-After (rate_limited, unavailable),
 	// zero when it has none.
 	RetryAfter time.Duration `json:"-"`
