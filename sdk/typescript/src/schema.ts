@@ -1098,6 +1098,8 @@ export interface components {
         ErrorBody: {
             /** @enum {string} */
             code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
+            /** @description the JSON path of the request field the error is about ("name", "mounts[1].path", "resources.memory"); absent when it is about no one field */
+            field?: string;
             message: string;
             requestId: string;
         };

@@ -22,12 +22,13 @@ after(async () => {
 });
 
 // rejects asserts that p fails with a BerthError of this status and code,
-// carrying a message and a request id.
-async function rejects(p, status, code) {
+// carrying a message and a request id, and naming field (undefined: none).
+async function rejects(p, status, code, field) {
   await assert.rejects(p, (err) => {
     assert.ok(err instanceof BerthError, `want BerthError, got ${err}`);
     assert.equal(err.status, status, err.message);
     assert.equal(err.code, code, err.message);
+    assert.equal(err.field, field, err.message);
     assert.ok(err.message.length > 0);
     assert.match(err.requestId, /\S/);
     return true;
@@ -69,7 +70,8 @@ test('health, readiness, me', async () => {
 test('errors: envelope code, status and request id; no key; unreachable', async () => {
   await rejects(berth.workspaces.get('no-such-slug'), 404, 'not_found');
   await rejects(berth.workspaces.get('00000000-0000-0000-0000-000000000000'), 404, 'not_found');
-  await rejects(berth.workspaces.create({ name: '' }), 400, 'invalid_request');
+  await rejects(berth.workspaces.create({ name: '' }), 400, 'invalid_request', 'name');
+  await rejects(berth.workspaces.create({ name: 'q', quotaBytes: -1 }), 400, 'invalid_request', 'quotaBytes');
   const anon = new Berth({ url: server.url });
   await rejects(anon.me(), 401, 'unauthorized');
   const bad = new Berth({ url: server.url, apiKey: 'berth_not_a_key' });
