@@ -14,11 +14,14 @@ export class ApiError extends Error {
   status: number;
   code: string;
   requestId: string;
-  constructor(status: number, code: string, message: string, requestId: string) {
+  /** The JSON path of the request field the error is about ("mounts[1].path"), if any. */
+  field?: string;
+  constructor(status: number, code: string, message: string, requestId: string, field?: string) {
     super(message);
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    if (field) this.field = field;
   }
 }
 
@@ -57,7 +60,14 @@ export async function errorFrom(res: Response): Promise<ApiError> {
   try {
     const body = await res.json();
     const e = body && body.error;
-    if (e) return new ApiError(res.status, e.code || "error", e.message || res.statusText, e.requestId || rid);
+    if (e)
+      return new ApiError(
+        res.status,
+        e.code || "error",
+        e.message || res.statusText,
+        e.requestId || rid,
+        typeof e.field === "string" ? e.field : undefined,
+      );
   } catch {
     // not JSON: fall through
   }

@@ -2,7 +2,7 @@
 // upserts). Running an agent and its threads are in agent.tsx.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
-import { agentRules, fieldOf } from "../fields";
+import { agentPaths, agentRules, fieldOf } from "../fields";
 import { Field, invalid, useFieldErrors } from "../form";
 import { listAll } from "../list";
 import { Link, navigate } from "../router";
@@ -182,7 +182,7 @@ export function AgentForm(props: { agent?: Agent; onClose: () => void; onSaved: 
       showInfo(`Agent ${r.data.slug} ${r.data.action} (version ${r.data.version})`);
       props.onSaved(r.data.slug);
     } catch (x) {
-      errs.set(fieldOf(x, agentRules), x);
+      errs.set(fieldOf(x, agentPaths, agentRules), x);
       setBusy(false);
     }
   };
@@ -271,7 +271,7 @@ export function AgentForm(props: { agent?: Agent; onClose: () => void; onSaved: 
                 rows={rows}
                 setRows={setRows}
                 workspaces={workspaces}
-                errAt={(k) => (k === "mounts" ? errs.at("mounts") : null)}
+                errAt={(k) => (k === "mounts" || k.startsWith("mounts[") ? errs.at(k) : null)}
               />
             </>
           )}

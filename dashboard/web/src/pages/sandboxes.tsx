@@ -3,7 +3,7 @@
 // its exec console is in sandbox.tsx.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
-import { fieldOf, sandboxRules } from "../fields";
+import { fieldOf, sandboxPaths, sandboxRules } from "../fields";
 import { Confirm, Field, invalid, useFieldErrors } from "../form";
 import { listAll } from "../list";
 import { Link, navigate } from "../router";
@@ -242,9 +242,9 @@ export function MountsEditor(props: {
 }) {
   const { rows, setRows, workspaces, errAt } = props;
   const ws = workspaces || [];
-  const rowErr = (r: MountRow) => {
+  const rowErr = (r: MountRow, i: number) => {
     const w = ws.find((x) => x.id === r.workspaceId);
-    return errAt("mount:" + r.path) || (w ? errAt("mountws:" + w.slug) : null);
+    return errAt("mounts[" + i + "]") || errAt("mount:" + r.path) || (w ? errAt("mountws:" + w.slug) : null);
   };
   const update = (key: number, patch: Partial<MountRow>) =>
     setRows((rs) => rs.map((r) => (r.key === key ? { ...r, ...patch } : r)));
@@ -255,7 +255,7 @@ export function MountsEditor(props: {
         <p class="hint">No workspace you may mount (personal workspaces are never mounted into sandboxes).</p>
       )}
       {rows.map((r, i) => {
-        const err = rowErr(r);
+        const err = rowErr(r, i);
         const id = `mount-${i}`;
         return (
           <div class={"mount-row" + (err ? " has-error" : "")} key={r.key} data-mount={i}>
@@ -386,7 +386,7 @@ function CreateSandbox(props: { onClose: () => void; onCreated: (s: Sandbox) => 
       showInfo(`Sandbox ${r.data.name} created`);
       props.onCreated(r.data);
     } catch (x) {
-      errs.set(fieldOf(x, sandboxRules), x);
+      errs.set(fieldOf(x, sandboxPaths, sandboxRules), x);
       setBusy(false);
     }
   };
@@ -394,6 +394,9 @@ function CreateSandbox(props: { onClose: () => void; onCreated: (s: Sandbox) => 
   // path was edited since) is shown at the top rather than lost.
   const placed = (k: string | null) => {
     if (k === null) return false;
+    // The request's mounts are the rows in order (toMounts), so a mount's
+    // index is its row's, unless a row was removed since.
+    if (k.startsWith("mounts[")) return Number(k.slice(7, -1)) < rows.length;
     if (k.startsWith("mount:")) return rows.some((r) => "mount:" + r.path === k);
     if (k.startsWith("mountws:"))
       return rows.some((r) => (workspaces || []).some((w) => w.id === r.workspaceId && "mountws:" + w.slug === k));

@@ -1,1 +1,0 @@
-import{a,b}from"./chunk-HTSF7T4U.js";import"./chunk-RXERVU3A.js";import"./chunk-XI32XRN5.js";import"./chunk-QPJM3Y36.js";import"./chunk-CXZTVHDF.js";import"./chunk-FEJORLSL.js";import"./chunk-BO56SXXS.js";export{b as AgentForm,a as Agents};
