@@ -66,6 +66,22 @@ func TestSandboxCreateWithMountAndConsole(t *testing.T) {
 	if !Eval[bool](b, `document.querySelector("#mount-0-path").getAttribute("aria-invalid") === "true"`) {
 		t.Fatal("the mount path is not marked aria-invalid")
 	}
+	// A path given twice: the error's field (mounts[1].path) puts it at
+	// the second row only. The message names just the path, which both
+	// rows have, so the wording fallback could not tell them apart.
+	b.Fill("#mount-0-path", "/workspace/dup")
+	b.Press("#add-mount")
+	b.Until(`document.querySelector("#mount-1-path") !== null`)
+	b.Fill("#mount-1-path", "/workspace/dup")
+	b.Press("#create-sandbox")
+	b.UntilText(`[data-mount="1"] .mount-error`, `mount path "/workspace/dup" appears twice`)
+	b.WaitGone(`[data-mount="0"] .mount-error`)
+	if Eval[bool](b, `document.querySelector("#mount-0-path").getAttribute("aria-invalid") === "true"`) {
+		t.Fatal("the first mount's path is marked aria-invalid for the second's error")
+	}
+	b.Press(`[aria-label="Remove mount 2"]`)
+	b.WaitGone(`[data-mount="1"]`)
+
 	list, _, err := env.Admin.Sandboxes(ctx, client.SandboxFilter{})
 	if err != nil {
 		t.Fatal(err)
