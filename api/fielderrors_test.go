@@ -75,7 +75,7 @@ func TestErrorField(t *testing.T) {
 			{"agent timeout", "POST", "/v1/agents", agent(`,"timeout":-1`), 400, "timeout"},
 			{"agent no template", "POST", "/v1/agents", `{"slug":"fa","executionMode":"managed","command":["true"]}`, 400, "template"},
 			{"agent in_sandbox no sandbox", "POST", "/v1/agents", `{"slug":"fa","executionMode":"in_sandbox","command":["true"]}`, 400, "sandbox"},
-			{"agent second mount path", "POST", "/v1/agents", agent(`,"mounts":[`+mount("/workspace/a")+`,`+mount("/workspace/../x")+`]`), 400, "mounts[1].path"},
+			{"agent second mount path", "POST", "/v1/agents", agent(`,"mounts":[` + mount("/workspace/a") + `,` + mount("/workspace/../x") + `]`), 400, "mounts[1].path"},
 			{"agent mount no workspace", "POST", "/v1/agents", agent(`,"mounts":[{"path":"/workspace/a"}]`), 400, "mounts[0].workspaceId"},
 
 			// Workspaces.
