@@ -142,6 +142,15 @@ func TestManagedAgentFromForm(t *testing.T) {
 	b.Press("#add-mount")
 	b.Until(`document.querySelector("#mount-0-ws").value === ` + jsString(ws.ID))
 	b.Fill("#agent-command", `echo "$BERTH_PROMPT" > /workspace/note.txt; echo "wrote in $(hostname)"`)
+	// A bad mount path: the error's field (mounts[0].path) puts it at the
+	// mount's row; the wording fallback knows only the mounts as a whole.
+	b.Fill("#mount-0-path", "/etc")
+	b.Press("#save-agent")
+	b.UntilText(`[data-mount="0"] .mount-error`, `mount path "/etc" is invalid`)
+	if !Eval[bool](b, `document.querySelector("#mount-0-path").getAttribute("aria-invalid") === "true"`) {
+		t.Fatal("the agent's mount path is not marked aria-invalid")
+	}
+	b.Fill("#mount-0-path", "/workspace")
 	b.Press("#save-agent")
 	b.UntilText("main h1", "scribe")
 	a, err := env.Admin.Agent(ctx, "scribe")
