@@ -75,8 +75,9 @@ func FieldErrorf(kind Kind, field, format string, args ...any) error {
 }
 
 // WithField names the request field err is about. A berth error gets a copy
-// with Field set (a field it already names is kept: the innermost validator
-// knows the exact path); anything else keeps its kind (Internal). A nil err gives nil.
+// with Field set (a field the chain already names is kept: the innermost
+// validator knows the exact path); anything else keeps its kind (Internal).
+// A nil err gives nil.
 func WithField(err error, field string) error {
 	if err == nil {
 		return nil
@@ -85,7 +86,7 @@ func WithField(err error, field string) error {
 	if !errors.As(err, &e) {
 		return &Error{Kind: Internal, Err: err, Field: field}
 	}
-	if e.Field != "" {
+	if FieldOf(err) != "" {
 		return err
 	}
 	c := *e
