@@ -434,7 +434,7 @@ func (s *Service) Upsert(ctx context.Context, in Input) (*Upserted, error) {
 			return err
 		case cur.Owner != c.UserID && !c.IsAdmin():
 			// Slugs are unique per org, so the taken slug cannot be hidden.
-			return berth.Errorf(berth.Conflict, "slug %q is taken by another member's agent", in.Slug)
+			return berth.FieldErrorf(berth.Conflict, "slug", "slug %q is taken by another member's agent", in.Slug)
 		default:
 			out.ID, out.Action, out.Version = cur.ID, "updated", cur.Version+1
 			_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE agents SET name = ?, description = ?, execution_mode = ?, sandbox_id = ?,

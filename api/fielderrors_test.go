@@ -111,6 +111,10 @@ func TestErrorField(t *testing.T) {
 				t.Errorf("%s: field %v, want %q (%v)", c.name, f, c.field, e["message"])
 			}
 		}
+		// A taken slug is a conflict about the slug.
+		if status, e := fieldCall(t, env, "POST", "/v1/workspaces", `{"name":"again","slug":"`+ws.Slug+`"}`); status != 409 || e["code"] != "conflict" || e["field"] != "slug" {
+			t.Errorf("duplicate workspace slug: %d %v, want 409 conflict about slug", status, e)
+		}
 		// Nothing was made by the refused creates.
 		sbs, _, err := env.Admin.Sandboxes(ctx, client.SandboxFilter{})
 		must(t, err)

@@ -260,7 +260,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 			:metadata, :idle_timeout, :network, :container_id, :ip, :created_at, :updated_at, :last_activity_at)`, &r)
 		if err != nil {
 			if berth.IsKind(db.Err(err), berth.Conflict) {
-				return berth.Errorf(berth.Conflict, "a sandbox named %q already exists", in.Name)
+				return berth.FieldErrorf(berth.Conflict, "name", "a sandbox named %q already exists", in.Name)
 			}
 			return db.Err(err)
 		}

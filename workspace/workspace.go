@@ -270,7 +270,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 			s.log.Error("failed workspace create: removing its directory", "dir", dir, "err", rerr)
 		}
 		if berth.IsKind(err, berth.Conflict) {
-			return nil, berth.Errorf(berth.Conflict, "a workspace with slug %q already exists", w.Slug)
+			return nil, berth.FieldErrorf(berth.Conflict, "slug", "a workspace with slug %q already exists", w.Slug)
 		}
 		return nil, err
 	}
