@@ -30,6 +30,11 @@ const (
 	// PreconditionFailed: a conditional request (If-Match) found the
 	// resource changed since the client read it.
 	PreconditionFailed Kind = "precondition_failed"
+
+	// NotSupported: the request is valid but this server's configuration
+	// cannot do it (a snapshot on the "dir" storage driver). Neither the
+	// request nor retrying it will change that; the server's setup would.
+	NotSupported Kind = "not_supported"
 )
 
 // Error is berth's one error type. Msg is safe to show to a client (except for

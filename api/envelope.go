@@ -31,6 +31,8 @@ var statusOf = map[berth.Kind]int{
 	berth.TooManyRequests: http.StatusTooManyRequests, // with Retry-After
 
 	berth.PreconditionFailed: http.StatusPreconditionFailed, // If-Match
+
+	berth.NotSupported: http.StatusNotImplemented, // e.g. snapshots on the dir storage driver
 }
 
 // Meta is the envelope's meta object.
