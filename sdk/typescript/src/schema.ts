@@ -1097,7 +1097,7 @@ export interface components {
         };
         ErrorBody: {
             /** @enum {string} */
-            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
+            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "not_supported" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
             /** @description the JSON path of the request field the error is about ("name", "mounts[1].path", "resources.memory"); absent when it is about no one field */
             field?: string;
             message: string;
@@ -1451,7 +1451,7 @@ export interface components {
         /** @description Data of the last event of a stream that failed after it had started. */
         StreamError: {
             /** @enum {string} */
-            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
+            code: "WORKSPACE_IN_USE" | "conflict" | "forbidden" | "internal" | "invalid_request" | "not_found" | "not_supported" | "payload_too_large" | "precondition_failed" | "quota_exceeded" | "rate_limited" | "unauthorized" | "unavailable";
             message: string;
         };
         /** @description A sandbox template; ready says whether its image is present. */
