@@ -491,11 +491,12 @@ func (b *Btrfs) DeleteSnapshot(ctx context.Context, id, snapID string) error {
 // and deletes the old live subvolume.
 //
 // A sandbox that bind-mounts the workspace keeps the OLD subvolume: a bind
-// mount holds the directory it was made from, not the path. It would go on
-// writing into a tree that is then deleted (the delete succeeds; the
-// sandbox's files vanish from under it). So callers must refuse a restore
-// while a sandbox mounts the workspace read-write (409, issue 11), or stop
-// those sandboxes and mount the new tree when they start again.
+// mount holds the directory it was made from, not the path. The delete of
+// the old subvolume still succeeds, and the sandbox is left in a deleted
+// directory (reads and creates fail with ENOENT; TestBtrfsQuotaBindsSandboxWrites
+// checks this). So callers must refuse a restore while a sandbox mounts the
+// workspace (409, issue 11), or, when forced, stop those sandboxes and
+// mount the new tree when they start again.
 func (b *Btrfs) Restore(ctx context.Context, id, snapID string) error {
 	if err := validIDs(id, snapID); err != nil {
 		return err
