@@ -55,7 +55,7 @@ type pool struct {
 // newPool makes a sparse pool file in a temporary directory and opens the
 // driver on it, mounted at <dir>/workspaces. Cleanup unmounts it and
 // detaches its loop device, whatever state the test left it in.
-func newPool(t *testing.T) *pool {
+func newPool(t testing.TB) *pool {
 	need(t)
 	dir := t.TempDir()
 	p := &pool{cfg: storage.BtrfsConfig{
@@ -90,7 +90,7 @@ func newPool(t *testing.T) *pool {
 	return p
 }
 
-func (p *pool) open(t *testing.T) {
+func (p *pool) open(t testing.TB) {
 	t.Helper()
 	d, err := storage.OpenBtrfs(testctx.Context(t), p.cfg)
 	if err != nil {
