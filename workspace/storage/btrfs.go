@@ -40,6 +40,9 @@ const btrfsMagic = 0x9123683E
 // workspace id (ValidID).
 const snapshotsDir = ".snapshots"
 
+// restorePrefix names Restore's temporary subvolumes in the pool root.
+const restorePrefix = ".restore-"
+
 // BtrfsConfig configures the btrfs driver.
 type BtrfsConfig struct {
 	// Root holds the workspace subvolumes (<data-dir>/workspaces). Without
@@ -106,6 +109,18 @@ func OpenBtrfs(ctx context.Context, cfg BtrfsConfig) (*Btrfs, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Root, snapshotsDir), 0o700); err != nil {
 		return nil, b.closeAfter(ctx, err)
+	}
+	// A restore interrupted by a crash leaves its temporary subvolume
+	// (either the new tree before the swap or the old one after it): the
+	// live tree is whole either way, so the leftover goes.
+	stale, err := filepath.Glob(filepath.Join(cfg.Root, restorePrefix+"*"))
+	if err != nil {
+		return nil, b.closeAfter(ctx, err)
+	}
+	for _, p := range stale {
+		if err := deleteSubvolume(ctx, p); err != nil {
+			return nil, b.closeAfter(ctx, fmt.Errorf("remove the leftover of an interrupted restore: %w", err))
+		}
 	}
 	return b, nil
 }
@@ -513,9 +528,8 @@ func (b *Btrfs) Restore(ctx context.Context, id, snapID string) error {
 		return err
 	}
 	// A dot name is never a workspace id, and the time keeps two restores
-	// of one workspace apart. A crash leaves it behind: cleaning up
-	// .restore-* at Open is not built yet.
-	tmp := filepath.Join(b.cfg.Root, fmt.Sprintf(".restore-%s-%d", id, time.Now().UnixNano()))
+	// of one workspace apart. One left by a crash goes at the next Open.
+	tmp := filepath.Join(b.cfg.Root, fmt.Sprintf("%s%s-%d", restorePrefix, id, time.Now().UnixNano()))
 	if _, err := btrfs(ctx, "subvolume", "snapshot", snap, tmp); err != nil {
 		return err
 	}

@@ -410,6 +410,11 @@ func TestBtrfsReopenKeepsSubvolumesAndQuotas(t *testing.T) {
 	_, err := p.drv.Snapshot(ctx, "a", "s1")
 	must(t, err)
 
+	// A restore interrupted by a crash left its temporary subvolume.
+	if out, err := exec.Command("btrfs", "subvolume", "create", filepath.Join(p.cfg.Root, ".restore-a-1")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+
 	// As a restart (or reboot) does: the pool is unmounted, its loop
 	// device released, and the next start mounts it again.
 	p.close(t)
@@ -430,6 +435,9 @@ func TestBtrfsReopenKeepsSubvolumesAndQuotas(t *testing.T) {
 	must(t, err)
 	if len(snaps) != 1 {
 		t.Errorf("snapshots after remount: %+v", snaps)
+	}
+	if _, err := os.Lstat(filepath.Join(p.cfg.Root, ".restore-a-1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an interrupted restore's subvolume after reopening: %v", err)
 	}
 	u, err := p.drv.Usage(ctx, "a")
 	must(t, err)
