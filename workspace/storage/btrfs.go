@@ -93,6 +93,8 @@ func OpenBtrfs(ctx context.Context, cfg BtrfsConfig) (*Btrfs, error) {
 		if err := b.mountPool(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, err
 	}
 	ok, err := onBtrfs(cfg.Root)
 	if err != nil {
@@ -122,6 +124,11 @@ func OpenBtrfs(ctx context.Context, cfg BtrfsConfig) (*Btrfs, error) {
 			return nil, b.closeAfter(ctx, fmt.Errorf("remove the leftover of an interrupted restore: %w", err))
 		}
 	}
+	// Qgroups of subvolumes deleted while still being cleaned up could not
+	// be destroyed then (deleteSubvolume); most are clean by now. Best
+	// effort: clear-stale fails on any still busy, and a stale qgroup holds
+	// nothing (subvolume ids are never reused, so it cannot be inherited).
+	_, _ = btrfs(ctx, "qgroup", "clear-stale", cfg.Root)
 	return b, nil
 }
 

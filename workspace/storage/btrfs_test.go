@@ -374,6 +374,13 @@ func TestBtrfsRemoveDeletesSubvolumeAndSnapshots(t *testing.T) {
 	must(t, p.drv.Create(ctx, "a"))
 	must(t, p.drv.Create(ctx, "b"))
 	writeFile(t, filepath.Join(p.drv.Path("a"), "f"), []byte("x"))
+	// Mount points pinned for sandboxes are immutable (workspace.PinMountPoints):
+	// they do not stop a subvolume delete.
+	pinned := filepath.Join(p.drv.Path("a"), "mnt")
+	must(t, os.Mkdir(pinned, 0o755))
+	if out, err := exec.Command("chattr", "+i", pinned).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i: %v: %s", err, out)
+	}
 	_, err := p.drv.Snapshot(ctx, "a", "s1")
 	must(t, err)
 	_, err = p.drv.Snapshot(ctx, "a", "s2")
@@ -477,4 +484,25 @@ func onBtrfsFS(path string) (bool, error) {
 		return false, err
 	}
 	return st.Type == 0x9123683E, nil
+}
+
+// On a data dir that is already on btrfs the driver uses it in place: no
+// pool file, nothing mounted, Close leaves it as it was.
+func TestBtrfsOnExistingFilesystem(t *testing.T) {
+	p := newPool(t) // stands in for a host filesystem that is btrfs
+	ctx := testctx.Context(t)
+	root := filepath.Join(p.cfg.Root, "data", "workspaces")
+	d, err := storage.OpenBtrfs(ctx, storage.BtrfsConfig{Root: root})
+	must(t, err)
+	must(t, d.Create(ctx, "a"))
+	const limit = 4 << 20
+	must(t, d.SetQuota(ctx, "a", limit))
+	if n, err := fill(t, filepath.Join(d.Path("a"), "big"), 4*limit); !errors.Is(err, syscall.EDQUOT) {
+		t.Errorf("write past the quota: %d bytes, %v; want EDQUOT", n, err)
+	}
+	must(t, d.Close(ctx))
+	if _, err := os.Stat(filepath.Join(d.Path("a"), "big")); err != nil {
+		t.Errorf("Close of a driver that mounted nothing changed the tree: %v", err)
+	}
+	must(t, d.Remove(ctx, "a"))
 }
