@@ -5,9 +5,9 @@ package workspace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/workspace/storage"
 )
 
 // Workspace is the metadata of one workspace.
@@ -119,6 +120,10 @@ type Service struct {
 
 	pinOnce sync.Once // PinSupported probes once
 	pinErr  error
+
+	// storage makes, removes and limits workspace trees: the dir driver
+	// unless the server installs another (SetStorage).
+	storage storage.Driver
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
@@ -128,7 +133,21 @@ func New(d *db.DB, dataDir string, access AccessNotifier, log *slog.Logger) *Ser
 	if access == nil || log == nil {
 		panic("workspace.New: nil AccessNotifier or logger")
 	}
-	return &Service{db: d, dataDir: dataDir, access: access, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+	return &Service{db: d, dataDir: dataDir, access: access, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		storage: storage.NewDir(filepath.Join(dataDir, "workspaces"))}
+}
+
+// SetStorage replaces the storage driver (dir by default). Its Root must be
+// dataDir/workspaces: Dir, pins and the file layer assume that layout. It
+// is for server setup, before the service is used.
+func (s *Service) SetStorage(d storage.Driver) { s.storage = d }
+
+// Storage is the service's storage driver.
+func (s *Service) Storage() storage.Driver {
+	if s.storage == nil { // a Service made without New, as some tests do
+		return storage.NewDir(filepath.Join(s.dataDir, "workspaces"))
+	}
+	return s.storage
 }
 
 // AddUsageSource registers a provider of workspace references.
@@ -139,7 +158,7 @@ func (s *Service) AddUsageSource(u UsageSource) { s.sources = append(s.sources, 
 func (s *Service) DataDir() string { return s.dataDir }
 
 // Dir is the host directory of workspace id.
-func (s *Service) Dir(id string) string { return filepath.Join(s.dataDir, "workspaces", id) }
+func (s *Service) Dir(id string) string { return s.Storage().Path(id) }
 
 var slugRe = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 
@@ -244,9 +263,13 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 		OwnerUserID: c.UserID, QuotaBytes: in.QuotaBytes, CreatedAt: now, UpdatedAt: now}
 	// The directory exists before the row so that a visible workspace always
 	// has one; a failed insert removes it again.
-	dir := s.Dir(w.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := s.Storage().Create(ctx, w.ID); err != nil {
 		return nil, fmt.Errorf("create workspace directory: %w", err)
+	}
+	if w.QuotaBytes != nil && s.Storage().Caps().KernelQuota {
+		if err := s.Storage().SetQuota(ctx, w.ID, *w.QuotaBytes); err != nil {
+			return nil, errors.Join(fmt.Errorf("set workspace quota: %w", err), s.Storage().Remove(ctx, w.ID))
+		}
 	}
 	for i := 1; ; i++ {
 		w.Slug = slug
@@ -266,8 +289,8 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 	if err != nil {
 		// The create's own error is what the caller gets; a directory left
 		// behind belongs to no workspace and only takes space.
-		if rerr := os.RemoveAll(dir); rerr != nil {
-			s.log.Error("failed workspace create: removing its directory", "dir", dir, "err", rerr)
+		if rerr := s.Storage().Remove(ctx, w.ID); rerr != nil {
+			s.log.Error("failed workspace create: removing its directory", "dir", s.Dir(w.ID), "err", rerr)
 		}
 		if berth.IsKind(err, berth.Conflict) {
 			return nil, berth.FieldErrorf(berth.Conflict, "slug", "a workspace with slug %q already exists", w.Slug)
@@ -401,6 +424,17 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (*Works
 			return nil, err
 		}
 		w.QuotaBytes = in.QuotaBytes
+		// A kernel quota is set before the row: a limit the kernel refused
+		// must not show as the workspace's quota.
+		if s.Storage().Caps().KernelQuota {
+			var limit int64
+			if w.QuotaBytes != nil {
+				limit = *w.QuotaBytes
+			}
+			if err := s.Storage().SetQuota(ctx, w.ID, limit); err != nil {
+				return nil, fmt.Errorf("set workspace quota: %w", err)
+			}
+		}
 	}
 	w.UpdatedAt = s.now()
 	if _, err := s.db.NamedExecContext(ctx, `UPDATE workspaces SET name = :name, quota_bytes = :quota_bytes, updated_at = :updated_at WHERE id = :id`, w); err != nil {
@@ -481,7 +515,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	if err := UnpinTree(s.Dir(w.ID)); err != nil {
 		return fmt.Errorf("unpin workspace directory: %w", err)
 	}
-	if err := os.RemoveAll(s.Dir(w.ID)); err != nil {
+	if err := s.Storage().Remove(ctx, w.ID); err != nil {
 		return fmt.Errorf("remove workspace directory: %w", err)
 	}
 	return nil
