@@ -67,7 +67,7 @@ func TestBrokenLinks(t *testing.T) {
 			"[missing](docs/gone.md)\n" +
 			"[bad anchor](docs/api.md#nope)\n" +
 			"[self anchor](#nothing)\n" +
-			"[outside](../shared/API.md)\n" +
+			"[outside](../elsewhere/API.md)\n" +
 			"[far outside](docs/../../x.md)\n" +
 			"[web](https://elsewhere.example/a)\n" +
 			"<http://elsewhere.example/b>\n" +
@@ -87,7 +87,7 @@ func TestBrokenLinks(t *testing.T) {
 		"docs/gone.md":                "no such file",
 		"docs/api.md#nope":            "no heading with anchor #nope",
 		"#nothing":                    "no heading",
-		"../shared/API.md":            "leaves the repository",
+		"../elsewhere/API.md":         "leaves the repository",
 		"docs/../../x.md":             "leaves the repository",
 		"https://elsewhere.example/a": "not on the allow-list",
 		"http://elsewhere.example/b":  "not on the allow-list",

@@ -752,7 +752,13 @@ const procsMatching = `for d in /proc/[0-9]*; do c=$(tr '\0' ' ' < $d/cmdline 2>
 func (s *suite) waitGone(t *testing.T, id, mark string) {
 	t.Helper()
 	var left string
-	for ctx := testctx.Context(t); ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+	// Eventually ends the test at its deadline; say what was still there.
+	defer func() {
+		if t.Failed() && left != "" {
+			t.Logf("processes still running:\n%s", left)
+		}
+	}()
+	testctx.Eventually(t, "the exec's processes ("+mark+") to be gone", func() bool {
 		var out bytes.Buffer
 		_, err := s.rt.Exec(testctx.Context(t), id, runtime.ExecSpec{
 			Cmd: []string{"/bin/sh", "-c", procsMatching, "sh", mark}, Stdout: &out})
@@ -766,11 +772,8 @@ func (s *suite) waitGone(t *testing.T, id, mark string) {
 				left += line + "\n"
 			}
 		}
-		if left == "" {
-			return
-		}
-	}
-	t.Errorf("processes still running:\n%s", left)
+		return left == ""
+	})
 }
 
 func (s *suite) testExecCancel(t *testing.T) {
