@@ -173,9 +173,25 @@ func (b *Browser) Run(actions ...chromedp.Action[chromedp.Void]) {
 	b.Check()
 }
 
-// ctx is the tab's context with the test's deadline.
+// stepTimeout bounds one browser step (an action or a wait). A step that
+// cannot succeed (a click that missed, a condition that never comes) fails
+// the test after this long, with the page's text, instead of holding the
+// package until its deadline and failing every test after it. It is long
+// enough for a sandbox create on a loaded machine.
+const stepTimeout = 4 * time.Minute
+
+// stepDeadline is when a step starting now must end: stepTimeout from now,
+// or the test's deadline if that comes first.
+func (b *Browser) stepDeadline() time.Time {
+	if d := time.Now().Add(stepTimeout); d.Before(b.deadline) {
+		return d
+	}
+	return b.deadline
+}
+
+// ctx is the tab's context with the step's deadline.
 func (b *Browser) ctx() (context.Context, context.CancelFunc) {
-	return context.WithDeadline(b.tab, b.deadline)
+	return context.WithDeadline(b.tab, b.stepDeadline())
 }
 
 // Get runs an action that returns a value, then checks the console.
@@ -232,10 +248,10 @@ func (b *Browser) WaitText(sel, want string) {
 }
 
 // WaitJS waits until the expression is true, polling in the page (a DOM
-// condition, not a sleep) until the test's deadline.
+// condition, not a sleep), for one step at most.
 func (b *Browser) WaitJS(expr string) {
 	b.t.Helper()
-	Get(b, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(b.deadline))))
+	b.Until(expr)
 }
 
 // Eval evaluates a JavaScript expression in the page.

@@ -99,9 +99,11 @@ func TestFileBrowser(t *testing.T) {
 	b.WaitRow("/dest")
 	b.Select("/renamed.txt")
 	b.Click("#act-move")
+	b.WaitPicker()
 	b.Click(`.pick-dir[data-id="/dest"]`)
 	b.WaitText("#pick-at", "/dest")
-	b.Click("#pick-confirm")
+	b.WaitPicker()
+	b.Press("#pick-confirm")
 	b.WaitNoRow("/renamed.txt")
 	mustNotExist(t, filepath.Join(disk, "renamed.txt"))
 	if !bytes.Equal(mustRead(t, filepath.Join(disk, "dest", "renamed.txt")), a) {
@@ -111,9 +113,11 @@ func TestFileBrowser(t *testing.T) {
 	// Copy b.bin into dest.
 	b.Select("/b.bin")
 	b.Click("#act-copy")
+	b.WaitPicker()
 	b.Click(`.pick-dir[data-id="/dest"]`)
 	b.WaitText("#pick-at", "/dest")
-	b.Click("#pick-confirm")
+	b.WaitPicker()
+	b.Press("#pick-confirm")
 	b.WaitJS(`document.querySelector('#act-copy') === null`)
 	if !bytes.Equal(mustRead(t, filepath.Join(disk, "dest", "b.bin")), bin) || !bytes.Equal(mustRead(t, filepath.Join(disk, "b.bin")), bin) {
 		t.Fatal("copy: source or copy differs")

@@ -37,6 +37,14 @@ func (b *Browser) WaitNoRow(id string) {
 	b.WaitJS(fmt.Sprintf(`document.querySelector(%s) === null`, jsString(rowSel(id))))
 }
 
+// WaitPicker waits until the move/copy folder picker has listed the folder
+// it shows (its list is no longer aria-busy): the dialog's layout has
+// settled, so a click aimed at its buttons lands where it was aimed.
+func (b *Browser) WaitPicker() {
+	b.t.Helper()
+	b.WaitJS(`document.querySelector('.pick-list[aria-busy="false"]') !== null`)
+}
+
 // Select ticks the selection checkbox of id's row.
 func (b *Browser) Select(id string) {
 	b.t.Helper()

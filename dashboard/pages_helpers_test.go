@@ -69,16 +69,15 @@ func (b *Browser) NoOverflow(page string) {
 	}
 }
 
-// Until waits until the expression is true, polling in the page until
-// shortly before the test's deadline. (WaitJS stops at chromedp's 30 s
-// polling default, which a sandbox create on a loaded machine can outlast.)
-// A wait that fails reports the page's text, to tell what the page showed
-// instead.
+// Until waits until the expression is true, polling in the page for one
+// step at most (stepTimeout, ending 30 s before the test's deadline so that
+// the failure can still be reported). A wait that fails reports the page's
+// text, to tell what the page showed instead.
 func (b *Browser) Until(expr string) {
 	b.t.Helper()
-	timeout := time.Duration(0)
+	timeout := max(time.Until(b.stepDeadline()), time.Second)
 	if d, ok := testctx.Deadline(b.t); ok {
-		timeout = max(time.Until(d)-30*time.Second, time.Second)
+		timeout = min(timeout, max(time.Until(d)-30*time.Second, time.Second))
 	}
 	ctx, cancel := b.ctx()
 	defer cancel()

@@ -864,22 +864,39 @@ function PickDialog(props: { ws: string; op: "move" | "copy"; ids: string[]; sta
   const [err, setErr] = useState<unknown>(null);
   const [results, setResults] = useState<BatchResult[]>([]);
   const [busy, setBusy] = useState(false);
-  const load = async (c: string | null) => {
+  // loading is the folder whose listing is on its way: the list is marked
+  // aria-busy until it arrives, and an answer for a folder the user has
+  // already left is dropped (it would show the wrong folders).
+  const [loading, setLoading] = useState<string | null>(props.start);
+  const current = useRef(at);
+  current.current = at;
+  const load = async (dir: string, c: string | null) => {
     try {
       const q = new URLSearchParams({ limit: String(PAGE) });
       if (c) q.set("cursor", c);
-      const r = await api.get<Entry[]>(`${filesURL(props.ws, at)}?${q}`);
+      const r = await api.get<Entry[]>(`${filesURL(props.ws, dir)}?${q}`);
+      if (current.current !== dir) return;
       const ds = r.data.filter((e) => e.type === "directory" && !props.ids.includes(e.id));
       setDirs((old) => (c ? old.concat(ds) : ds));
       setCursor(r.meta.hasMore ? (r.meta.nextCursor as string) : null);
     } catch (x) {
-      setErr(x);
+      if (current.current === dir) setErr(x);
+    } finally {
+      if (current.current === dir) setLoading(null);
     }
   };
-  useEffect(() => {
+  // go moves the picker to dir in one render: the destination, the cleared
+  // list and its busy mark change together, so the dialog's layout settles
+  // once (a click aimed while it still moved could land on the backdrop).
+  const go = (dir: string) => {
+    setAt(dir);
     setDirs([]);
+    setCursor(null);
     setErr(null);
-    load(null);
+    setLoading(dir);
+  };
+  useEffect(() => {
+    load(at, null);
   }, [at]);
   const verb = props.op === "move" ? "Move" : "Copy";
   return (
@@ -888,24 +905,24 @@ function PickDialog(props: { ws: string; op: "move" | "copy"; ids: string[]; sta
         <p>
           Destination: <code id="pick-at">{at}</code>
         </p>
-        <ul class="pick-list" aria-label="Folders">
+        <ul class="pick-list" aria-label="Folders" aria-busy={loading !== null ? "true" : "false"}>
           {at !== "/" && (
             <li>
-              <button type="button" class="pick-up" onClick={() => setAt(parentOf(at))}>
+              <button type="button" class="pick-up" onClick={() => go(parentOf(at))}>
                 .. (parent folder)
               </button>
             </li>
           )}
           {dirs.map((d) => (
             <li key={d.id}>
-              <button type="button" class="pick-dir" data-id={d.id} onClick={() => setAt(d.id)}>
+              <button type="button" class="pick-dir" data-id={d.id} onClick={() => go(d.id)}>
                 {d.name}/
               </button>
             </li>
           ))}
           {cursor && (
             <li>
-              <button type="button" onClick={() => load(cursor)}>
+              <button type="button" onClick={() => load(at, cursor)}>
                 More folders…
               </button>
             </li>
