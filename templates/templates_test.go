@@ -78,6 +78,8 @@ func TestLoad(t *testing.T) {
 		{"no image", "name: web\n", false},
 		{"bad source", good + "build: {source: magic}\n", false},
 		{"debootstrap without suite", good + "build: {source: debootstrap}\n", false},
+		{"dockerfile is gone", good + "build: {source: dockerfile}\n", false},
+		{"relative workdir", good + "build: {source: busybox, workdir: work}\n", false},
 		{"bad memory", strings.Replace(good, "1GB", "much", 1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,8 +112,26 @@ func TestBaseImage(t *testing.T) {
 		t.Fatalf("ensure: %v\n%s", err, progress.String())
 	}
 	t.Logf("base image built in %v", time.Since(start).Round(time.Millisecond))
-	if !strings.Contains(progress.String(), "building "+tmpl.Image) || !strings.Contains(progress.String(), "Step") {
-		t.Errorf("progress lacks the build steps:\n%s", progress.String())
+	for _, step := range []string{"building " + tmpl.Image, "making the root filesystem (busybox)", "assembling the image",
+		"loading " + tmpl.Image + " into the engine", "Loaded image: " + tmpl.Image} {
+		if !strings.Contains(progress.String(), step) {
+			t.Errorf("progress lacks %q:\n%s", step, progress.String())
+		}
+	}
+	// The image id the engine has is the one assembled (its config's
+	// digest), which the progress names.
+	id, err := rt.ImageID(ctx, tmpl.Image)
+	if err != nil || !strings.Contains(progress.String(), "image "+id+": 1 layer") {
+		t.Errorf("engine's image id %q (%v) is not the one assembled:\n%s", id, err, progress.String())
+	}
+	// Building it again makes the same image: the tag stays where it was
+	// and nothing is removed.
+	progress.Reset()
+	if err := templates.Make(ctx, rt, tmpl, &progress); err != nil {
+		t.Fatalf("make again: %v\n%s", err, progress.String())
+	}
+	if again, err := rt.ImageID(ctx, tmpl.Image); err != nil || again != id || strings.Contains(progress.String(), "removed") {
+		t.Errorf("a rebuild of the same template moved the tag: %q → %q (%v)\n%s", id, again, err, progress.String())
 	}
 	// Present now: a second Ensure does nothing and says nothing.
 	progress.Reset()
@@ -120,7 +140,7 @@ func TestBaseImage(t *testing.T) {
 	}
 
 	lim, _ := tmpl.Resources.Limits()
-	id, err := rt.Create(ctx, runtime.Spec{
+	id, err = rt.Create(ctx, runtime.Spec{
 		Name:      "berth-tmpl-" + randomID(t),
 		Image:     tmpl.Image,
 		Env:       tmpl.Env,
@@ -257,20 +277,17 @@ func randomID(t *testing.T) string {
 }
 
 func TestDigestTag(t *testing.T) {
-	def := "name: web\ndescription: d\nimage: berth/web\nbuild: {source: dockerfile}\n"
-	load := func(dockerfile string) string {
+	def := "name: web\ndescription: d\nimage: berth/web\nbuild: {source: busybox, workdir: /w}\n"
+	load := func(yaml string) string {
 		t.Helper()
-		list, err := templates.Load(fstest.MapFS{
-			"web/template.yaml": {Data: []byte(def)},
-			"web/Dockerfile":    {Data: []byte(dockerfile)},
-		})
+		list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(yaml)}})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("Load: %v, %v", list, err)
 		}
 		return list[0].Image
 	}
-	a, b := load("FROM scratch\n"), load("FROM scratch\nENV X=1\n")
-	if !strings.HasPrefix(a, "berth/web:") || len(a) != len("berth/web:")+12 || a == b || a != load("FROM scratch\n") {
+	a, b := load(def), load(strings.Replace(def, "/w}", "/x}", 1))
+	if !strings.HasPrefix(a, "berth/web:") || len(a) != len("berth/web:")+12 || a == b || a != load(def) {
 		t.Errorf("digest tags %q and %q: want stable, content-derived, different", a, b)
 	}
 	list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(strings.Replace(def, "berth/web", "localhost:5000/web:7", 1))}})
