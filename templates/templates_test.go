@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -268,7 +270,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func randomID(t *testing.T) string {
+func randomID(t testing.TB) string {
 	b := make([]byte, 5)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -293,5 +295,63 @@ func TestDigestTag(t *testing.T) {
 	list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(strings.Replace(def, "berth/web", "localhost:5000/web:7", 1))}})
 	if err != nil || list[0].Image != "localhost:5000/web:7" {
 		t.Errorf("an explicit tag was changed: %v, %v", list, err)
+	}
+}
+
+// The base image is reproducible: two builds from the same busybox are the
+// same archive, byte for byte, and its configuration is the recipe's.
+func TestImageReproducible(t *testing.T) {
+	tmpl, err := templates.Get("base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := templates.CanBuild(tmpl); err != nil {
+		if runtimetest.InCI() {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: " + err.Error())
+	}
+	ctx := testctx.Context(t)
+	archive := func() string {
+		t.Helper()
+		arc, err := templates.Archive(ctx, tmpl, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, arc)
+		if cerr := arc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	if a, b := archive(), archive(); a != b {
+		t.Errorf("two archives of base differ: sha256 %s and %s", a, b)
+	}
+
+	img, release, err := templates.Image(ctx, tmpl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	// The template's env, sorted.
+	want := "LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if got := strings.Join(c.Env, " "); got != want {
+		t.Errorf("env %q, want %q", got, want)
+	}
+	if strings.Join(c.Cmd, " ") != "/bin/sh" || len(c.Entrypoint) != 0 || c.WorkingDir != "/workspace" || c.User != "" ||
+		c.Labels[templates.LabelTemplate] != "base" || cf.OS != "linux" || !cf.Created.Equal(templates.Epoch) {
+		t.Errorf("config %+v created %v os %s", c, cf.Created, cf.OS)
+	}
+	if layers, err := img.Layers(); err != nil || len(layers) != 1 {
+		t.Errorf("layers %v, %v; want one", layers, err)
 	}
 }
