@@ -94,11 +94,14 @@ type Runtime interface {
 	// ImagePresent reports whether the image is available locally.
 	ImagePresent(ctx context.Context, ref string) (bool, error)
 
-	// BuildImage builds an image from a tar build context and tags it
-	// spec.Tag, writing human-readable progress lines to progress (nil
-	// discards). A failing build step is an Invalid error carrying the
-	// engine's message.
-	BuildImage(ctx context.Context, spec BuildSpec, progress io.Writer) error
+	// LoadImage loads the images of a tarball read from r, as `docker
+	// save` writes it (docker-archive: manifest.json, configs, layers), and
+	// tags them as its manifest says, writing human-readable progress lines
+	// to progress (nil discards). A tag that named another image moves to
+	// the loaded one. An archive the engine cannot read (not a tar, cut
+	// short, a missing blob) is Invalid. This is how berth's templates, made
+	// without any engine builder, reach every engine.
+	LoadImage(ctx context.Context, r io.Reader, progress io.Writer) error
 
 	// PullImage fetches ref from its registry, writing progress lines to
 	// progress (nil discards). An unreachable registry is Unavailable; an
@@ -219,12 +222,4 @@ type ExecSpec struct {
 	Stdin  io.Reader         // nil: empty stdin
 	Stdout io.Writer         // nil: discarded
 	Stderr io.Writer         // nil: discarded
-}
-
-// BuildSpec describes an image build.
-type BuildSpec struct {
-	Tag        string            // reference to tag the result with, e.g. "berth/base:1"
-	Context    io.Reader         // tar stream of the build context
-	Dockerfile string            // path of the Dockerfile inside the context ("" = "Dockerfile")
-	Labels     map[string]string // added to the image
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/berth-dev/berth"
 )
@@ -28,8 +27,10 @@ const (
 // busyboxRootfs returns a root filesystem, as a tar archive, made of the
 // static busybox at bin: the binary, a link for each of its applets at the
 // path busybox itself lists, and the few files and directories that programs
-// and shell scripts expect.
-func busyboxRootfs(ctx context.Context, bin string) ([]byte, error) {
+// and shell scripts expect, and the directories extra names (with parents
+// first). Every file is dated Epoch and owned by number, so the same busybox
+// gives the same bytes.
+func busyboxRootfs(ctx context.Context, bin string, extra []string) ([]byte, error) {
 	if err := checkStatic(bin); err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func busyboxRootfs(ctx context.Context, bin string) ([]byte, error) {
 
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	now := time.Now()
+	now := Epoch
 	dir := func(name string, mode int64, uid int) error {
 		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: uid, Gid: uid, ModTime: now})
 	}
@@ -67,10 +68,21 @@ func busyboxRootfs(ctx context.Context, bin string) ([]byte, error) {
 		{"var", 0o755, 0}, {"var/tmp", 0o1777, 0}, {"var/log", 0o755, 0}, {"run", 0o755, 0},
 		{"proc", 0o555, 0}, {"sys", 0o555, 0}, {"dev", 0o755, 0}, {"mnt", 0o755, 0},
 	}
+	made := map[string]bool{}
 	for _, d := range dirs {
 		if err := dir(d.name, d.mode, d.uid); err != nil {
 			return nil, err
 		}
+		made[d.name] = true
+	}
+	for _, name := range extra {
+		if made[name] {
+			continue
+		}
+		if err := dir(name, 0o755, 0); err != nil {
+			return nil, err
+		}
+		made[name] = true
 	}
 	etc := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n" +

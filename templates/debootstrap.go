@@ -26,19 +26,19 @@ import (
 var DebootstrapCache string
 
 // debootstrapRootfs runs debootstrap into a temporary directory and returns
-// the resulting tree as an open tar file, with a cleanup that removes
+// the path of the resulting tree as a tar file, with a cleanup that removes
 // everything. debootstrap's own log lines go to progress as they come.
-func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.File, func(), error) {
+func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (string, func(), error) {
 	bin, err := exec.LookPath("debootstrap")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/debootstrap"); serr != nil {
-			return nil, nil, berth.Wrap(berth.Unavailable, err, "debian template needs debootstrap (apt-get install debootstrap)")
+			return "", nil, berth.Wrap(berth.Unavailable, err, "debian template needs debootstrap (apt-get install debootstrap)")
 		}
 		bin = "/usr/sbin/debootstrap"
 	}
 	tmp, err := tempDir("berth-debootstrap-")
 	if err != nil {
-		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: temp dir")
+		return "", nil, berth.Wrap(berth.Internal, err, "debootstrap: temp dir")
 	}
 	root := filepath.Join(tmp, "rootfs")
 	cleanup := func() {
@@ -53,11 +53,11 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 	if DebootstrapCache != "" {
 		if !filepath.IsAbs(DebootstrapCache) {
 			cleanup()
-			return nil, nil, berth.Errorf(berth.Invalid, "debootstrap cache %q: not an absolute path", DebootstrapCache)
+			return "", nil, berth.Errorf(berth.Invalid, "debootstrap cache %q: not an absolute path", DebootstrapCache)
 		}
 		if err := os.MkdirAll(DebootstrapCache, 0o755); err != nil {
 			cleanup()
-			return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap cache")
+			return "", nil, berth.Wrap(berth.Internal, err, "debootstrap cache")
 		}
 		args = append(args, "--cache-dir="+DebootstrapCache)
 	}
@@ -75,9 +75,9 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 	if err := cmd.Run(); err != nil {
 		cleanup()
 		if ctx.Err() != nil {
-			return nil, nil, berth.Wrap(berth.Unavailable, ctx.Err(), "debootstrap cancelled")
+			return "", nil, berth.Wrap(berth.Unavailable, ctx.Err(), "debootstrap cancelled")
 		}
-		return nil, nil, berth.Wrap(berth.Unavailable, err, "debootstrap failed (is the Debian mirror reachable? see the build log)")
+		return "", nil, berth.Wrap(berth.Unavailable, err, "debootstrap failed (is the Debian mirror reachable? see the build log)")
 	}
 	// Downloaded packages are not part of the system: leave them out.
 	for _, glob := range []string{"var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_Packages", "var/log/bootstrap.log"} {
@@ -87,26 +87,30 @@ func debootstrapRootfs(ctx context.Context, b *Build, progress io.Writer) (*os.F
 		}
 	}
 	unmountUnder(root)
+	for _, d := range b.dirs() {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil && !os.IsExist(err) {
+			cleanup()
+			return "", nil, berth.Wrap(berth.Internal, err, "debootstrap: make "+d)
+		}
+	}
 
 	_, _ = fmt.Fprintln(progress, "packing root filesystem") // informational, as above
-	f, err := os.Create(filepath.Join(tmp, "rootfs.tar"))
+	name := filepath.Join(tmp, "rootfs.tar")
+	f, err := os.Create(name)
 	if err != nil {
 		cleanup()
-		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: rootfs.tar")
+		return "", nil, berth.Wrap(berth.Internal, err, "debootstrap: rootfs.tar")
 	}
-	if err := tarTree(ctx, f, root); err != nil {
-		_ = f.Close() // the file goes with tmp: the error below is what counts
+	err = tarTree(ctx, f, root)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		cleanup()
-		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: pack rootfs")
+		return "", nil, berth.Wrap(berth.Internal, err, "debootstrap: pack rootfs")
 	}
 	_ = os.RemoveAll(root) // the tar is all the build needs; free the space now
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		_ = f.Close() // the file goes with tmp: the error below is what counts
-		cleanup()
-		return nil, nil, berth.Wrap(berth.Internal, err, "debootstrap: rootfs.tar")
-	}
-	// By cleanup time the tar has been read; it goes with tmp.
-	return f, func() { _ = f.Close(); cleanup() }, nil
+	return name, cleanup, nil
 }
 
 // tarTree writes the tree at root as a tar archive with numeric owners, modes,
@@ -195,6 +199,9 @@ func header(name string, fi fs.FileInfo, link string) (*tar.Header, error) {
 	}
 	// Owners by number only: the names are the host's, not the image's.
 	hdr.Uname, hdr.Gname = "", ""
+	// Access and change times say when the tree was read, not what is in
+	// it: left out, the layer depends on the files alone.
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	hdr.Format = tar.FormatPAX
 	return hdr, nil
 }

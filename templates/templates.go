@@ -1,18 +1,21 @@
 // Package templates holds berth's built-in sandbox templates and makes their
 // images present on a runtime.
 //
-// A template is a directory with a template.yaml (name, description, image
-// reference, default resources and environment, and how to build the image)
-// and, for built images, a Dockerfile and any other build-context files. The
-// built-in ones are embedded in the binary. A built image whose reference
-// names no tag is tagged with a digest of the template directory, so editing
-// a template never reuses an image built from its old definition.
+// A template is a directory with a template.yaml: name, description, image
+// reference, default resources and environment, and the recipe of the image
+// (its build section). The built-in ones are embedded in the binary. A built
+// image whose reference names no tag is tagged with a digest of the template
+// directory (and of the way berth assembles images), so editing a template
+// never reuses an image built from its old definition, and building an
+// unchanged one is a no-op.
 //
-// No container registry need be reachable: a template with a build section is
-// built locally, its root filesystem made at build time from what the host has
-// (the static busybox for "base") or can fetch from the Debian mirror
-// (debootstrap for "debian"). A template without a build section names an
-// image that is pulled from its registry when it is not present.
+// No container registry need be reachable, and no engine builder is used: a
+// template with a build section is assembled here as an OCI image, its root
+// filesystem made at build time from what the host has (the static busybox
+// for "base") or can fetch from the Debian mirror (debootstrap for
+// "debian"), and loaded into the engine as a docker-archive tarball, which
+// Docker and containerd both take. A template without a build section names
+// an image that is pulled from its registry when it is not present.
 package templates
 
 import (
@@ -45,23 +48,32 @@ type Template struct {
 	Build       *Build            `yaml:"build" json:"-"`
 	Resources   Resources         `yaml:"resources" json:"resources"`
 	Env         map[string]string `yaml:"env" json:"env,omitempty"`
-
-	dir fs.FS // the template's directory: build-context files
 }
 
-// Build says how a template's image is made when it is not present.
+// Build is a template's recipe: how its image is made when it is not
+// present. The image is one layer, the root filesystem that Source makes,
+// and a configuration from the fields below and the template's Env (also
+// the image's environment). berth assembles it itself (see Image) and loads
+// it into the engine, so no engine builder is needed: containerd has none,
+// and a Dockerfile FROM scratch with one ADD and a few settings says no
+// more than these fields do.
 type Build struct {
 	// Source names the maker of the root filesystem:
 	//   "busybox":     the host's static busybox (see BusyboxPath) and a
-	//                  minimal /etc, FROM scratch;
-	//   "debootstrap": `debootstrap --variant=Variant Suite <dir> Mirror`;
-	//   "dockerfile":  none, the template directory is the whole context.
-	// For the first two, the generated root filesystem is in the build
-	// context as rootfs.tar, beside the template's Dockerfile.
+	//                  minimal /etc;
+	//   "debootstrap": `debootstrap --variant=Variant Suite <dir> Mirror`.
 	Source  string `yaml:"source"`
 	Suite   string `yaml:"suite"`
 	Variant string `yaml:"variant"`
 	Mirror  string `yaml:"mirror"`
+
+	// The image's configuration. WorkDir is made in the root filesystem
+	// (owned by root, mode 0755) when the source does not make it.
+	Cmd        []string          `yaml:"cmd"`
+	Entrypoint []string          `yaml:"entrypoint"`
+	WorkDir    string            `yaml:"workdir"`
+	User       string            `yaml:"user"`
+	Labels     map[string]string `yaml:"labels"` // LabelTemplate is added
 }
 
 // Resources are a template's default limits, in the API's units.
@@ -91,7 +103,7 @@ func (r Resources) Limits() (runtime.Resources, error) {
 	return out, nil
 }
 
-//go:embed */template.yaml */Dockerfile
+//go:embed */template.yaml
 var builtin embed.FS
 
 // The built-in templates, parsed once. A broken embedded template is a bug
@@ -130,7 +142,7 @@ func Get(name string) (Template, error) {
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // Load reads the templates of fsys: every top-level directory holding a
-// template.yaml is one template, and its files are its build context.
+// template.yaml is one template.
 func Load(fsys fs.FS) ([]Template, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
@@ -154,11 +166,12 @@ func Load(fsys fs.FS) ([]Template, error) {
 			return nil, fmt.Errorf("%s/template.yaml: duplicate template %q", e.Name(), t.Name)
 		}
 		seen[t.Name] = true
-		if t.dir, err = fs.Sub(fsys, e.Name()); err != nil {
-			return nil, err
-		}
 		if t.Build != nil && !hasTag(t.Image) {
-			d, err := digest(t.dir)
+			dir, err := fs.Sub(fsys, e.Name())
+			if err != nil {
+				return nil, err
+			}
+			d, err := digest(dir)
 			if err != nil {
 				return nil, err
 			}
@@ -176,11 +189,17 @@ func hasTag(ref string) bool {
 	return strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") || strings.Contains(ref, "@")
 }
 
+// assembly names the way this package turns a recipe into an image. It is
+// part of every digest tag: change it when a change here (the rootfs makers,
+// the image's layout) makes a different image of an unchanged template.
+const assembly = "oci-1"
+
 // digest identifies a template directory's contents. A built template whose
 // image names no tag is tagged with it, so that a changed definition makes a
 // new image instead of reusing a stale one under the same name.
 func digest(dir fs.FS) (string, error) {
 	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "%s\x00", assembly) // a hash never fails a write
 	err := fs.WalkDir(dir, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -214,13 +233,16 @@ func parse(raw []byte) (Template, error) {
 	}
 	if b := t.Build; b != nil {
 		switch b.Source {
-		case "busybox", "dockerfile":
+		case "busybox":
 		case "debootstrap":
 			if b.Suite == "" || b.Mirror == "" {
 				return t, fmt.Errorf("debootstrap build needs suite and mirror")
 			}
 		default:
 			return t, fmt.Errorf("unknown build source %q", b.Source)
+		}
+		if b.WorkDir != "" && !path.IsAbs(b.WorkDir) {
+			return t, fmt.Errorf("build: workdir %q is not absolute", b.WorkDir)
 		}
 	}
 	if _, err := t.Resources.Limits(); err != nil {

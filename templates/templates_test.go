@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -78,6 +80,8 @@ func TestLoad(t *testing.T) {
 		{"no image", "name: web\n", false},
 		{"bad source", good + "build: {source: magic}\n", false},
 		{"debootstrap without suite", good + "build: {source: debootstrap}\n", false},
+		{"dockerfile is gone", good + "build: {source: dockerfile}\n", false},
+		{"relative workdir", good + "build: {source: busybox, workdir: work}\n", false},
 		{"bad memory", strings.Replace(good, "1GB", "much", 1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,8 +114,26 @@ func TestBaseImage(t *testing.T) {
 		t.Fatalf("ensure: %v\n%s", err, progress.String())
 	}
 	t.Logf("base image built in %v", time.Since(start).Round(time.Millisecond))
-	if !strings.Contains(progress.String(), "building "+tmpl.Image) || !strings.Contains(progress.String(), "Step") {
-		t.Errorf("progress lacks the build steps:\n%s", progress.String())
+	for _, step := range []string{"building " + tmpl.Image, "making the root filesystem (busybox)", "assembling the image",
+		"loading " + tmpl.Image + " into the engine", "Loaded image: " + tmpl.Image} {
+		if !strings.Contains(progress.String(), step) {
+			t.Errorf("progress lacks %q:\n%s", step, progress.String())
+		}
+	}
+	// The image id the engine has is the one assembled (its config's
+	// digest), which the progress names.
+	id, err := rt.ImageID(ctx, tmpl.Image)
+	if err != nil || !strings.Contains(progress.String(), "image "+id+": 1 layer") {
+		t.Errorf("engine's image id %q (%v) is not the one assembled:\n%s", id, err, progress.String())
+	}
+	// Building it again makes the same image: the tag stays where it was
+	// and nothing is removed.
+	progress.Reset()
+	if err := templates.Make(ctx, rt, tmpl, &progress); err != nil {
+		t.Fatalf("make again: %v\n%s", err, progress.String())
+	}
+	if again, err := rt.ImageID(ctx, tmpl.Image); err != nil || again != id || strings.Contains(progress.String(), "removed") {
+		t.Errorf("a rebuild of the same template moved the tag: %q → %q (%v)\n%s", id, again, err, progress.String())
 	}
 	// Present now: a second Ensure does nothing and says nothing.
 	progress.Reset()
@@ -120,7 +142,7 @@ func TestBaseImage(t *testing.T) {
 	}
 
 	lim, _ := tmpl.Resources.Limits()
-	id, err := rt.Create(ctx, runtime.Spec{
+	id, err = rt.Create(ctx, runtime.Spec{
 		Name:      "berth-tmpl-" + randomID(t),
 		Image:     tmpl.Image,
 		Env:       tmpl.Env,
@@ -248,7 +270,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func randomID(t *testing.T) string {
+func randomID(t testing.TB) string {
 	b := make([]byte, 5)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -257,24 +279,79 @@ func randomID(t *testing.T) string {
 }
 
 func TestDigestTag(t *testing.T) {
-	def := "name: web\ndescription: d\nimage: berth/web\nbuild: {source: dockerfile}\n"
-	load := func(dockerfile string) string {
+	def := "name: web\ndescription: d\nimage: berth/web\nbuild: {source: busybox, workdir: /w}\n"
+	load := func(yaml string) string {
 		t.Helper()
-		list, err := templates.Load(fstest.MapFS{
-			"web/template.yaml": {Data: []byte(def)},
-			"web/Dockerfile":    {Data: []byte(dockerfile)},
-		})
+		list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(yaml)}})
 		if err != nil || len(list) != 1 {
 			t.Fatalf("Load: %v, %v", list, err)
 		}
 		return list[0].Image
 	}
-	a, b := load("FROM scratch\n"), load("FROM scratch\nENV X=1\n")
-	if !strings.HasPrefix(a, "berth/web:") || len(a) != len("berth/web:")+12 || a == b || a != load("FROM scratch\n") {
+	a, b := load(def), load(strings.Replace(def, "/w}", "/x}", 1))
+	if !strings.HasPrefix(a, "berth/web:") || len(a) != len("berth/web:")+12 || a == b || a != load(def) {
 		t.Errorf("digest tags %q and %q: want stable, content-derived, different", a, b)
 	}
 	list, err := templates.Load(fstest.MapFS{"web/template.yaml": {Data: []byte(strings.Replace(def, "berth/web", "localhost:5000/web:7", 1))}})
 	if err != nil || list[0].Image != "localhost:5000/web:7" {
 		t.Errorf("an explicit tag was changed: %v, %v", list, err)
+	}
+}
+
+// The base image is reproducible: two builds from the same busybox are the
+// same archive, byte for byte, and its configuration is the recipe's.
+func TestImageReproducible(t *testing.T) {
+	tmpl, err := templates.Get("base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := templates.CanBuild(tmpl); err != nil {
+		if runtimetest.InCI() {
+			t.Fatal(err)
+		}
+		t.Skip("SKIPPED: " + err.Error())
+	}
+	ctx := testctx.Context(t)
+	archive := func() string {
+		t.Helper()
+		arc, err := templates.Archive(ctx, tmpl, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, arc)
+		if cerr := arc.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	if a, b := archive(), archive(); a != b {
+		t.Errorf("two archives of base differ: sha256 %s and %s", a, b)
+	}
+
+	img, release, err := templates.Image(ctx, tmpl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cf.Config
+	// The template's env, sorted.
+	want := "LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if got := strings.Join(c.Env, " "); got != want {
+		t.Errorf("env %q, want %q", got, want)
+	}
+	if strings.Join(c.Cmd, " ") != "/bin/sh" || len(c.Entrypoint) != 0 || c.WorkingDir != "/workspace" || c.User != "" ||
+		c.Labels[templates.LabelTemplate] != "base" || cf.OS != "linux" || !cf.Created.Equal(templates.Epoch) {
+		t.Errorf("config %+v created %v os %s", c, cf.Created, cf.OS)
+	}
+	if layers, err := img.Layers(); err != nil || len(layers) != 1 {
+		t.Errorf("layers %v, %v; want one", layers, err)
 	}
 }

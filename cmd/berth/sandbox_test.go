@@ -304,6 +304,11 @@ func TestTemplateCommands(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stderr, "build base") {
 		t.Errorf("build on a terminal: %+v", r)
 	}
+	// --log prints the build's steps, from the rootfs to the engine's load.
+	r = c.Run("template", "build", "base", "--log")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "assembling the image") || !strings.Contains(r.Stderr, "into the engine") {
+		t.Errorf("build --log: %+v", r)
+	}
 	if r := c.Fail("template", "build", "no-such"); !strings.Contains(r.Stderr, "(request req_") {
 		t.Errorf("build unknown: %q", r.Stderr)
 	}

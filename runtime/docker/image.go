@@ -9,11 +9,9 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
-	"github.com/berth-dev/berth/runtime"
 )
 
 // ImagePresent reports whether ref is available locally.
@@ -28,35 +26,45 @@ func (d *Docker) ImagePresent(ctx context.Context, ref string) (bool, error) {
 	return false, translate(err, "inspect image "+ref)
 }
 
-// BuildImage builds spec.Context with the engine's classic builder: it needs
-// no BuildKit session and no registry, which is what a build FROM scratch on
-// an offline machine wants.
-func (d *Docker) BuildImage(ctx context.Context, spec runtime.BuildSpec, progress io.Writer) error {
-	if spec.Tag == "" || spec.Context == nil {
-		return berth.Errorf(berth.Invalid, "image build: tag and context are required")
+// LoadImage loads a docker-archive tarball (what `docker save` writes and
+// templates.Archive makes) with the engine's image load: no builder and no
+// registry are involved.
+func (d *Docker) LoadImage(ctx context.Context, r io.Reader, progress io.Writer) error {
+	if r == nil {
+		return berth.Errorf(berth.Invalid, "load image: no archive")
 	}
-	resp, err := d.cli.ImageBuild(ctx, spec.Context, client.ImageBuildOptions{
-		Tags:        []string{spec.Tag},
-		Dockerfile:  spec.Dockerfile,
-		Labels:      spec.Labels,
-		Remove:      true,
-		ForceRemove: true,
-		Version:     build.BuilderV1,
-	})
+	body, err := d.cli.ImageLoad(ctx, r, client.ImageLoadWithQuiet(false))
 	if err != nil {
-		return translate(err, "build image "+spec.Tag)
+		return translateLoad(err)
 	}
-	// The build's outcome is in the stream, read to its end below; closing a
-	// response body has nothing left to report.
-	defer func() { _ = resp.Body.Close() }()
-	if err := readMessages(resp.Body, progress); err != nil {
-		var me *messageError
-		if errors.As(err, &me) {
-			return berth.Wrap(berth.Invalid, err, "build image "+spec.Tag)
-		}
-		return translate(err, "build image "+spec.Tag)
+	// The load's outcome is in the stream, read to its end below; closing
+	// a response body has nothing left to report.
+	defer func() { _ = body.Close() }()
+	return translateLoad(readMessages(body, progress))
+}
+
+// translateLoad classifies a load failure. The engine answers a tarball it
+// cannot read (not a tar, cut short, no manifest, a missing layer) with an
+// error, in the stream or as the response, that is the archive's fault:
+// Invalid. Failures to reach the engine stay Unavailable.
+func translateLoad(err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	var me *messageError
+	if errors.As(err, &me) {
+		return berth.Wrap(berth.Invalid, err, "load image: "+me.msg)
+	}
+	classified := translate(err, "load image")
+	if k := berth.KindOf(classified); k == berth.Unavailable || k == berth.NotFound || k == berth.Conflict || k == berth.Invalid {
+		return classified
+	}
+	if cerrdefs.IsInternal(err) || cerrdefs.IsUnknown(err) || cerrdefs.IsInvalidArgument(err) {
+		// The daemon's 500 for a bad archive ("unexpected EOF", "invalid
+		// tar header", "open manifest.json: no such file").
+		return berth.Wrap(berth.Invalid, err, "load image: "+engineMessage(err))
+	}
+	return classified
 }
 
 // PullImage pulls ref from its registry.
@@ -65,7 +73,7 @@ func (d *Docker) PullImage(ctx context.Context, ref string, progress io.Writer) 
 	if err != nil {
 		return translatePull(err, ref)
 	}
-	// As for a build: the outcome is in the stream.
+	// As for a load: the outcome is in the stream.
 	defer func() { _ = body.Close() }()
 	return translatePull(readMessages(body, progress), ref)
 }
@@ -114,9 +122,10 @@ type message struct {
 	} `json:"errorDetail"`
 }
 
-// readMessages copies a progress stream to w as plain lines. Build output
-// ("stream") is passed through; pull status is written once per layer and
-// status change, without the progress bars, so a log of it stays readable.
+// readMessages copies a progress stream to w as plain lines. Plain output
+// ("stream": a load's "Loaded image: ...") is passed through; status (a
+// pull's, a load's "Loading layer") is written once per layer and status
+// change, without the progress bars, so a log of it stays readable.
 func readMessages(r io.Reader, w io.Writer) error {
 	w = orDiscard(w)
 	dec := json.NewDecoder(r)

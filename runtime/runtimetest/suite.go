@@ -19,9 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/templates"
 )
 
 // Run runs the conformance suite against rt. image must be present and
@@ -921,42 +926,34 @@ func (s *suite) testImages(t *testing.T) {
 		}
 	})
 
-	dockerfile := fmt.Sprintf("FROM %s\nRUN echo built-%s > /built\n", s.image, s.run)
+	// An image assembled here, as templates are: the base template's layer
+	// and one more holding /built, loaded from a docker-archive tarball.
 	var progress bytes.Buffer
-	err := s.rt.BuildImage(ctx, runtime.BuildSpec{
-		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": dockerfile}), Labels: map[string]string{"k": "v", "run": s.run},
-	}, &progress)
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, progress.String())
-	}
-	if !strings.Contains(progress.String(), "built-"+s.run) {
-		t.Errorf("build progress lacks the RUN step:\n%s", progress.String())
+	if err := s.rt.LoadImage(ctx, bytes.NewReader(imageArchive(t, tag, "built-"+s.run)), &progress); err != nil {
+		t.Fatalf("load: %v\n%s", err, progress.String())
 	}
 	if ok, err := s.rt.ImagePresent(ctx, tag); !ok || err != nil {
-		t.Fatalf("built image not present: %v, %v", ok, err)
+		t.Fatalf("loaded image not present: %v, %v\n%s", ok, err, progress.String())
 	}
 	spec := s.spec(t)
 	spec.Image = tag
 	id := s.start(t, spec)
-	if r := s.sh(t, id, "cat /built"); r.stdout != "built-"+s.run+"\n" {
-		t.Errorf("built image content %q", r.stdout)
+	if r := s.sh(t, id, "cat /built; stat -c '%a %u' /built"); r.stdout != "built-"+s.run+"\n640 0\n" {
+		t.Errorf("loaded image content %q", r.stdout)
 	}
-	// Rebuilding the tag moves it to a new image id; the old image stays,
-	// addressable by its id, until removed.
+	// Loading another image under the tag moves it to a new image id; the
+	// old image stays, addressable by its id, until removed.
 	oldID, err := s.rt.ImageID(ctx, tag)
 	if err != nil || oldID == "" {
 		t.Fatalf("ImageID(%s) = %q, %v", tag, oldID, err)
 	}
 	_, err = s.rt.ImageID(ctx, "berth-rt-test/absent:"+s.run)
 	wantKind(t, "ImageID of an absent image", err, berth.NotFound)
-	rebuild := fmt.Sprintf("FROM %s\nRUN echo rebuilt-%s > /built\n", s.image, s.run)
-	if err := s.rt.BuildImage(ctx, runtime.BuildSpec{
-		Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": rebuild}), Labels: map[string]string{"k": "v", "run": s.run},
-	}, nil); err != nil {
-		t.Fatalf("rebuild: %v", err)
+	if err := s.rt.LoadImage(ctx, bytes.NewReader(imageArchive(t, tag, "rebuilt-"+s.run)), nil); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
 	if newID, err := s.rt.ImageID(ctx, tag); err != nil || newID == oldID {
-		t.Fatalf("after a rebuild the tag is on %q (%v), the old id was %q", newID, err, oldID)
+		t.Fatalf("after a reload the tag is on %q (%v), the old id was %q", newID, err, oldID)
 	}
 	wantKind(t, "remove the old image while a container uses it", s.rt.RemoveImage(ctx, oldID), berth.Conflict)
 	if err := s.rt.Remove(ctx, id); err != nil {
@@ -967,7 +964,7 @@ func (s *suite) testImages(t *testing.T) {
 	}
 	id = s.start(t, spec)
 	if r := s.sh(t, id, "cat /built"); r.stdout != "rebuilt-"+s.run+"\n" {
-		t.Errorf("rebuilt image content %q", r.stdout)
+		t.Errorf("reloaded image content %q", r.stdout)
 	}
 	wantKind(t, "remove an image in use", s.rt.RemoveImage(ctx, tag), berth.Conflict)
 	if err := s.rt.Remove(ctx, id); err != nil {
@@ -980,20 +977,73 @@ func (s *suite) testImages(t *testing.T) {
 		t.Error("image still present after RemoveImage")
 	}
 
-	// A failing step is Invalid and says why.
-	progress.Reset()
-	err = s.rt.BuildImage(ctx, runtime.BuildSpec{
-		Tag:     tag,
-		Context: tarOf(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s\nRUN echo failing-step; exit 3\n", s.image)}),
-	}, &progress)
-	wantKind(t, "failing build", err, berth.Invalid)
-	if !strings.Contains(progress.String(), "failing-step") {
-		t.Errorf("failing build progress lacks the step's output:\n%s", progress.String())
+	// An archive the engine cannot read is Invalid, and tags nothing.
+	good := imageArchive(t, tag, "never-"+s.run)
+	for _, bad := range []struct {
+		what string
+		data []byte
+	}{
+		{"not a tar", []byte("this is not an image archive\n")},
+		{"cut short", good[:len(good)/2]},
+		{"no manifest", tarOf(t, map[string]string{"hello.txt": "hi"}).(*bytes.Buffer).Bytes()},
+	} {
+		err := s.rt.LoadImage(ctx, bytes.NewReader(bad.data), nil)
+		wantKind(t, "load of an archive "+bad.what, err, berth.Invalid)
+	}
+	if ok, _ := s.rt.ImagePresent(ctx, tag); ok {
+		t.Error("a failed load left the tag present")
 	}
 
 	// Port 1 on loopback: a registry that refuses connections at once.
 	err = s.rt.PullImage(ctx, "127.0.0.1:1/berth/none:1", &progress)
 	wantKind(t, "pull from an unreachable registry", err, berth.Unavailable)
+}
+
+// imageArchive is a docker-archive tarball of an image tagged tag: the base
+// template's layer (uncompressed, as templates make it) and a gzipped layer
+// holding /built, mode 0640, that says content.
+func imageArchive(t *testing.T, tag, content string) []byte {
+	t.Helper()
+	tmpl, err := templates.Get("base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, release, err := templates.Image(testctx.Context(t), tmpl, nil)
+	if err != nil {
+		t.Fatalf("base image: %v", err)
+	}
+	defer release()
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	body := content + "\n"
+	if err := tw.WriteHeader(&tar.Header{Name: "built", Mode: 0o640, Size: int64(len(body)), ModTime: templates.Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(tw, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layer.Bytes())), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := tarball.Write(ref, img, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // tarOf makes a tar stream of files (name → contents).

@@ -7,9 +7,12 @@ package dockerbench
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
@@ -96,5 +99,39 @@ func (r *Raw) Unpause(ctx context.Context, id string) error {
 // Remove force-removes a container.
 func (r *Raw) Remove(ctx context.Context, id string) error {
 	_, err := r.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	return err
+}
+
+// BuildImage builds a tar build context (a Dockerfile and what it ADDs) with
+// the engine's classic builder, without its cache, and tags the result: how
+// berth made its templates before it assembled their images itself, kept as
+// the baseline of templates' BenchmarkTemplateLoad.
+func (r *Raw) BuildImage(ctx context.Context, buildContext io.Reader, tag string) error {
+	resp, err := r.cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
+		Tags: []string{tag}, Remove: true, ForceRemove: true, NoCache: true, Version: build.BuilderV1,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }() // drained below: nothing left to report
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return fmt.Errorf("build %s: %s", tag, m.Error)
+		}
+	}
+}
+
+// RemoveImage removes an image by reference, and its untagged parents.
+func (r *Raw) RemoveImage(ctx context.Context, ref string) error {
+	_, err := r.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 	return err
 }
