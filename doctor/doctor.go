@@ -40,6 +40,11 @@ type Config struct {
 	DataDir    string
 	Database   string // "" = <DataDir>/berth.db
 	DockerHost string // "" = detect
+	// Storage and StoragePoolSize are serve's --storage and
+	// --storage-pool-size: the storage check says which driver serve would
+	// use and whether this host can run it.
+	Storage         string
+	StoragePoolSize int64
 	Env        docker.Env
 
 	// Timeout bounds each network probe (engine, database, port).
