@@ -45,7 +45,7 @@ type Config struct {
 	// use and whether this host can run it.
 	Storage         string
 	StoragePoolSize int64
-	Env        docker.Env
+	Env             docker.Env
 
 	// Timeout bounds each network probe (engine, database, port).
 	Timeout time.Duration

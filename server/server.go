@@ -88,7 +88,7 @@ func Defaults() Config {
 		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces,
 		SessionTTL:           auth.DefaultSessionTTL,
 		Storage:              storage.ChoiceAuto, StoragePoolSize: storage.DefaultPoolSize,
-		Sandbox:              sandbox.Options{Limits: sandbox.HostLimits()},
+		Sandbox: sandbox.Options{Limits: sandbox.HostLimits()},
 		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
 }
@@ -130,9 +130,9 @@ type Server struct {
 	Storage     storage.Driver
 	StoragePlan storage.Plan
 	listener    net.Listener
-	http      *http.Server
-	dbLock    *db.Lock
-	closers   []func()
+	http        *http.Server
+	dbLock      *db.Lock
+	closers     []func()
 }
 
 // NewLogger builds the process logger for format "text" or "json".
