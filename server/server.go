@@ -271,6 +271,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Sandboxes = mgr
+	ws.SetRestarter(mgr)
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.

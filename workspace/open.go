@@ -122,6 +122,7 @@ func NewFiles(svc *Service, opt FilesOptions) *Files {
 	}
 	svc.Size = f.Size
 	svc.onDelete = append(svc.onDelete, f.forget)
+	svc.onReplace = append(svc.onReplace, f.forget)
 	f.bg.Add(1)
 	go f.janitor()
 	return f
@@ -166,7 +167,10 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 	f.closeAll(victims)
 
 	var q int64
-	if w.QuotaBytes != nil {
+	if w.QuotaBytes != nil && !f.svc.Storage().Caps().KernelQuota {
+		// A kernel quota binds the API's writes like every other writer's
+		// (EDQUOT: quota_exceeded); a second, API-side count could only
+		// disagree with it.
 		q = *w.QuotaBytes
 	}
 	o.ws.SetQuota(q) // so a PATCH of quotaBytes applies from the next request on
@@ -310,6 +314,10 @@ func (f *Files) janitor() {
 // than SizeTTL), and a scan only the first time a workspace is asked about.
 // A request never walks a tree that has been measured before.
 func (f *Files) Size(ctx context.Context, id, dir string) (int64, error) {
+	if drv := f.svc.Storage(); drv.Caps().ExactUsage {
+		u, err := drv.Usage(ctx, id)
+		return u.Bytes, err
+	}
 	f.mu.Lock()
 	if o := f.open[id]; o != nil {
 		u := o.ws.Usage()
