@@ -188,6 +188,42 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 	}), nil
 }
 
+// Space is the space of workspace w, whose open directory is fw: from the
+// storage driver where its usage is exact (the btrfs qgroup, which counts
+// what the kernel's quota counts), else from fw's usage tracker.
+func (f *Files) Space(ctx context.Context, w *Workspace, fw *files.Workspace) (files.Info, error) {
+	drv := f.svc.Storage()
+	if !drv.Caps().ExactUsage {
+		// Right after opening, wait for the first scan so that "used" is real.
+		if err := fw.Usage().Wait(ctx); err != nil {
+			return files.Info{}, err
+		}
+		return fw.Info(ctx), nil
+	}
+	u, err := drv.Usage(ctx, w.ID)
+	if err != nil {
+		return files.Info{}, err
+	}
+	if w.QuotaBytes == nil {
+		return files.Info{Used: u.Bytes, Total: -1, Free: -1}, nil
+	}
+	q := *w.QuotaBytes
+	return files.Info{Used: u.Bytes, Total: q, Free: max(q-u.Bytes, 0)}, nil
+}
+
+// OpenSnapshot opens the read-only tree of one snapshot of w for a request
+// (not kept in the registry: snapshots are browsed rarely). Close it when
+// done.
+func (f *Files) OpenSnapshot(ctx context.Context, w *Workspace, snap *Snapshot) (*files.Workspace, error) {
+	dir := f.svc.SnapshotDir(w.ID, snap.ID)
+	if dir == "" {
+		return nil, berth.Errorf(berth.NotSupported, "this storage driver has no snapshots")
+	}
+	opt := f.opt.Open
+	opt.NoUsageWatch, opt.ReadOnly, opt.QuotaBytes = true, true, 0
+	return files.Open(dir, opt)
+}
+
 // FilesStats is a snapshot of the registry.
 type FilesStats struct {
 	Open    int // workspaces open
