@@ -128,12 +128,19 @@ func TestBtrfsWorkspaceStorage(t *testing.T) {
 			t.Fatalf("dd of 8 MiB after raising the quota to 32 MiB: exit %d, %q", code, out)
 		}
 		// An API write past the quota is the same quota_exceeded as on dir,
-		// and leaves nothing behind.
-		_, err = a.UploadAs(ctx, w.ID, "/", "huge.bin", io.LimitReader(zeroes{}, 40*mib))
+		// and leaves nothing behind. (1 MiB against 256 KiB of room: small
+		// enough for the client to finish sending before the answer.)
+		sp, err := a.WorkspaceSpace(ctx, w.ID)
+		must(t, err)
+		_, err = a.UpdateWorkspace(ctx, w.ID, map[string]any{"quotaBytes": sp.Used + 256<<10})
+		must(t, err)
+		_, err = a.UploadAs(ctx, w.ID, "/", "huge.bin", io.LimitReader(zeroes{}, mib))
 		wantAPIError(t, "upload past the quota", err, http.StatusInsufficientStorage, "")
 		if client.ErrorCode(err) != "quota_exceeded" {
 			t.Errorf("upload past the quota: code %q, want quota_exceeded", client.ErrorCode(err))
 		}
+		_, err = a.UpdateWorkspace(ctx, w.ID, map[string]any{"quotaBytes": 32 * mib})
+		must(t, err)
 		ents, _, err := a.ListFiles(ctx, w.ID, "/", client.ListFilesOptions{ShowHidden: true})
 		must(t, err)
 		for _, e := range ents {
