@@ -214,7 +214,9 @@ func (s *Service) snapshot(ctx context.Context, wsID, snapID string) (*Snapshot,
 }
 
 // SnapshotDir is the host directory of a snapshot's read-only tree.
-func (s *Service) SnapshotDir(wsID, snapID string) string { return s.Storage().SnapshotPath(wsID, snapID) }
+func (s *Service) SnapshotDir(wsID, snapID string) string {
+	return s.Storage().SnapshotPath(wsID, snapID)
+}
 
 // DeleteSnapshot deletes one snapshot (files:write). A snapshot a sandbox
 // mounts is kept (Conflict): its container would be left in a deleted tree.
