@@ -360,6 +360,11 @@ func (s *Service) Clone(ctx context.Context, id string, in CloneInput) (*Workspa
 	if err := s.Storage().Clone(ctx, src.ID, in.SnapshotID, w.ID); err != nil {
 		return nil, fmt.Errorf("clone workspace: %w", err)
 	}
+	// The origin's pinned mount points (PinMountPoints) come along; no
+	// sandbox mounts the clone, so nothing needs them there.
+	if err := UnpinTree(s.Dir(w.ID)); err != nil {
+		return nil, errors.Join(fmt.Errorf("unpin the clone: %w", err), s.Storage().Remove(context.WithoutCancel(ctx), w.ID))
+	}
 	if err := s.limitNew(ctx, w); err != nil {
 		return nil, err
 	}
