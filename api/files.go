@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,10 +22,10 @@ import (
 
 func (s *Server) fileRoutes() []route {
 	return []route{
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder}, Out: []files.Entry{}, handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder}, Out: []files.Entry{}, handler: s.listFiles},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", Out: files.Info{}, handler: s.workspaceSpace},
-		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", Out: files.Summary{}, handler: s.fileInfo},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files", Summary: "list the workspace root (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder, qSnapshot}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/files/*", Summary: "list a directory (?showHidden, sort=name|size|mtime, order=asc|desc, limit, cursor)", Scope: "files:read", Paged: true, Query: []param{qHidden, qSort, qOrder, qSnapshot}, Out: []files.Entry{}, handler: s.listFiles},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info", Summary: "space used, total and free (-1: unlimited)", Scope: "files:read", Query: []param{qSnapshot}, Out: files.Info{}, handler: s.workspaceSpace},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/info/*", Summary: "one entry; for a directory its recursive size and count", Scope: "files:read", Query: []param{qSnapshot}, Out: files.Summary{}, handler: s.fileInfo},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/files", Summary: "create a file or directory in the root", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
@@ -41,6 +42,7 @@ func (s *Server) fileRoutes() []route {
 				{Name: "Range", Header: true, Desc: "bytes=first-last: part of a file (206), to resume a download"},
 				{Name: "If-Range", Header: true, Desc: "the ETag the Range applies to"},
 				{Name: "If-None-Match", Header: true, Desc: "an ETag: 304 when unchanged"},
+				qSnapshot,
 			},
 			Raw: []rawBody{
 				{Types: []string{"*/*", "application/zip", "application/gzip"}, Desc: "the file with its own media type (Range, If-None-Match and If-Range honoured); a directory as a zip or tar.gz archive",
@@ -57,10 +59,26 @@ func (s *Server) fileRoutes() []route {
 }
 
 // openFiles resolves the route's workspace for scope and acquires its open
-// directory; release it when done.
+// directory; release it when done. With ?snapshot=<id> it opens that
+// snapshot's read-only tree instead, through the same confined file layer
+// (reads only: a write names a snapshot with 400).
 func (s *Server) openFiles(r *http.Request, scope string) (*workspace.Workspace, *files.Workspace, func(), error) {
 	if s.Files == nil {
 		return nil, nil, nil, berth.Errorf(berth.Unavailable, "workspace files are not configured")
+	}
+	if sid := r.URL.Query().Get("snapshot"); sid != "" || r.URL.Query().Has("snapshot") {
+		if scope != "files:read" {
+			return nil, nil, nil, berth.FieldErrorf(berth.Invalid, "snapshot", "snapshots are read-only: ?snapshot= is for listing, info and downloads; restore the snapshot or clone it to change its files")
+		}
+		w, snap, err := s.Workspaces.ResolveSnapshot(r.Context(), chi.URLParam(r, "id"), sid, scope)
+		if err != nil {
+			return nil, nil, nil, berth.WithField(err, "snapshot")
+		}
+		fw, err := s.Files.OpenSnapshot(r.Context(), w, snap)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return w, fw, sync.OnceFunc(func() { _ = fw.Close() }), nil // read-only handles
 	}
 	w, err := s.Workspaces.Resolve(r.Context(), chi.URLParam(r, "id"), scope)
 	if err != nil {
@@ -134,18 +152,27 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) workspaceSpace(w http.ResponseWriter, r *http.Request) {
-	_, fw, release, err := s.openFiles(r, "files:read")
+	ws, fw, release, err := s.openFiles(r, "files:read")
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	defer release()
-	// Right after opening, wait for the first scan so that "used" is real.
-	if err := fw.Usage().Wait(r.Context()); err != nil {
+	if r.URL.Query().Has("snapshot") {
+		// A snapshot's own tree, measured by the file layer (no quota).
+		if err := fw.Usage().Wait(r.Context()); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeData(w, r, http.StatusOK, fw.Info(r.Context()))
+		return
+	}
+	info, err := s.Files.Space(r.Context(), ws, fw)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeData(w, r, http.StatusOK, fw.Info(r.Context()))
+	writeData(w, r, http.StatusOK, info)
 }
 
 func (s *Server) fileInfo(w http.ResponseWriter, r *http.Request) {
@@ -782,6 +809,10 @@ func (s *Server) watchFiles(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.Files == nil {
 		writeError(w, r, berth.Errorf(berth.Unavailable, "workspace files are not configured"))
+		return
+	}
+	if r.URL.Query().Has("snapshot") {
+		writeError(w, r, berth.FieldErrorf(berth.Invalid, "snapshot", "a snapshot never changes: there is nothing to watch"))
 		return
 	}
 	ws, err := s.Workspaces.Resolve(r.Context(), chi.URLParam(r, "id"), "files:read")

@@ -346,6 +346,7 @@ var (
 	qStream    = qBool("stream", "answer Server-Sent Events (see the description)")
 	qOverwrite = qBool("overwrite", "replace an existing target")
 	qHidden    = qBool("showHidden", "include names that start with a dot")
+	qSnapshot  = qString("snapshot", "read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir)")
 	qSort      = qString("sort", "the listing's order (default name; directories are not grouped first)", "name", "size", "mtime")
 	qOrder     = qString("order", "ascending or descending (default asc)", "asc", "desc")
 	qIfMatch   = param{Name: "If-Match", Header: true, Desc: "write only: the ETag of the version the change is based on; 412 precondition_failed when the file changed since"}

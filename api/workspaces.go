@@ -20,7 +20,90 @@ func (s *Server) workspaceRoutes() []route {
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/usage", Summary: "who references a workspace", Scope: "files:read", Out: workspace.Usage{}, handler: s.workspaceUsage},
 		{Method: "GET", Pattern: "/v1/workspaces/{id}/access", Summary: "members granted a workspace (admin)", Scope: "org:read", Out: accessBody{}, handler: s.workspaceAccess},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/access", Summary: "set a workspace's grants (admin)", Scope: "org:members", In: accessBody{}, Out: accessBody{}, handler: s.setWorkspaceAccess},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/snapshots", Summary: "snapshot a workspace (read-only, instant; 501 on the dir storage driver)", Scope: "files:write", Success: []int{201}, In: workspace.SnapshotInput{}, Out: workspace.Snapshot{}, handler: s.createSnapshot},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/snapshots", Summary: "a workspace's snapshots, oldest first", Scope: "files:read", Paged: true, Out: []workspace.Snapshot{}, handler: s.listSnapshots},
+		{Method: "GET", Pattern: "/v1/workspaces/{id}/snapshots/{sid}", Summary: "one snapshot", Scope: "files:read", Out: workspace.Snapshot{}, handler: s.getSnapshot},
+		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/snapshots/{sid}", Summary: "delete a snapshot (409 while a sandbox mounts it)", Scope: "files:write", Out: deleted{}, handler: s.deleteSnapshot},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/snapshots/{sid}/restore", Summary: "return the workspace to a snapshot (409 while a running sandbox mounts it read-write, unless force: those sandboxes are stopped and started again)", Scope: "files:write", In: workspace.RestoreInput{}, Out: workspace.RestoreResult{}, handler: s.restoreSnapshot},
+		{Method: "POST", Pattern: "/v1/workspaces/{id}/clone", Summary: "a new workspace with this one's contents, or a snapshot's (copy-on-write; 501 on the dir storage driver)", Scope: "files:write", Success: []int{201}, In: workspace.CloneInput{}, Out: workspace.Workspace{}, handler: s.cloneWorkspace},
 	}
+}
+
+func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
+	var in workspace.SnapshotInput
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	snap, err := s.Workspaces.CreateSnapshot(r.Context(), chi.URLParam(r, "id"), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, snap)
+}
+
+func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	snaps, next, err := s.Workspaces.Snapshots(r.Context(), chi.URLParam(r, "id"), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writePage(w, r, snaps, next)
+}
+
+func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.Workspaces.GetSnapshot(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "sid"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, snap)
+}
+
+func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
+	sid := chi.URLParam(r, "sid")
+	if err := s.Workspaces.DeleteSnapshot(r.Context(), chi.URLParam(r, "id"), sid); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, deleted{ID: sid, Deleted: true})
+}
+
+func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
+	var in workspace.RestoreInput
+	// The body is optional: none is {"force": false}.
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &in); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.Workspaces.RestoreSnapshot(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "sid"), in.Force)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, res)
+}
+
+func (s *Server) cloneWorkspace(w http.ResponseWriter, r *http.Request) {
+	var in workspace.CloneInput
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ws, err := s.Workspaces.Clone(r.Context(), chi.URLParam(r, "id"), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusCreated, ws)
 }
 
 func (s *Server) listWorkspaces(w http.ResponseWriter, r *http.Request) {

@@ -63,6 +63,9 @@ type ListFilesOptions struct {
 	ShowHidden bool
 	Limit      int
 	Cursor     string
+	// Snapshot lists the directory in that snapshot (its id) instead of
+	// the live tree.
+	Snapshot string
 }
 
 // filesURL is /v1/workspaces/{ws}/{kind}{p}, with each segment of the
@@ -87,7 +90,7 @@ func (c *Client) ListFiles(ctx context.Context, ws, dir string, opt ListFilesOpt
 	if opt.Limit > 0 {
 		lim = strconv.Itoa(opt.Limit)
 	}
-	m, err := c.Do(ctx, "GET", filesURL(ws, "files", dir)+query("showHidden", boolStr(opt.ShowHidden), "limit", lim, "cursor", opt.Cursor), nil, &out)
+	m, err := c.Do(ctx, "GET", filesURL(ws, "files", dir)+query("showHidden", boolStr(opt.ShowHidden), "limit", lim, "cursor", opt.Cursor, "snapshot", opt.Snapshot), nil, &out)
 	if err != nil {
 		return nil, "", err
 	}
@@ -108,8 +111,13 @@ func (c *Client) WorkspaceSpace(ctx context.Context, ws string) (*Space, error) 
 // FileInfo describes the entry at p; for a directory, with its recursive
 // size and count.
 func (c *Client) FileInfo(ctx context.Context, ws, p string) (*FileSummary, error) {
+	return c.SnapshotFileInfo(ctx, ws, "", p)
+}
+
+// SnapshotFileInfo is FileInfo in snapshot snap of ws ("" is the live tree).
+func (c *Client) SnapshotFileInfo(ctx context.Context, ws, snap, p string) (*FileSummary, error) {
 	var s FileSummary
-	_, err := c.Do(ctx, "GET", filesURL(ws, "info", p), nil, &s)
+	_, err := c.Do(ctx, "GET", filesURL(ws, "info", p)+query("snapshot", snap), nil, &s)
 	return &s, err
 }
 
@@ -244,6 +252,7 @@ type DownloadOptions struct {
 	Attachment bool   // download=true: Content-Disposition attachment
 	Format     string // for a directory: "zip" (default) or "tar.gz"
 	Header     http.Header
+	Snapshot   string // read from this snapshot (its id) instead of the live tree
 }
 
 // Download opens the file at p (a directory: an archive of it). The caller
@@ -251,7 +260,7 @@ type DownloadOptions struct {
 // opt.Header. An error status is returned as *Error.
 func (c *Client) Download(ctx context.Context, ws, p string, opt DownloadOptions) (*http.Response, error) {
 	req, err := c.NewRequest(ctx, "GET", "/v1/workspaces/"+url.PathEscape(ws)+"/direct"+
-		query("id", p, "download", boolStr(opt.Attachment), "format", opt.Format), nil)
+		query("id", p, "download", boolStr(opt.Attachment), "format", opt.Format, "snapshot", opt.Snapshot), nil)
 	if err != nil {
 		return nil, err
 	}

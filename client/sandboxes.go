@@ -14,8 +14,10 @@ import (
 // Mount is a workspace mounted into a sandbox.
 type Mount struct {
 	WorkspaceID string `json:"workspaceId"`
-	Path        string `json:"path"`
-	ReadOnly    bool   `json:"readOnly,omitempty"`
+	// SnapshotID mounts that snapshot of the workspace, always read-only.
+	SnapshotID string `json:"snapshotId,omitempty"`
+	Path       string `json:"path"`
+	ReadOnly   bool   `json:"readOnly,omitempty"`
 }
 
 // Resources are a sandbox's limits.

@@ -53,6 +53,7 @@ type WorkspaceUsage struct {
 		SandboxStatus string `json:"sandboxStatus"`
 		MountPath     string `json:"mountPath"`
 		ReadOnly      bool   `json:"readOnly"`
+		SnapshotID    string `json:"snapshotId,omitempty"`
 	} `json:"mountedSandboxes"`
 	Agents []struct {
 		AgentID       string `json:"agentId"`

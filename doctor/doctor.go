@@ -40,7 +40,12 @@ type Config struct {
 	DataDir    string
 	Database   string // "" = <DataDir>/berth.db
 	DockerHost string // "" = detect
-	Env        docker.Env
+	// Storage and StoragePoolSize are serve's --storage and
+	// --storage-pool-size: the storage check says which driver serve would
+	// use and whether this host can run it.
+	Storage         string
+	StoragePoolSize int64
+	Env             docker.Env
 
 	// Timeout bounds each network probe (engine, database, port).
 	Timeout time.Duration

@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/workspace/storage"
 )
 
 // Free space below which a check warns, and below which it fails.
@@ -49,8 +54,49 @@ func Storage(cfg Config) []Check {
 	if err := unix.Statfs(at, &st); err != nil {
 		return append(out, Check{Name: "free space", Status: Warn, Message: "statfs " + at + ": " + err.Error()})
 	}
-	out = append(out, freeSpace(st), filesystem(st))
+	out = append(out, freeSpace(st), filesystem(st), driver(cfg))
 	return out
+}
+
+// driver says which workspace storage driver serve would pick and, for
+// btrfs, where its pool is and whether this host can run it (what
+// storage.Open would refuse at start).
+func driver(cfg Config) Check {
+	c := Check{Name: "storage driver"}
+	p, err := storage.Decide(storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize})
+	if err != nil {
+		c.Status, c.Message, c.Fix = Fail, berth.Message(err), "choose --storage dir, btrfs or auto"
+		return c
+	}
+	if p.Driver == storage.ChoiceDir {
+		c.Status, c.Message = OK, "dir ("+p.Why+"): quotas bind API writes only; no snapshots or clones"
+		return c
+	}
+	c.Message = "btrfs (" + p.Why + "): kernel-enforced quotas, snapshots and clones"
+	if p.PoolFile != "" {
+		state := "made at the first start"
+		if p.PoolExists {
+			state = "exists"
+		}
+		c.Message += fmt.Sprintf("; pool file %s, %s (%s)", p.PoolFile, humanize.IBytes(uint64(p.PoolSize)), state)
+	}
+	var missing []string
+	for _, tool := range []string{"btrfs", "mkfs.btrfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		c.Status, c.Message = Fail, c.Message+"; but "+strings.Join(missing, " and ")+" not on PATH"
+		c.Fix = "apt-get install btrfs-progs, or --storage dir"
+	case os.Geteuid() != 0:
+		c.Status, c.Message = Fail, c.Message+"; but berth is not root (quotas, subvolume deletion and mounting need CAP_SYS_ADMIN)"
+		c.Fix = "run berth serve as root, or --storage dir"
+	default:
+		c.Status = OK
+	}
+	return c
 }
 
 func writable(dir, at string, missing bool) Check {

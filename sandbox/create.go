@@ -101,6 +101,19 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 		if w.IsPersonal {
 			return nil, berth.FieldErrorf(berth.Invalid, at("workspaceId"), "workspace %q is personal and cannot be mounted into a sandbox", w.Slug)
 		}
+		if mt.SnapshotID != "" {
+			if mt.readOnlySet && !mt.ReadOnly {
+				return nil, berth.FieldErrorf(berth.Invalid, at("readOnly"), "a snapshot is read-only: mount %q cannot be readOnly=false", mt.Path)
+			}
+			mt.ReadOnly = true
+			mounts[i].ReadOnly = true
+			_, snap, err := m.ws.ResolveSnapshot(ctx, mt.WorkspaceID, mt.SnapshotID, "files:read")
+			if err != nil {
+				return nil, berth.WithField(err, at("snapshotId"))
+			}
+			out = append(out, resolvedMount{Mount: mt, source: m.ws.SnapshotDir(w.ID, snap.ID)})
+			continue
+		}
 		if !mt.ReadOnly {
 			// Writable needs files:write: the caller who only reads the
 			// workspace is answered at the mount's readOnly switch.
@@ -109,6 +122,14 @@ func (m *Manager) resolveMounts(ctx context.Context, mounts []Mount) ([]resolved
 			}
 		}
 		out = append(out, resolvedMount{Mount: mt, source: m.ws.Dir(w.ID)})
+	}
+	// A mount point cannot be made inside a read-only snapshot.
+	for _, mt := range mounts {
+		for _, o := range mounts {
+			if o.SnapshotID != "" && strings.HasPrefix(mt.Path, o.Path+"/") {
+				return nil, berth.FieldErrorf(berth.Invalid, mountField(mounts, mt.Path), "mount path %s lies inside the snapshot mounted at %s, which is read-only: mount it elsewhere", mt.Path, o.Path)
+			}
+		}
 	}
 	// Parents first, so that nested mounts land on top of their parent.
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -265,8 +286,8 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 			return db.Err(err)
 		}
 		for _, mt := range mounts {
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sandbox_mounts (sandbox_id, workspace_id, path, read_only) VALUES (?, ?, ?, ?)`),
-				id, mt.WorkspaceID, mt.Path, mt.ReadOnly); err != nil {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sandbox_mounts (sandbox_id, workspace_id, snapshot_id, path, read_only) VALUES (?, ?, ?, ?, ?)`),
+				id, mt.WorkspaceID, mt.SnapshotID, mt.Path, mt.ReadOnly); err != nil {
 				return db.Err(err)
 			}
 		}

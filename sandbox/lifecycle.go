@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -211,33 +212,82 @@ func (m *Manager) unpause(ctx context.Context, s *Sandbox) error {
 
 // Stop stops a running or paused sandbox, keeping its filesystem.
 func (m *Manager) Stop(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return m.transition(ctx, idOrName, "stop", []Status{Running, Paused}, Stopping, Stopped, func(ctx context.Context, s *Sandbox) error {
-		if err := m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout); err != nil {
-			return err
-		}
-		// A stopped container has no address; start assigns a new one.
-		_, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), s.ID)
-		return db.Err(err)
-	})
+	return m.transition(ctx, idOrName, "stop", []Status{Running, Paused}, Stopping, Stopped, m.stop)
+}
+
+func (m *Manager) stop(ctx context.Context, s *Sandbox) error {
+	if err := m.rt.Stop(ctx, s.containerID, m.opts.StopTimeout); err != nil {
+		return err
+	}
+	// A stopped container has no address; start assigns a new one.
+	_, err := m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = '' WHERE id = ?`), s.ID)
+	return db.Err(err)
 }
 
 // Start starts a stopped sandbox.
 func (m *Manager) Start(ctx context.Context, idOrName string) (*Sandbox, error) {
-	return m.transition(ctx, idOrName, "start", []Status{Stopped}, Resuming, Running, func(ctx context.Context, s *Sandbox) error {
-		if err := m.pinMountPoints(ctx, s.Mounts); err != nil {
-			return err
-		}
-		if err := m.rt.Start(ctx, s.containerID); err != nil {
-			return err
-		}
-		info, err := m.rt.Inspect(ctx, s.containerID)
+	return m.transition(ctx, idOrName, "start", []Status{Stopped}, Resuming, Running, m.start)
+}
+
+// start starts the container; the engine makes its bind mounts anew from
+// the host paths, so a workspace tree replaced meanwhile (a restore) is
+// the one the sandbox sees.
+func (m *Manager) start(ctx context.Context, s *Sandbox) error {
+	if err := m.pinMountPoints(ctx, s.Mounts); err != nil {
+		return err
+	}
+	if err := m.rt.Start(ctx, s.containerID); err != nil {
+		return err
+	}
+	info, err := m.rt.Inspect(ctx, s.containerID)
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = ?, last_activity_at = ? WHERE id = ?`), info.IPAddress, now, s.ID)
+	return db.Err(err)
+}
+
+// StopMounting stops every running or paused sandbox that mounts the live
+// tree of workspace wsID, whoever owns it, for a forced restore of that
+// workspace (workspace.Restarter; the caller has checked the right to
+// restore). It returns the ids it stopped, also when it fails midway.
+func (m *Manager) StopMounting(ctx context.Context, wsID string) ([]string, error) {
+	var ids []string
+	err := m.db.SelectContext(ctx, &ids, m.db.Rebind(`SELECT DISTINCT s.id FROM sandboxes s JOIN sandbox_mounts mt ON mt.sandbox_id = s.id
+		WHERE mt.workspace_id = ? AND mt.snapshot_id = '' AND s.status IN ('running', 'paused') ORDER BY s.id`), wsID)
+	if err != nil {
+		return nil, db.Err(err)
+	}
+	stopped := []string{}
+	for _, id := range ids {
+		l := m.lock(id)
+		l.Lock()
+		_, err := m.transitionLocked(ctx, id, "stop", []Status{Running, Paused}, Stopping, Stopped, m.stop)
+		l.Unlock()
 		if err != nil {
-			return err
+			return stopped, fmt.Errorf("stop sandbox %s: %w", id, err)
 		}
-		now := m.now()
-		_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = ?, last_activity_at = ? WHERE id = ?`), info.IPAddress, now, s.ID)
-		return db.Err(err)
-	})
+		m.log.Info("sandbox stopped for a workspace restore", "sandbox", id, "workspace", wsID)
+		stopped = append(stopped, id)
+	}
+	return stopped, nil
+}
+
+// StartAgain starts the sandboxes StopMounting stopped (each that is still
+// stopped; one destroyed meanwhile is skipped).
+func (m *Manager) StartAgain(ctx context.Context, ids []string) error {
+	var errs []error
+	for _, id := range ids {
+		l := m.lock(id)
+		l.Lock()
+		_, err := m.transitionLocked(ctx, id, "start", []Status{Stopped}, Resuming, Running, m.start)
+		l.Unlock()
+		if err != nil && !berth.IsKind(err, berth.NotFound) {
+			errs = append(errs, fmt.Errorf("start sandbox %s again: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Destroy removes a sandbox's container and its own files; its workspaces

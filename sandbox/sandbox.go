@@ -5,6 +5,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,8 +51,34 @@ const (
 // Mount is a workspace mounted into a sandbox.
 type Mount struct {
 	WorkspaceID string `json:"workspaceId" db:"workspace_id"`
-	Path        string `json:"path" db:"path"`
-	ReadOnly    bool   `json:"readOnly" db:"read_only"`
+	// SnapshotID mounts that snapshot of the workspace instead of its live
+	// tree: always read-only (readOnly may be omitted; false is refused).
+	SnapshotID string `json:"snapshotId,omitempty" db:"snapshot_id"`
+	Path       string `json:"path" db:"path"`
+	ReadOnly   bool   `json:"readOnly" db:"read_only"`
+
+	readOnlySet bool // the request said readOnly (true or false)
+}
+
+// UnmarshalJSON notes whether readOnly was given, so that a snapshot mount
+// can refuse an explicit false while an omitted one means read-only.
+// Unknown fields are refused as in the rest of a request body.
+func (m *Mount) UnmarshalJSON(b []byte) error {
+	type plain Mount
+	var raw struct {
+		plain
+		ReadOnly *bool `json:"readOnly"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return err
+	}
+	*m = Mount(raw.plain)
+	if raw.ReadOnly != nil {
+		m.ReadOnly, m.readOnlySet = *raw.ReadOnly, true
+	}
+	return nil
 }
 
 // Resources are a sandbox's limits in the API's units. Disk is advisory
@@ -339,7 +366,7 @@ func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row
 		}
 		out[i] = s
 	}
-	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, path, read_only FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
+	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, snapshot_id, path, read_only FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -395,9 +422,10 @@ func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 		Status   string `db:"status"`
 		Path     string `db:"path"`
 		ReadOnly bool   `db:"read_only"`
+		Snapshot string `db:"snapshot_id"`
 		Owner    string `db:"owner_user_id"`
 	}
-	err := m.db.SelectContext(ctx, &rows, m.db.Rebind(`SELECT s.id, s.name, s.status, mt.path, mt.read_only, s.owner_user_id
+	err := m.db.SelectContext(ctx, &rows, m.db.Rebind(`SELECT s.id, s.name, s.status, mt.path, mt.read_only, mt.snapshot_id, s.owner_user_id
 		FROM sandbox_mounts mt JOIN sandboxes s ON s.id = mt.sandbox_id
 		WHERE mt.workspace_id = ? AND s.status <> 'destroyed' ORDER BY s.created_at, s.id, mt.path`), wsID)
 	if err != nil {
@@ -405,7 +433,7 @@ func (m *Manager) workspaceUsage(ctx context.Context, wsID string) ([]workspace.
 	}
 	out := make([]workspace.MountedSandbox, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, workspace.MountedSandbox{SandboxID: r.ID, SandboxName: r.Name, SandboxStatus: r.Status, MountPath: r.Path, ReadOnly: r.ReadOnly, OwnerUserID: r.Owner})
+		out = append(out, workspace.MountedSandbox{SandboxID: r.ID, SandboxName: r.Name, SandboxStatus: r.Status, MountPath: r.Path, ReadOnly: r.ReadOnly, SnapshotID: r.Snapshot, OwnerUserID: r.Owner})
 	}
 	return out, nil, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
+	"github.com/berth-dev/berth/workspace/storage"
 )
 
 // Config is the server's configuration; every field has a flag and a
@@ -46,6 +47,13 @@ type Config struct {
 	Sandbox sandbox.Options // background loop intervals, resource defaults and ceilings
 
 	Archives workspace.ArchiveLimits // concurrent directory downloads
+
+	// Storage is the workspace storage driver: "dir", "btrfs" or "auto"
+	// (btrfs when the data directory is on btrfs or already holds a pool
+	// file, else dir). StoragePoolSize is the size of the sparse pool file
+	// btrfs makes under a data directory that is not on btrfs.
+	Storage         string
+	StoragePoolSize int64
 
 	// SessionTTL is how long a dashboard sign-in lasts (at least a minute;
 	// never longer than its key).
@@ -79,7 +87,8 @@ func Defaults() Config {
 		MaxWatchesPerUser: workspace.DefaultWatchesPerUser, MaxWatchedWorkspacesPerOrg: workspace.DefaultWatchedWorkspacesPerOrg,
 		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces,
 		SessionTTL:           auth.DefaultSessionTTL,
-		Sandbox:              sandbox.Options{Limits: sandbox.HostLimits()},
+		Storage:              storage.ChoiceAuto, StoragePoolSize: storage.DefaultPoolSize,
+		Sandbox: sandbox.Options{Limits: sandbox.HostLimits()},
 		HTTP: HTTPConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			BodyMinRate: 1024, BodyWindow: 30 * time.Second, WriteStall: time.Minute, MaxConns: 1024}}
 }
@@ -105,7 +114,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
 		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces), slog.Duration("sessionTTL", c.SessionTTL),
-		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits))
+		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits),
+		slog.String("storage", c.Storage), slog.Int64("storagePoolSize", c.StoragePoolSize))
 }
 
 // Server is a running berth.
@@ -116,10 +126,13 @@ type Server struct {
 	Sandboxes *sandbox.Manager
 	Agents    *agent.Service
 	Log       *slog.Logger
-	listener  net.Listener
-	http      *http.Server
-	dbLock    *db.Lock
-	closers   []func()
+	// Storage is the workspace storage driver in use, and why it was chosen.
+	Storage     storage.Driver
+	StoragePlan storage.Plan
+	listener    net.Listener
+	http        *http.Server
+	dbLock      *db.Lock
+	closers     []func()
 }
 
 // NewLogger builds the process logger for format "text" or "json".
@@ -187,6 +200,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.logClose("data directory lock", dirLock.Close()) })
+	// Under the data directory's lock: one server mounts its pool.
+	drv, plan, err := storage.Open(ctx, storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.Storage, s.StoragePlan = drv, plan
+	s.closers = append(s.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s.logClose("workspace storage", drv.Close(ctx))
+	})
+	// A freshly mounted pool's root is the filesystem's (0755).
+	if err := privateDirs(plan.Root); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("workspace storage: %w", err)
+	}
+	log.Info("workspace storage", "driver", drv.Name(), "why", plan.Why, "root", plan.Root,
+		"poolFile", plan.PoolFile, "poolSize", plan.PoolSize, "caps", drv.Caps())
 	d, err := db.Connect(ctx, cfg.Database)
 	if err != nil {
 		s.Close()
@@ -216,6 +248,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	ws := workspace.New(d, cfg.DataDir, access, log)
+	ws.SetStorage(drv)
 	s.API = api.New(log, authSvc, ws)
 	s.API.SessionTTL = cfg.SessionTTL
 	s.API.Checks["database"] = func(ctx context.Context) error {
@@ -238,6 +271,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.Sandboxes = mgr
+	ws.SetRestarter(mgr)
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.

@@ -122,6 +122,7 @@ func NewFiles(svc *Service, opt FilesOptions) *Files {
 	}
 	svc.Size = f.Size
 	svc.onDelete = append(svc.onDelete, f.forget)
+	svc.onReplace = append(svc.onReplace, f.forget)
 	f.bg.Add(1)
 	go f.janitor()
 	return f
@@ -166,7 +167,10 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 	f.closeAll(victims)
 
 	var q int64
-	if w.QuotaBytes != nil {
+	if w.QuotaBytes != nil && !f.svc.Storage().Caps().KernelQuota {
+		// A kernel quota binds the API's writes like every other writer's
+		// (EDQUOT: quota_exceeded); a second, API-side count could only
+		// disagree with it.
 		q = *w.QuotaBytes
 	}
 	o.ws.SetQuota(q) // so a PATCH of quotaBytes applies from the next request on
@@ -182,6 +186,42 @@ func (f *Files) Acquire(ctx context.Context, w *Workspace) (ws *files.Workspace,
 		o.lastUsed = time.Now()
 		f.mu.Unlock()
 	}), nil
+}
+
+// Space is the space of workspace w, whose open directory is fw: from the
+// storage driver where its usage is exact (the btrfs qgroup, which counts
+// what the kernel's quota counts), else from fw's usage tracker.
+func (f *Files) Space(ctx context.Context, w *Workspace, fw *files.Workspace) (files.Info, error) {
+	drv := f.svc.Storage()
+	if !drv.Caps().ExactUsage {
+		// Right after opening, wait for the first scan so that "used" is real.
+		if err := fw.Usage().Wait(ctx); err != nil {
+			return files.Info{}, err
+		}
+		return fw.Info(ctx), nil
+	}
+	u, err := drv.Usage(ctx, w.ID)
+	if err != nil {
+		return files.Info{}, err
+	}
+	if w.QuotaBytes == nil {
+		return files.Info{Used: u.Bytes, Total: -1, Free: -1}, nil
+	}
+	q := *w.QuotaBytes
+	return files.Info{Used: u.Bytes, Total: q, Free: max(q-u.Bytes, 0)}, nil
+}
+
+// OpenSnapshot opens the read-only tree of one snapshot of w for a request
+// (not kept in the registry: snapshots are browsed rarely). Close it when
+// done.
+func (f *Files) OpenSnapshot(ctx context.Context, w *Workspace, snap *Snapshot) (*files.Workspace, error) {
+	dir := f.svc.SnapshotDir(w.ID, snap.ID)
+	if dir == "" {
+		return nil, berth.Errorf(berth.NotSupported, "this storage driver has no snapshots")
+	}
+	opt := f.opt.Open
+	opt.NoUsageWatch, opt.ReadOnly, opt.QuotaBytes = true, true, 0
+	return files.Open(dir, opt)
 }
 
 // FilesStats is a snapshot of the registry.
@@ -310,6 +350,10 @@ func (f *Files) janitor() {
 // than SizeTTL), and a scan only the first time a workspace is asked about.
 // A request never walks a tree that has been measured before.
 func (f *Files) Size(ctx context.Context, id, dir string) (int64, error) {
+	if drv := f.svc.Storage(); drv.Caps().ExactUsage {
+		u, err := drv.Usage(ctx, id)
+		return u.Bytes, err
+	}
 	f.mu.Lock()
 	if o := f.open[id]; o != nil {
 		u := o.ws.Usage()

@@ -59,7 +59,10 @@ type MountedSandbox struct {
 	SandboxStatus string `json:"sandboxStatus"`
 	MountPath     string `json:"mountPath"`
 	ReadOnly      bool   `json:"readOnly"`
-	OwnerUserID   string `json:"-"` // decides who may see the entry (Usage)
+	// SnapshotID is set when the sandbox mounts one of the workspace's
+	// snapshots rather than its live tree.
+	SnapshotID  string `json:"snapshotId,omitempty"`
+	OwnerUserID string `json:"-"` // decides who may see the entry (Usage)
 }
 
 // AgentUse is an agent that uses a workspace.
@@ -124,6 +127,12 @@ type Service struct {
 	// storage makes, removes and limits workspace trees: the dir driver
 	// unless the server installs another (SetStorage).
 	storage storage.Driver
+	// onReplace runs before a workspace's live tree is replaced by a
+	// restore (NewFiles closes the open directory there).
+	onReplace []func(id string)
+	// restarter stops and starts the sandboxes mounting a workspace around
+	// a forced restore (SetRestarter).
+	restarter Restarter
 }
 
 // New returns a Service keeping workspace directories under dataDir/workspaces.
@@ -266,11 +275,32 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 	if err := s.Storage().Create(ctx, w.ID); err != nil {
 		return nil, fmt.Errorf("create workspace directory: %w", err)
 	}
-	if w.QuotaBytes != nil && s.Storage().Caps().KernelQuota {
-		if err := s.Storage().SetQuota(ctx, w.ID, *w.QuotaBytes); err != nil {
-			return nil, errors.Join(fmt.Errorf("set workspace quota: %w", err), s.Storage().Remove(ctx, w.ID))
-		}
+	if err := s.limitNew(ctx, w); err != nil {
+		return nil, err
 	}
+	if err := s.insert(ctx, w, slug, derived); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// limitNew sets the kernel quota of a new workspace's tree, removing the
+// tree when that fails.
+func (s *Service) limitNew(ctx context.Context, w *Workspace) error {
+	if w.QuotaBytes == nil || !s.Storage().Caps().KernelQuota {
+		return nil
+	}
+	if err := s.Storage().SetQuota(ctx, w.ID, *w.QuotaBytes); err != nil {
+		return errors.Join(fmt.Errorf("set workspace quota: %w", err), s.Storage().Remove(ctx, w.ID))
+	}
+	return nil
+}
+
+// insert adds the row of a new workspace whose tree exists, with slug (a
+// derived one gets a -2, -3... suffix when taken). When it fails the tree
+// is removed.
+func (s *Service) insert(ctx context.Context, w *Workspace, slug string, derived bool) error {
+	var err error
 	for i := 1; ; i++ {
 		w.Slug = slug
 		if i > 1 {
@@ -289,15 +319,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Workspace, error
 	if err != nil {
 		// The create's own error is what the caller gets; a directory left
 		// behind belongs to no workspace and only takes space.
-		if rerr := s.Storage().Remove(ctx, w.ID); rerr != nil {
+		if rerr := s.Storage().Remove(context.WithoutCancel(ctx), w.ID); rerr != nil {
 			s.log.Error("failed workspace create: removing its directory", "dir", s.Dir(w.ID), "err", rerr)
 		}
 		if berth.IsKind(err, berth.Conflict) {
-			return nil, berth.FieldErrorf(berth.Conflict, "slug", "a workspace with slug %q already exists", w.Slug)
+			return berth.FieldErrorf(berth.Conflict, "slug", "a workspace with slug %q already exists", w.Slug)
 		}
-		return nil, err
+		return err
 	}
-	return w, nil
+	return nil
 }
 
 // get loads a workspace visible to c, or NotFound.

@@ -18,7 +18,7 @@ var errChecksFailed = errors.New("checks failed")
 
 func newDoctor() *cobra.Command {
 	d := server.Defaults()
-	cfg := doctor.Config{Addr: d.Addr, DataDir: d.DataDir}
+	cfg := doctor.Config{Addr: d.Addr, DataDir: d.DataDir, Storage: d.Storage, StoragePoolSize: d.StoragePoolSize}
 	var output, only string
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -61,6 +61,8 @@ func newDoctor() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data directory to check")
 	f.StringVar(&cfg.Database, "database", "", "SQLite file or postgres:// DSN (default <data-dir>/berth.db)")
 	f.StringVar(&cfg.DockerHost, "docker-host", "", "engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST, else the first local socket that answers)")
+	f.StringVar(&cfg.Storage, "storage", cfg.Storage, "workspace storage driver to check: dir, btrfs or auto")
+	f.Var((*byteSize)(&cfg.StoragePoolSize), "storage-pool-size", "size of a new btrfs pool file")
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "how long each probe (engine, database, port) may take")
 	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	f.StringVar(&only, "only", "", "comma-separated check groups: "+strings.Join(doctor.Groups, ","))

@@ -61,6 +61,8 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 	f.IntVar(&cfg.MaxWatchedWorkspacesPerOrg, "max-watched-workspaces-per-org", cfg.MaxWatchedWorkspacesPerOrg, "workspaces one organization's watch streams may keep open (429 past it)")
 	f.IntVar(&cfg.MaxWatchedWorkspaces, "max-watched-workspaces", cfg.MaxWatchedWorkspaces, "workspaces all watch streams may keep open together (503 past it); keep it below 64, the inotify instances berth uses, so that other workspaces keep theirs")
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a dashboard sign-in lasts (at least 1m; never longer than the key signed in with)")
+	f.StringVar(&cfg.Storage, "storage", cfg.Storage, "workspace storage driver: dir (quota on API writes), btrfs (one subvolume per workspace: kernel-enforced quotas, snapshots, clones) or auto (btrfs when the data directory is on btrfs or holds a pool file, else dir)")
+	f.Var((*byteSize)(&cfg.StoragePoolSize), "storage-pool-size", "size of the sparse btrfs pool file made under a data directory that is not on btrfs (--storage btrfs; an existing pool keeps its size)")
 	f.IntVar(&cfg.Archives.Max, "max-archives", 4, "directory downloads (zip, tar.gz) made at once, server-wide")
 	f.DurationVar(&cfg.Archives.Wait, "archive-wait", 15*time.Second, "how long a directory download waits for a turn before 503 with Retry-After")
 	l := &cfg.Sandbox.Limits

@@ -289,6 +289,7 @@ func (a *app) addWorkspaceCommands(root *cobra.Command) {
 		}}
 
 	ws.AddCommand(list, create, get, rename, del, usage, grant, quotaCmd)
+	a.addSnapshotCommands(ws)
 	root.AddCommand(ws)
 }
 

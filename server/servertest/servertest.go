@@ -66,6 +66,42 @@ func Engines(t *testing.T, fn func(t *testing.T, env *Env)) {
 // the test ends.
 func Start(t testing.TB, database string) *Env {
 	t.Helper()
+	return StartConfig(t, Config(t, database))
+}
+
+// BtrfsPoolSize is the size of the sparse pool file of StartBtrfs.
+const BtrfsPoolSize = 1 << 30
+
+// StartBtrfs runs a server like Start whose workspaces are on the btrfs
+// storage driver: a sparse pool file of its own under its fresh data
+// directory, loop-mounted at start and unmounted when the server stops
+// (needs root and btrfs-progs, as .ci/run provides). A second server
+// started with the same config (env.Config) remounts the same pool.
+func StartBtrfs(t testing.TB, database string) *Env {
+	t.Helper()
+	cfg := Config(t, database)
+	cfg.Storage, cfg.StoragePoolSize = "btrfs", BtrfsPoolSize
+	return StartConfig(t, cfg)
+}
+
+// BtrfsEngines is Engines with servers on the btrfs storage driver.
+func BtrfsEngines(t *testing.T, fn func(t *testing.T, env *Env)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, StartBtrfs(t, "")) })
+	if os.Getenv("BERTH_TEST_POSTGRES") == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but BERTH_TEST_POSTGRES is not set")
+		}
+		t.Log("BERTH_TEST_POSTGRES not set: skipping the PostgreSQL run")
+		return
+	}
+	t.Run("postgres", func(t *testing.T) { fn(t, StartBtrfs(t, dbtest.PostgresDSN(t))) })
+}
+
+// Config is the configuration Start uses: a fresh data directory, database
+// (SQLite in the data dir when empty), a free loopback port.
+func Config(t testing.TB, database string) server.Config {
+	t.Helper()
 	cfg := server.Defaults()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -74,7 +110,7 @@ func Start(t testing.TB, database string) *Env {
 	// pass skips a sandbox whose lock another holds, so a background pass
 	// working on a sandbox would make the test's own pass skip it.
 	cfg.Sandbox.ReconcileInterval = time.Hour
-	return StartConfig(t, cfg)
+	return cfg
 }
 
 // StartConfig runs a server with cfg until the test ends.

@@ -31,7 +31,10 @@ type Options struct {
 	// relies on UsageTTL alone). The inotify instance is then only created
 	// while some Watch is running.
 	NoUsageWatch bool
-	Logger       *slog.Logger
+	// ReadOnly marks a tree that cannot be written (a snapshot): the first
+	// usage scan then leaves stale temporary entries alone.
+	ReadOnly bool
+	Logger   *slog.Logger
 }
 
 // Workspace is the file side of one workspace directory. All methods are safe
@@ -71,6 +74,7 @@ func Open(dir string, opt Options) (*Workspace, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Workspace{dir: dir, root: root, log: opt.Logger}
+	w.swept.Store(opt.ReadOnly)
 	w.quota.Store(opt.QuotaBytes)
 	w.hub = newHub(w, opt.MaxWatchDirs)
 	w.usage = newUsage(w.scanUsage, opt.UsageTTL, opt.UsageDebounce)

@@ -2,6 +2,8 @@ package storage_test
 
 import (
 	"bytes"
+	"context"
+	"time"
 
 	"crypto/rand"
 	"errors"
@@ -79,6 +81,11 @@ func newPool(t testing.TB) *pool {
 				t.Errorf("umount -l %s: %v: %s", p.cfg.Root, err, out)
 			}
 		}
+		// The loop device detaches itself (autoclear) once its last
+		// opener closes it; udev's probe of a device that changed may hold
+		// it open a moment longer, more so on a busy machine.
+		// (t's context has ended here: poll with the cleanup's.)
+		detached(ctx, t, p.cfg.PoolFile)
 		for _, dev := range loopsOf(t, p.cfg.PoolFile) {
 			t.Errorf("loop device %s still attached to the pool after Close", dev)
 			if out, err := exec.CommandContext(ctx, "losetup", "-d", dev).CombinedOutput(); err != nil {
@@ -118,6 +125,20 @@ func mountedAt(t testing.TB, path string) bool {
 		}
 	}
 	return false
+}
+
+// detached waits, as testctx.Eventually does but within ctx, until no
+// loop device is attached to file; the caller then reports any left.
+func detached(ctx context.Context, t testing.TB, file string) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(loopsOf(t, file)) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func loopsOf(t testing.TB, file string) []string {
@@ -428,9 +449,8 @@ func TestBtrfsReopenKeepsSubvolumesAndQuotas(t *testing.T) {
 	if mountedAt(t, p.cfg.Root) {
 		t.Fatal("pool still mounted after Close")
 	}
-	if loops := loopsOf(t, p.cfg.PoolFile); len(loops) > 0 {
-		t.Fatalf("loop devices still attached after Close: %v", loops)
-	}
+	// Detached once its last opener is gone (see newPool's cleanup).
+	testctx.Eventually(t, "the pool's loop device to detach", func() bool { return len(loopsOf(t, p.cfg.PoolFile)) == 0 })
 	p.open(t)
 
 	got, err := os.ReadFile(filepath.Join(p.drv.Path("a"), "f"))

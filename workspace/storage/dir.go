@@ -29,6 +29,9 @@ func (d *Dir) Name() string          { return "dir" }
 func (d *Dir) Caps() Caps            { return Caps{} }
 func (d *Dir) Path(id string) string { return filepath.Join(d.Root, id) }
 
+// SnapshotPath is "": the dir driver has no snapshots.
+func (d *Dir) SnapshotPath(id, snapID string) string { return "" }
+
 func (d *Dir) Create(ctx context.Context, id string) error {
 	if err := ValidID(id); err != nil {
 		return err

@@ -68,6 +68,9 @@ type Driver interface {
 	Caps() Caps
 	// Path is the workspace's live tree (which Create makes).
 	Path(id string) string
+	// SnapshotPath is the read-only tree of one snapshot ("" where the
+	// driver has no snapshots).
+	SnapshotPath(id, snapID string) string
 
 	// Create makes an empty workspace tree.
 	Create(ctx context.Context, id string) error

@@ -136,6 +136,42 @@ export class Workspaces {
   async grant(id: string, userIds: string[], opts: Signal = {}): Promise<T.WorkspaceAccess> {
     return this.http.call('PUT', await wsPath(this.http, id, '/access', opts.signal), { json: { userIds }, signal: opts.signal });
   }
+
+  /** Snapshots a workspace (btrfs storage; not_supported on dir). */
+  async snapshot(id: string, name: string, opts: Signal = {}): Promise<T.Snapshot> {
+    return this.http.call('POST', await wsPath(this.http, id, '/snapshots', opts.signal), { json: { name }, signal: opts.signal });
+  }
+
+  /** One page of a workspace's snapshots, oldest first. */
+  async snapshots(id: string, opts: PageOptions = {}): Promise<Page<T.Snapshot>> {
+    return this.http.page(await wsPath(this.http, id, '/snapshots', opts.signal), { query: { limit: opts.limit, cursor: opts.cursor }, signal: opts.signal });
+  }
+
+  /** One snapshot of a workspace. */
+  async getSnapshot(id: string, snapshotId: string, opts: Signal = {}): Promise<T.Snapshot> {
+    return this.http.call('GET', await wsPath(this.http, id, `/snapshots/${seg(snapshotId)}`, opts.signal), opts);
+  }
+
+  /** Deletes a snapshot (a conflict while a sandbox mounts it). */
+  async deleteSnapshot(id: string, snapshotId: string, opts: Signal = {}): Promise<T.Deleted> {
+    return this.http.call('DELETE', await wsPath(this.http, id, `/snapshots/${seg(snapshotId)}`, opts.signal), opts);
+  }
+
+  /**
+   * Returns a workspace to a snapshot. A conflict while a running sandbox
+   * mounts it read-write, unless force: those are stopped and started again.
+   */
+  async restore(id: string, snapshotId: string, opts: { force?: boolean } & Signal = {}): Promise<T.SnapshotRestore> {
+    return this.http.call('POST', await wsPath(this.http, id, `/snapshots/${seg(snapshotId)}/restore`, opts.signal), {
+      json: { force: opts.force ?? false },
+      signal: opts.signal,
+    });
+  }
+
+  /** A new workspace, owned by the caller, with this one's contents (or a snapshot's). */
+  async clone(id: string, input: T.WorkspaceCloneInput, opts: Signal = {}): Promise<T.Workspace> {
+    return this.http.call('POST', await wsPath(this.http, id, '/clone', opts.signal), { json: input, signal: opts.signal });
+  }
 }
 
 /** A directory archive format for download of a directory. */
@@ -148,6 +184,8 @@ export interface DownloadOptions extends Signal {
   format?: ArchiveFormat;
   /** Content-Disposition: attachment. */
   attachment?: boolean;
+  /** Read from this snapshot (its id) instead of the live tree. */
+  snapshot?: string;
 }
 
 export interface WatchOptions extends Signal {
@@ -167,9 +205,9 @@ export class Files {
   }
 
   /** One page of a directory (default the root). */
-  async list(ws: string, path = '/', opts: { showHidden?: boolean } & PageOptions = {}): Promise<Page<T.FileEntry>> {
+  async list(ws: string, path = '/', opts: { showHidden?: boolean; snapshot?: string } & PageOptions = {}): Promise<Page<T.FileEntry>> {
     return this.http.page(await this.base(ws, 'files', path, opts.signal), {
-      query: { showHidden: opts.showHidden || undefined, limit: opts.limit, cursor: opts.cursor },
+      query: { showHidden: opts.showHidden || undefined, limit: opts.limit, cursor: opts.cursor, snapshot: opts.snapshot },
       signal: opts.signal,
     });
   }
@@ -180,8 +218,8 @@ export class Files {
   }
 
   /** One entry; a directory with its recursive size and count. */
-  async info(ws: string, path: string, opts: Signal = {}): Promise<T.FileSummary> {
-    return this.http.call('GET', await this.base(ws, 'info', path, opts.signal), opts);
+  async info(ws: string, path: string, opts: { snapshot?: string } & Signal = {}): Promise<T.FileSummary> {
+    return this.http.call('GET', await this.base(ws, 'info', path, opts.signal), { query: { snapshot: opts.snapshot }, signal: opts.signal });
   }
 
   /**
@@ -211,7 +249,7 @@ export class Files {
     const headers: Record<string, string> = {};
     if (opts.range) headers.Range = `bytes=${opts.range[0]}-${opts.range[1] ?? ''}`;
     return this.http.raw('GET', await wsPath(this.http, ws, '/direct', opts.signal), {
-      query: { id: path, format: opts.format, download: opts.attachment || undefined },
+      query: { id: path, format: opts.format, download: opts.attachment || undefined, snapshot: opts.snapshot },
       headers,
       signal: opts.signal,
     });

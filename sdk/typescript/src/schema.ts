@@ -778,6 +778,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workspaces/{id}/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * a new workspace with this one's contents, or a snapshot's (copy-on-write; 501 on the dir storage driver)
+         * @description Requires scope `files:write`.
+         */
+        post: operations["postWorkspacesIdClone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workspaces/{id}/direct": {
         parameters: {
             query?: never;
@@ -896,6 +916,74 @@ export interface paths {
         get: operations["getWorkspacesIdInfoPath"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{id}/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * a workspace's snapshots, oldest first
+         * @description Requires scope `files:read`.
+         */
+        get: operations["getWorkspacesIdSnapshots"];
+        put?: never;
+        /**
+         * snapshot a workspace (read-only, instant; 501 on the dir storage driver)
+         * @description Requires scope `files:write`.
+         */
+        post: operations["postWorkspacesIdSnapshots"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{id}/snapshots/{sid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * one snapshot
+         * @description Requires scope `files:read`.
+         */
+        get: operations["getWorkspacesIdSnapshotsSid"];
+        put?: never;
+        post?: never;
+        /**
+         * delete a snapshot (409 while a sandbox mounts it)
+         * @description Requires scope `files:write`.
+         */
+        delete: operations["deleteWorkspacesIdSnapshotsSid"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{id}/snapshots/{sid}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * return the workspace to a snapshot (409 while a running sandbox mounts it read-write, unless force: those sandboxes are stopped and started again)
+         * @description Requires scope `files:write`.
+         */
+        post: operations["postWorkspacesIdSnapshotsSidRestore"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1255,7 +1343,10 @@ export interface components {
         };
         Mount: {
             path: string;
+            /** @description default false; true for a snapshot */
             readOnly: boolean;
+            /** @description mount this snapshot of the workspace (always read-only; readOnly false is refused) */
+            snapshotId?: string;
             workspaceId: string;
         };
         MountedSandbox: {
@@ -1265,10 +1356,14 @@ export interface components {
             sandboxName: string;
             /** @enum {string} */
             sandboxStatus: "creating" | "running" | "pausing" | "paused" | "resuming" | "stopping" | "stopped" | "destroying" | "destroyed" | "error";
+            snapshotId?: string;
         };
         MountInput: {
             path: string;
+            /** @description default false; true for a snapshot */
             readOnly?: boolean;
+            /** @description mount this snapshot of the workspace (always read-only; readOnly false is refused) */
+            snapshotId?: string;
             workspaceId: string;
         };
         Org: {
@@ -1441,6 +1536,34 @@ export interface components {
         SessionInput: {
             apiKey: string;
         };
+        /** @description A read-only snapshot of a workspace's tree. */
+        Snapshot: {
+            /** Format: date-time */
+            createdAt: string;
+            createdBy: string;
+            id: string;
+            name: string;
+            /**
+             * Format: int64
+             * @description bytes the snapshot references, when known
+             */
+            sizeBytes: number | null;
+            workspaceId: string;
+        };
+        SnapshotCreateInput: {
+            /** @description 1..100 characters: letters, digits, '.', '_', '-', starting with a letter or digit; unique in the workspace */
+            name: string;
+        };
+        SnapshotRestore: {
+            /** @description ids of the sandboxes stopped for the restore and started again */
+            restartedSandboxes: string[];
+            snapshot: components["schemas"]["Snapshot"];
+        };
+        /** @description The body may be left out: force false. */
+        SnapshotRestoreInput: {
+            /** @description restore even while running sandboxes mount the workspace read-write: they are stopped and started again on the restored tree */
+            force?: boolean;
+        };
         Storage: {
             /** Format: int64 */
             quotaBytes: number | null;
@@ -1526,6 +1649,13 @@ export interface components {
         };
         WorkspaceAccessInput: {
             userIds: string[];
+        };
+        /** @description The clone is a new workspace owned by the caller, with the origin's quota and no grants. */
+        WorkspaceCloneInput: {
+            name: string;
+            slug?: string | null;
+            /** @description clone this snapshot of the workspace instead of its live tree */
+            snapshotId?: string;
         };
         WorkspaceCreateInput: {
             name: string;
@@ -3390,6 +3520,44 @@ export interface operations {
             };
         };
     };
+    postWorkspacesIdClone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkspaceCloneInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Workspace"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getWorkspacesIdDirect: {
         parameters: {
             query: {
@@ -3399,6 +3567,8 @@ export interface operations {
                 format?: "zip" | "tar.gz";
                 /** @description the file's or directory's path */
                 id: string;
+                /** @description read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir) */
+                snapshot?: string;
             };
             header?: {
                 /** @description an ETag: 304 when unchanged */
@@ -3471,6 +3641,8 @@ export interface operations {
                 order?: "asc" | "desc";
                 /** @description include names that start with a dot */
                 showHidden?: boolean;
+                /** @description read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir) */
+                snapshot?: string;
                 /** @description the listing's order (default name; directories are not grouped first) */
                 sort?: "name" | "size" | "mtime";
             };
@@ -3633,6 +3805,8 @@ export interface operations {
                 order?: "asc" | "desc";
                 /** @description include names that start with a dot */
                 showHidden?: boolean;
+                /** @description read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir) */
+                snapshot?: string;
                 /** @description the listing's order (default name; directories are not grouped first) */
                 sort?: "name" | "size" | "mtime";
             };
@@ -3793,7 +3967,10 @@ export interface operations {
     };
     getWorkspacesIdInfo: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir) */
+                snapshot?: string;
+            };
             header?: never;
             path: {
                 id: string;
@@ -3827,7 +4004,10 @@ export interface operations {
     };
     getWorkspacesIdInfoPath: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description read this snapshot's tree (its id) instead of the live one; btrfs storage only (501 on dir) */
+                snapshot?: string;
+            };
             header?: never;
             path: {
                 id: string;
@@ -3846,6 +4026,192 @@ export interface operations {
                 content: {
                     "application/json": {
                         data: components["schemas"]["FileSummary"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWorkspacesIdSnapshots: {
+        parameters: {
+            query?: {
+                /** @description meta.nextCursor of the previous page */
+                cursor?: string;
+                /** @description page size (default 50) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Snapshot"][];
+                        meta: components["schemas"]["PageMeta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWorkspacesIdSnapshots: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnapshotCreateInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Snapshot"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWorkspacesIdSnapshotsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Snapshot"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWorkspacesIdSnapshotsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Deleted"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWorkspacesIdSnapshotsSidRestore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnapshotRestoreInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["SnapshotRestore"];
                         meta: components["schemas"]["Meta"];
                     };
                 };

@@ -44,6 +44,9 @@ export type WorkspaceSpace = S['WorkspaceSpace'];
 export type WorkspaceUpdateInput = S['WorkspaceUpdateInput'];
 export type WorkspaceUsage = S['WorkspaceUsage'];
 export type WorkspaceAccess = S['WorkspaceAccess'];
+export type Snapshot = S['Snapshot'];
+export type SnapshotRestore = S['SnapshotRestore'];
+export type WorkspaceCloneInput = S['WorkspaceCloneInput'];
 
 /** One page of a paginated list. */
 export interface Page<T> {
