@@ -550,7 +550,8 @@ func (b *Btrfs) Restore(ctx context.Context, id, snapID string) error {
 }
 
 // Clone makes dst a writable snapshot of src's live tree or of one of its
-// snapshots: instant, sharing every extent until either side writes.
+// snapshots: instant, sharing every extent until either side writes. dst
+// has no limit.
 func (b *Btrfs) Clone(ctx context.Context, src, snapID, dst string) error {
 	if err := validIDs(src, dst); err != nil {
 		return err
@@ -569,7 +570,15 @@ func (b *Btrfs) Clone(ctx context.Context, src, snapID, dst string) error {
 	if err := absent(b.Path(dst), "workspace storage "+dst); err != nil {
 		return err
 	}
-	return ioctlSnapshot(from, b.Path(dst), false)
+	if err := ioctlSnapshot(from, b.Path(dst), false); err != nil {
+		return err
+	}
+	// The kernel gives a snapshot its source's qgroup limit; a clone
+	// starts without one (the Driver contract), its owner sets its own.
+	if err := setLimit(ctx, b.Path(dst), 0); err != nil {
+		return errors.Join(err, deleteSubvolume(ctx, b.Path(dst)))
+	}
+	return nil
 }
 
 // Close unmounts the pool file if Open mounted it (its loop device detaches
