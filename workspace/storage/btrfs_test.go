@@ -55,13 +55,17 @@ type pool struct {
 // newPool makes a sparse pool file in a temporary directory and opens the
 // driver on it, mounted at <dir>/workspaces. Cleanup unmounts it and
 // detaches its loop device, whatever state the test left it in.
-func newPool(t testing.TB) *pool {
+func newPool(t testing.TB) *pool { return newPoolSized(t, 512<<20) }
+
+// newPoolSized is newPool with a pool file of size bytes (sparse: it takes
+// host space only as it fills).
+func newPoolSized(t testing.TB, size int64) *pool {
 	need(t)
 	dir := t.TempDir()
 	p := &pool{cfg: storage.BtrfsConfig{
 		Root:     filepath.Join(dir, "workspaces"),
 		PoolFile: filepath.Join(dir, "storage", "pool.img"),
-		PoolSize: 512 << 20,
+		PoolSize: size,
 	}}
 	t.Cleanup(func() {
 		ctx, cancel := testctx.Cleanup()
