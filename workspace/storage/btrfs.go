@@ -368,7 +368,9 @@ func setLimit(ctx context.Context, path string, limit int64) error {
 		return err
 	}
 	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
-	if _, err := subvolRootID(fd); err != nil { // qgroupid 0 would limit the containing subvolume
+	// The ioctl's qgroupid 0 means the subvolume containing fd: make sure
+	// that is path's own.
+	if _, err := subvolRootID(fd); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := qgroupSetLimit(fd, limit); err != nil {

@@ -1457,6 +1457,7 @@ export interface components {
         /** @description A sandbox template; ready says whether its image is present. */
         Template: {
             description: string;
+            diskNotEnforced?: string;
             env?: {
                 [key: string]: string;
             };
