@@ -104,8 +104,9 @@ func TestDiskLimitOnThisEngine(t *testing.T) {
 
 // The enforcing side, on an engine that can enforce a disk limit whatever
 // this machine's engine is: a private dockerd (its own data root, exec
-// root, socket and managed containerd, no networking) whose storage
-// driver is btrfs, on a loop-mounted btrfs pool the test makes.
+// root, socket, managed containerd and network namespace, no networking)
+// whose storage driver is btrfs, on a loop-mounted btrfs pool the test
+// makes.
 func TestDiskLimitEnforced(t *testing.T) {
 	rt := btrfsEngine(t)
 	ctx := testctx.Context(t)
@@ -174,6 +175,8 @@ func btrfsEngine(t *testing.T) *docker.Docker {
 		why = "not root (the private engine mounts a btrfs loop pool)"
 	case !have("dockerd"):
 		why = "dockerd not installed"
+	case !have("unshare"):
+		why = "unshare (util-linux) not installed"
 	case !have("mkfs.btrfs"):
 		why = "btrfs-progs not installed"
 	}
@@ -222,7 +225,11 @@ func btrfsEngine(t *testing.T) *docker.Docker {
 	})
 
 	var log bytes.Buffer
-	cmd := exec.Command("dockerd", "--data-root", root, "--exec-root", execRoot, "--pidfile", filepath.Join(dir, "pid"),
+	// In a network namespace of its own: an engine started with --bridge
+	// none deletes the host's docker0 (moby's removeDefaultBridgeInterface),
+	// which the machine's engine needs. Its unix socket is a path, reachable
+	// from here all the same, and its containers have no network.
+	cmd := exec.Command("unshare", "--net", "dockerd", "--data-root", root, "--exec-root", execRoot, "--pidfile", filepath.Join(dir, "pid"),
 		"-H", "unix://"+sock, "--storage-driver", "btrfs", "--config-file", filepath.Join(dir, "daemon.json"),
 		"--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false")
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o600); err != nil {
