@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"bytes"
+	"context"
 
 	"crypto/rand"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
@@ -83,7 +85,7 @@ func newPoolSized(t testing.TB, size int64) *pool {
 				t.Errorf("umount -l %s: %v: %s", p.cfg.Root, err, out)
 			}
 		}
-		for _, dev := range loopsOf(t, p.cfg.PoolFile) {
+		for _, dev := range loopsLeft(t, p.cfg.PoolFile) {
 			t.Errorf("loop device %s still attached to the pool after Close", dev)
 			if out, err := exec.CommandContext(ctx, "losetup", "-d", dev).CombinedOutput(); err != nil {
 				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
@@ -131,6 +133,30 @@ func loopsOf(t testing.TB, file string) []string {
 		return nil
 	}
 	return strings.Fields(string(out))
+}
+
+// loopsLeft waits for the loop devices attached to file to detach and
+// returns those still attached when it gives up. Since Linux 5.17 a loop
+// device set to clear itself (mount -o loop) detaches in the background
+// after the unmount: a check right after Close would race it.
+func loopsLeft(t testing.TB, file string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard
+	defer cancel()
+	wait := 5 * time.Millisecond
+	for {
+		loops := loopsOf(t, file)
+		if len(loops) == 0 {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return loops
+		case <-timer.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 func must(t testing.TB, err error) {
@@ -432,7 +458,7 @@ func TestBtrfsReopenKeepsSubvolumesAndQuotas(t *testing.T) {
 	if mountedAt(t, p.cfg.Root) {
 		t.Fatal("pool still mounted after Close")
 	}
-	if loops := loopsOf(t, p.cfg.PoolFile); len(loops) > 0 {
+	if loops := loopsLeft(t, p.cfg.PoolFile); len(loops) > 0 {
 		t.Fatalf("loop devices still attached after Close: %v", loops)
 	}
 	p.open(t)
@@ -477,7 +503,7 @@ func TestBtrfsRefusesRootNotOnBtrfs(t *testing.T) {
 	if !berth.IsKind(err, berth.Unavailable) || !strings.Contains(err.Error(), "hide") {
 		t.Errorf("pool over a directory with workspaces: %v, want unavailable", err)
 	}
-	if loops := loopsOf(t, filepath.Join(dir, "pool.img")); len(loops) > 0 {
+	if loops := loopsLeft(t, filepath.Join(dir, "pool.img")); len(loops) > 0 {
 		t.Errorf("refused open left loop devices: %v", loops)
 	}
 }
