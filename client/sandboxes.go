@@ -247,7 +247,7 @@ type Template struct {
 	// DiskNotEnforced is set when the template's disk default is not
 	// applied on this server (the engine cannot enforce it), saying why.
 	DiskNotEnforced string `json:"diskNotEnforced,omitempty"`
-	Env         any    `json:"env"`
+	Env             any    `json:"env"`
 }
 
 // Templates lists the templates.

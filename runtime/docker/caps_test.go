@@ -248,11 +248,13 @@ func btrfsEngine(t *testing.T) *docker.Docker {
 			t.Errorf("stop the private dockerd: %v", err)
 		}
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Logf("the private dockerd exited: %v", err) // SIGTERM's exit status, at most
+			}
 		case <-time.After(2 * time.Minute): // hang guard
 			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("the private dockerd did not stop within 2 minutes:\n%s", log.String())
+			t.Errorf("the private dockerd did not stop within 2 minutes (killed: %v):\n%s", <-done, log.String())
 		}
 	})
 	rt, err := docker.New("unix://" + sock)
