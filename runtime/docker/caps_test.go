@@ -67,6 +67,43 @@ func TestDiskLimitSupport(t *testing.T) {
 	}
 }
 
+// The mount options of the filesystem holding a directory, as the xfs
+// pquota check reads them: a directory on a tmpfs mounted here with an
+// option of the test's choosing, under the filesystem of / (the longest
+// mount point wins).
+func TestMountOptions(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if runtimetest.InCI() {
+			t.Fatal("CI=true but not root: cannot mount a tmpfs")
+		}
+		t.Skip("not root: cannot mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "berth-test", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "sub")} {
+		o, ok := docker.MountOptions(p)
+		if !ok || !strings.Contains(","+o+",", ",mode=750,") {
+			t.Errorf("mount options of %s: %q, %v; want the tmpfs's (mode=750)", p, o, ok)
+		}
+	}
+	if o, ok := docker.MountOptions(filepath.Dir(dir)); !ok || strings.Contains(o, "mode=750") {
+		t.Errorf("mount options of %s, outside the tmpfs: %q, %v", filepath.Dir(dir), o, ok)
+	}
+	if _, ok := docker.MountOptions(filepath.Join(dir, "missing")); ok {
+		t.Error("mount options of a missing directory: ok")
+	}
+}
+
 // On the engine at hand: Capabilities agrees with what Create does with a
 // disk limit. Where the engine cannot enforce one, Create refuses it
 // (NotSupported) instead of making a container that ignores it; where it

@@ -128,3 +128,6 @@ func (d *Docker) ContainerNetworks(ctx context.Context, id string) ([]string, er
 
 // DiskLimitSupport is diskLimitSupport, for its table test.
 var DiskLimitSupport = diskLimitSupport
+
+// MountOptions is mountOptions, for its test.
+var MountOptions = mountOptions
