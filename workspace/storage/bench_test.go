@@ -88,7 +88,8 @@ func BenchmarkBtrfsSnapshotClone(b *testing.B) {
 // lookups by ioctl) on a workspace of 100,000 files (goal ≤ 1 ms), against
 // the dir driver's Usage on the same tree (a du-style walk with a stat per
 // entry, page cache warm) and against `btrfs qgroup show` (the command the
-// driver used to run, and its fallback).
+// driver used to run, and its fallback); also the read alone, and Usage
+// right after a write, when the commit has data to flush.
 func BenchmarkBtrfsUsage(b *testing.B) {
 	p := newPoolSized(b, 1<<30)
 	ctx := testctx.Context(b)
@@ -105,20 +106,30 @@ func BenchmarkBtrfsUsage(b *testing.B) {
 	must(b, syncPool(p.cfg.Root))
 	walk := storage.NewDir(p.cfg.Root) // the same tree, measured as the dir driver does
 
-	var ioctl, du, cli []time.Duration
+	var usage, read, du, cli, dirty []time.Duration
+	chunk := randBytes(b, 4<<20)
 	b.ResetTimer()
 	for range b.N {
-		for range usageRounds {
-			ioctl = append(ioctl, timed(b, func() error { _, err := p.drv.Usage(ctx, "big"); return err }))
+		for i := range usageRounds {
+			usage = append(usage, timed(b, func() error { _, err := p.drv.Usage(ctx, "big"); return err }))
+			read = append(read, timed(b, func() error { _, err := p.drv.CommittedUsage(ctx, "big"); return err }))
 			du = append(du, timed(b, func() error { _, err := walk.Usage(ctx, "big"); return err }))
 			cli = append(cli, timed(b, func() error { _, err := storage.CLIUsage(ctx, p.drv.Path("big")); return err }))
+			// Right after a write (4 MiB, not fsynced): Usage's commit
+			// flushes it, so that the answer counts it.
+			b.StopTimer()
+			must(b, os.WriteFile(filepath.Join(p.drv.Path("big"), fmt.Sprintf("w%02d", i)), chunk, 0o644))
+			b.StartTimer()
+			dirty = append(dirty, timed(b, func() error { _, err := p.drv.Usage(ctx, "big"); return err }))
 		}
 	}
 	b.StopTimer()
 	report(b, fmt.Sprintf("workspace of %d files, btrfs loop pool, %d interleaved rounds", files, usageRounds), []row{
-		{"btrfs Usage (syncfs + ioctl)", "usage-ms", ioctl, "≤ 1 ms"},
+		{"btrfs Usage (syncfs + ioctl)", "usage-ms", usage, "≤ 1 ms"},
+		{"btrfs CommittedUsage (ioctl, no commit)", "committed-usage-ms", read, ""},
 		{"dir Usage (tree walk, baseline)", "walk-ms", du, ""},
 		{"btrfs qgroup show (command)", "qgroup-show-ms", cli, ""},
+		{"btrfs Usage after a 4 MiB write (flushes it)", "usage-after-write-ms", dirty, ""},
 	})
 }
 

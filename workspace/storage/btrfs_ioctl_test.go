@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/workspace/storage"
 )
@@ -56,4 +57,24 @@ func TestBtrfsUsageIoctlMatchesCLI(t *testing.T) {
 	check("clone limited", "b", 32<<20)
 	must(t, p.drv.SetQuota(ctx, "a", 0))
 	check("unlimited", "a", 0)
+}
+
+// CommittedUsage reads without committing: after a commit it agrees with
+// Usage, and it never counts more than Usage does.
+func TestBtrfsCommittedUsage(t *testing.T) {
+	p := newPool(t)
+	ctx := testctx.Context(t)
+	must(t, p.drv.Create(ctx, "a"))
+	must(t, p.drv.SetQuota(ctx, "a", 32<<20))
+	must(t, os.WriteFile(filepath.Join(p.drv.Path("a"), "f"), randBytes(t, 1<<20), 0o644))
+	u, err := p.drv.Usage(ctx, "a") // commits
+	must(t, err)
+	c, err := p.drv.CommittedUsage(ctx, "a")
+	must(t, err)
+	if c != u {
+		t.Errorf("committed usage %+v right after Usage's commit, want %+v", c, u)
+	}
+	if _, err := p.drv.CommittedUsage(ctx, "nope"); !berth.IsKind(err, berth.NotFound) {
+		t.Errorf("committed usage of a missing workspace: %v, want not_found", err)
+	}
 }
