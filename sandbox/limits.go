@@ -232,6 +232,16 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources, caps func(
 	if err != nil {
 		return nil, rr, err
 	}
+
+	// Processes.
+	pids, err := bounded("pids", in.Pids, tmpl.Pids, l.DefaultPids, minPids, l.MaxPids)
+	if err != nil {
+		return nil, rr, err
+	}
+	out.Pids = &pids
+	rr.PidsLimit = pids
+
+	// Disk, where the engine can enforce it.
 	c, err := caps()
 	if err != nil {
 		return nil, rr, err
@@ -246,14 +256,6 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources, caps func(
 		// A default (the server's, or the template's, which the
 		// templates API marks as not enforced) is dropped, not recorded.
 	}
-
-	// Processes.
-	pids, err := bounded("pids", in.Pids, tmpl.Pids, l.DefaultPids, minPids, l.MaxPids)
-	if err != nil {
-		return nil, rr, err
-	}
-	out.Pids = &pids
-	rr.PidsLimit = pids
 	return out, rr, nil
 }
 
