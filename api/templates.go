@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -32,14 +33,32 @@ func (s *Server) templateRoutes() []route {
 type templateView struct {
 	templates.Template
 	Ready bool `json:"ready"`
+	// DiskNotEnforced, when the template has a disk default that the
+	// engine cannot enforce, says so and why: sandboxes made from the
+	// template get no disk limit (and a create that asks for one is
+	// refused).
+	DiskNotEnforced string `json:"diskNotEnforced,omitempty"`
 }
 
 func (s *Server) view(ctx context.Context, t templates.Template) (templateView, error) {
-	ok, err := s.Sandboxes.Runtime().ImagePresent(ctx, t.Image)
+	rt := s.Sandboxes.Runtime()
+	ok, err := rt.ImagePresent(ctx, t.Image)
 	if err != nil && !berth.IsKind(err, berth.Unavailable) {
 		return templateView{}, err
 	}
-	return templateView{Template: t, Ready: ok}, nil
+	v := templateView{Template: t, Ready: ok}
+	if t.Resources.Disk != "" {
+		// An engine that does not answer says nothing either way: the
+		// listing still works (as ready does), and a create asks again.
+		c, err := rt.Capabilities(ctx)
+		if err != nil && !berth.IsKind(err, berth.Unavailable) {
+			return templateView{}, err
+		}
+		if err == nil && !c.DiskLimit {
+			v.DiskNotEnforced = fmt.Sprintf("resources.disk %s is not applied on this server: %s; sandboxes made from this template get no disk limit", t.Resources.Disk, c.NoDiskLimit)
+		}
+	}
+	return v, nil
 }
 
 // builtView describes t after a build that succeeded. The build is what the

@@ -246,7 +246,10 @@ type Template struct {
 	Image       string `json:"image"`
 	Ready       bool   `json:"ready"`
 	Resources   any    `json:"resources"`
-	Env         any    `json:"env"`
+	// DiskNotEnforced is set when the template's disk default is not
+	// applied on this server (the engine cannot enforce it), saying why.
+	DiskNotEnforced string `json:"diskNotEnforced,omitempty"`
+	Env             any    `json:"env"`
 }
 
 // Templates lists the templates.

@@ -115,6 +115,28 @@ type Runtime interface {
 	// ImageID returns the id of a local image (NotFound when absent). A
 	// rebuild moves a tag to a new id; the old id is what to remove then.
 	ImageID(ctx context.Context, ref string) (string, error)
+
+	// Capabilities reports what this engine, as configured, can enforce
+	// beyond what every backend must (see Capabilities). It asks the
+	// engine (Unavailable when it does not answer); a backend may cache
+	// the answer for a short while.
+	Capabilities(ctx context.Context) (Capabilities, error)
+}
+
+// Capabilities are the limits a backend can enforce only on some engine
+// configurations. Callers refuse, rather than silently drop, a limit the
+// engine cannot enforce; Create fails with NotSupported on a spec that asks
+// for one anyway.
+type Capabilities struct {
+	// DiskLimit: Create honours Resources.DiskBytes, so that a container
+	// cannot write more than that into its own filesystem (bind-mounted
+	// workspaces are not part of it).
+	DiskLimit bool
+	// NoDiskLimit says, when DiskLimit is false, why, naming the engine
+	// and its storage driver (for the API's refusal), e.g. "the docker
+	// engine's storage driver overlay2 on extfs cannot enforce a
+	// per-container disk limit".
+	NoDiskLimit string
 }
 
 // ManagedLabel marks every container berth creates, so that List can tell
@@ -183,6 +205,10 @@ type Resources struct {
 	NanoCPUs    int64 // CPU time in units of 1e-9 CPUs: 1.5 CPUs = 1_500_000_000
 	MemoryBytes int64 // memory limit (and memory+swap limit: no swap beyond it)
 	PidsLimit   int64 // maximum number of processes
+	// DiskBytes bounds what the container writes into its own filesystem
+	// (its writable layer). Only where Capabilities().DiskLimit; elsewhere
+	// Create refuses a non-zero value (NotSupported).
+	DiskBytes int64
 }
 
 // State is a container's state as the engine reports it.

@@ -162,7 +162,7 @@ func mountField(mounts []Mount, p string) string {
 	return "mounts"
 }
 
-func validateCreate(in *CreateInput, lim Limits) (templates.Template, runtime.Resources, error) {
+func validateCreate(in *CreateInput, lim Limits, caps func() (runtime.Capabilities, error)) (templates.Template, runtime.Resources, error) {
 	var zero runtime.Resources
 	if in.Template == "" {
 		return templates.Template{}, zero, berth.FieldErrorf(berth.Invalid, "template", "template is required")
@@ -223,7 +223,7 @@ func validateCreate(in *CreateInput, lim Limits) (templates.Template, runtime.Re
 	if len(in.Mounts) > 32 {
 		return tmpl, zero, berth.FieldErrorf(berth.Invalid, "mounts", "at most 32 mounts")
 	}
-	res, limits, err := lim.resolve(in.Resources, tmpl.Resources)
+	res, limits, err := lim.resolve(in.Resources, tmpl.Resources, caps)
 	if err != nil {
 		return tmpl, zero, err
 	}
@@ -240,7 +240,13 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 	if err != nil {
 		return nil, err
 	}
-	tmpl, limits, err := validateCreate(&in, m.opts.Limits)
+	tmpl, limits, err := validateCreate(&in, m.opts.Limits, func() (runtime.Capabilities, error) {
+		c, err := m.rt.Capabilities(ctx)
+		if err != nil {
+			return c, berth.Wrap(berth.Unavailable, err, "the container engine is unavailable")
+		}
+		return c, nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -27,9 +27,12 @@ type Limits struct {
 	// Memory in bytes; it is also the memory+swap limit.
 	DefaultMemory int64
 	MaxMemory     int64
-	// Disk in bytes is advisory: recorded and validated, but the Docker
-	// runtime does not enforce it (overlay2 can only with XFS project
-	// quotas), so a sandbox may write more.
+	// Disk in bytes bounds what a sandbox writes into its own filesystem
+	// (not its workspaces). Only where the engine can enforce it
+	// (runtime.Capabilities.DiskLimit): elsewhere a create that asks for a
+	// disk limit is refused, and a sandbox that does not gets none (the
+	// default, the server's or its template's, is not applied and not
+	// recorded), so that no limit is ever shown that does not hold.
 	DefaultDisk int64
 	MaxDisk     int64
 	// Pids bounds the processes (and threads) in a sandbox.
@@ -171,8 +174,10 @@ type ResourcesInput struct {
 }
 
 // resolve picks and checks every resource of a create. It returns what the
-// sandbox records (in the units asked) and the runtime's limits.
-func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*ResourcesInput, runtime.Resources, error) {
+// sandbox records (in the units asked) and the runtime's limits. caps asks
+// the engine what it can enforce (only once the other resources pass, so
+// that their errors do not wait on the engine).
+func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources, caps func() (runtime.Capabilities, error)) (*ResourcesInput, runtime.Resources, error) {
 	if in == nil {
 		in = &ResourcesInput{}
 	}
@@ -223,7 +228,8 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 	if out.Memory, rr.MemoryBytes, err = size("memory", in.Memory, tmpl.Memory, l.DefaultMemory, l.MaxMemory, minMemory); err != nil {
 		return nil, rr, err
 	}
-	if out.Disk, _, err = size("disk", in.Disk, tmpl.Disk, l.DefaultDisk, l.MaxDisk, minDisk); err != nil {
+	disk, diskBytes, err := size("disk", in.Disk, tmpl.Disk, l.DefaultDisk, l.MaxDisk, minDisk)
+	if err != nil {
 		return nil, rr, err
 	}
 
@@ -234,6 +240,22 @@ func (l Limits) resolve(in *ResourcesInput, tmpl templates.Resources) (*Resource
 	}
 	out.Pids = &pids
 	rr.PidsLimit = pids
+
+	// Disk, where the engine can enforce it.
+	c, err := caps()
+	if err != nil {
+		return nil, rr, err
+	}
+	switch {
+	case c.DiskLimit:
+		out.Disk, rr.DiskBytes = disk, diskBytes
+	case in.Disk != nil:
+		// Never accept a limit that would not hold.
+		return nil, rr, berth.FieldErrorf(berth.Invalid, "resources.disk", "resources.disk %q: %s, and berth accepts no limit it cannot enforce; leave resources.disk out (the sandbox's own filesystem then has no limit of its own)", *in.Disk, c.NoDiskLimit)
+	default:
+		// A default (the server's, or the template's, which the
+		// templates API marks as not enforced) is dropped, not recorded.
+	}
 	return out, rr, nil
 }
 

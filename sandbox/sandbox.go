@@ -81,8 +81,8 @@ func (m *Mount) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Resources are a sandbox's limits in the API's units. Disk is advisory
-// (see Limits).
+// Resources are a sandbox's limits in the API's units. Disk is empty where
+// the engine cannot enforce a disk limit (see Limits).
 type Resources struct {
 	VCPUs  float64 `json:"vcpus,omitempty"`
 	Memory string  `json:"memory,omitempty"`
@@ -212,6 +212,14 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 	if err := ws.PinSupported(); err != nil {
 		log.Warn("nested workspace mounts are refused: their mount points cannot be protected on this data directory", "err", err)
 	}
+	// Said once at start, so that an operator who set disk defaults learns
+	// they do not apply (creates ask again; an engine not up yet says
+	// nothing here).
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if c, err := m.rt.Capabilities(cctx); err == nil && !c.DiskLimit {
+		log.Info("sandbox disk limits are not available: creates asking for resources.disk are refused, and the disk defaults of the server and templates are not applied", "reason", c.NoDiskLimit)
+	}
+	cancel()
 	m.bg, m.cancel = context.WithCancel(context.Background())
 	ws.AddUsageSource(m.workspaceUsage)
 	return m, nil

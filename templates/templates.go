@@ -80,7 +80,7 @@ type Build struct {
 type Resources struct {
 	VCPUs  float64 `yaml:"vcpus" json:"vcpus"`
 	Memory string  `yaml:"memory" json:"memory"` // e.g. "1GB", "512MiB"
-	Disk   string  `yaml:"disk" json:"disk"`     // advisory: not enforced by every engine
+	Disk   string  `yaml:"disk" json:"disk"`     // the sandbox's own filesystem; applied only where the engine can enforce it (runtime.Capabilities)
 	Pids   int64   `yaml:"pids" json:"pids"`
 }
 
@@ -99,6 +99,13 @@ func (r Resources) Limits() (runtime.Resources, error) {
 			return out, berth.Wrap(berth.Invalid, err, fmt.Sprintf("resources: bad memory size %q", r.Memory))
 		}
 		out.MemoryBytes = int64(n)
+	}
+	if r.Disk != "" {
+		n, err := humanize.ParseBytes(r.Disk)
+		if err != nil {
+			return out, berth.Wrap(berth.Invalid, err, fmt.Sprintf("resources: bad disk size %q", r.Disk))
+		}
+		out.DiskBytes = int64(n)
 	}
 	return out, nil
 }

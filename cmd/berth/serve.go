@@ -70,7 +70,7 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 	f.Float64Var(&l.MaxVCPUs, "sandbox-max-vcpus", l.MaxVCPUs, "most vCPUs a sandbox may have; by default this host's CPUs")
 	f.Var((*byteSize)(&l.DefaultMemory), "sandbox-default-memory", "memory of a sandbox whose request and template name none")
 	f.Var((*byteSize)(&l.MaxMemory), "sandbox-max-memory", "most memory a sandbox may have; by default this host's RAM")
-	f.Var((*byteSize)(&l.DefaultDisk), "sandbox-default-disk", "disk of a sandbox whose request and template name none (advisory: not enforced by the Docker runtime)")
+	f.Var((*byteSize)(&l.DefaultDisk), "sandbox-default-disk", "disk of a sandbox whose request and template name none (applied only where the engine can enforce it: overlay2 on xfs with pquota, btrfs, zfs, devicemapper)")
 	f.Var((*byteSize)(&l.MaxDisk), "sandbox-max-disk", "most disk a sandbox may ask for; by default the size of this host's root filesystem")
 	f.Int64Var(&l.DefaultPids, "sandbox-default-pids", l.DefaultPids, "process limit of a sandbox whose request and template name none")
 	f.Int64Var(&l.MaxPids, "sandbox-max-pids", l.MaxPids, "highest process limit a sandbox may have")

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,7 @@ type Docker struct {
 	cli  *client.Client
 	host string
 	iso  isolation // the isolated network of runtime.NetworkBridge
+	caps capsCache // Capabilities' last answer
 }
 
 // New returns a runtime for the engine at host: a URL such as
@@ -83,6 +85,9 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 	}
 	netName, err := d.engineNetwork(mode)
 	if err != nil {
+		return "", err
+	}
+	if err := d.checkDiskLimit(ctx, spec); err != nil {
 		return "", err
 	}
 	isolated := netName == d.iso.network
@@ -142,6 +147,11 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		CapAdd:      runtime.SafeCapabilities,
 		Resources:   res,
 	}
+	if spec.Resources.DiskBytes > 0 {
+		// The writable layer's size (checkDiskLimit made sure the engine's
+		// storage driver honours it).
+		host.StorageOpt = map[string]string{"size": strconv.FormatInt(spec.Resources.DiskBytes, 10)}
+	}
 	opts := client.ContainerCreateOptions{Config: cfg, HostConfig: host, Name: spec.Name}
 	created, err := d.cli.ContainerCreate(ctx, opts)
 	if err != nil && isolated && cerrdefs.IsNotFound(err) {
@@ -155,6 +165,12 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		created, err = d.cli.ContainerCreate(ctx, opts)
 	}
 	if err != nil {
+		if m := strings.ToLower(engineMessage(err)); spec.Resources.DiskBytes > 0 && (strings.Contains(m, "storage-opt") || strings.Contains(m, "storage opt")) {
+			// The engine refused the size its storage driver was thought
+			// to honour (e.g. xfs quotas off after all): say so, as
+			// checkDiskLimit does.
+			return "", berth.Wrap(berth.NotSupported, err, "create container "+spec.Name+": the docker engine cannot enforce a per-sandbox disk limit: "+engineMessage(err))
+		}
 		return "", translate(err, "create container "+spec.Name)
 	}
 	return created.ID, nil

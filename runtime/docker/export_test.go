@@ -125,3 +125,9 @@ func (d *Docker) ContainerNetworks(ctx context.Context, id string) ([]string, er
 	}
 	return names, nil
 }
+
+// DiskLimitSupport is diskLimitSupport, for its table test.
+var DiskLimitSupport = diskLimitSupport
+
+// MountOptions is mountOptions, for its test.
+var MountOptions = mountOptions

@@ -3,7 +3,6 @@ package storage_test
 import (
 	"bytes"
 	"context"
-	"time"
 
 	"crypto/rand"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
@@ -57,13 +57,17 @@ type pool struct {
 // newPool makes a sparse pool file in a temporary directory and opens the
 // driver on it, mounted at <dir>/workspaces. Cleanup unmounts it and
 // detaches its loop device, whatever state the test left it in.
-func newPool(t testing.TB) *pool {
+func newPool(t testing.TB) *pool { return newPoolSized(t, 512<<20) }
+
+// newPoolSized is newPool with a pool file of size bytes (sparse: it takes
+// host space only as it fills).
+func newPoolSized(t testing.TB, size int64) *pool {
 	need(t)
 	dir := t.TempDir()
 	p := &pool{cfg: storage.BtrfsConfig{
 		Root:     filepath.Join(dir, "workspaces"),
 		PoolFile: filepath.Join(dir, "storage", "pool.img"),
-		PoolSize: 512 << 20,
+		PoolSize: size,
 	}}
 	t.Cleanup(func() {
 		ctx, cancel := testctx.Cleanup()
@@ -81,12 +85,7 @@ func newPool(t testing.TB) *pool {
 				t.Errorf("umount -l %s: %v: %s", p.cfg.Root, err, out)
 			}
 		}
-		// The loop device detaches itself (autoclear) once its last
-		// opener closes it; udev's probe of a device that changed may hold
-		// it open a moment longer, more so on a busy machine.
-		// (t's context has ended here: poll with the cleanup's.)
-		detached(ctx, t, p.cfg.PoolFile)
-		for _, dev := range loopsOf(t, p.cfg.PoolFile) {
+		for _, dev := range loopsLeft(t, p.cfg.PoolFile) {
 			t.Errorf("loop device %s still attached to the pool after Close", dev)
 			if out, err := exec.CommandContext(ctx, "losetup", "-d", dev).CombinedOutput(); err != nil {
 				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
@@ -127,20 +126,6 @@ func mountedAt(t testing.TB, path string) bool {
 	return false
 }
 
-// detached waits, as testctx.Eventually does but within ctx, until no
-// loop device is attached to file; the caller then reports any left.
-func detached(ctx context.Context, t testing.TB, file string) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for len(loopsOf(t, file)) > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
 func loopsOf(t testing.TB, file string) []string {
 	out, err := exec.Command("losetup", "-j", file, "-O", "NAME", "-n").Output()
 	if err != nil {
@@ -148,6 +133,30 @@ func loopsOf(t testing.TB, file string) []string {
 		return nil
 	}
 	return strings.Fields(string(out))
+}
+
+// loopsLeft waits for the loop devices attached to file to detach and
+// returns those still attached when it gives up. Since Linux 5.17 a loop
+// device set to clear itself (mount -o loop) detaches in the background
+// after the unmount: a check right after Close would race it.
+func loopsLeft(t testing.TB, file string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // hang guard
+	defer cancel()
+	wait := 5 * time.Millisecond
+	for {
+		loops := loopsOf(t, file)
+		if len(loops) == 0 {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return loops
+		case <-timer.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 func must(t testing.TB, err error) {
@@ -449,8 +458,9 @@ func TestBtrfsReopenKeepsSubvolumesAndQuotas(t *testing.T) {
 	if mountedAt(t, p.cfg.Root) {
 		t.Fatal("pool still mounted after Close")
 	}
-	// Detached once its last opener is gone (see newPool's cleanup).
-	testctx.Eventually(t, "the pool's loop device to detach", func() bool { return len(loopsOf(t, p.cfg.PoolFile)) == 0 })
+	if loops := loopsLeft(t, p.cfg.PoolFile); len(loops) > 0 {
+		t.Fatalf("loop devices still attached after Close: %v", loops)
+	}
 	p.open(t)
 
 	got, err := os.ReadFile(filepath.Join(p.drv.Path("a"), "f"))
@@ -493,7 +503,7 @@ func TestBtrfsRefusesRootNotOnBtrfs(t *testing.T) {
 	if !berth.IsKind(err, berth.Unavailable) || !strings.Contains(err.Error(), "hide") {
 		t.Errorf("pool over a directory with workspaces: %v, want unavailable", err)
 	}
-	if loops := loopsOf(t, filepath.Join(dir, "pool.img")); len(loops) > 0 {
+	if loops := loopsLeft(t, filepath.Join(dir, "pool.img")); len(loops) > 0 {
 		t.Errorf("refused open left loop devices: %v", loops)
 	}
 }

@@ -1580,6 +1580,7 @@ export interface components {
         /** @description A sandbox template; ready says whether its image is present. */
         Template: {
             description: string;
+            diskNotEnforced?: string;
             env?: {
                 [key: string]: string;
             };
