@@ -240,6 +240,11 @@ func mounts(ms []runtime.Mount, mode string) []specs.Mount {
 	out := []specs.Mount{{
 		Type: "bind", Source: InitPath, Destination: initTarget,
 		Options: []string{"bind", "ro", "nosuid", "nodev", "rprivate"},
+	}, {
+		// The container's own cgroups, read-only, as the Docker engine
+		// mounts them: a sandbox can read its limits.
+		Type: "cgroup", Source: "cgroup", Destination: "/sys/fs/cgroup",
+		Options: []string{"ro", "nosuid", "noexec", "nodev"},
 	}}
 	if mode != runtime.NetworkNone {
 		out = append(out, specs.Mount{

@@ -1,13 +1,20 @@
 package containerd_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/containerd"
 	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
+	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 )
 
@@ -44,4 +51,125 @@ func TestEngineDown(t *testing.T) {
 			t.Errorf("%s: %v (kind %s), want unavailable", name, err, berth.KindOf(err))
 		}
 	}
+}
+
+// The image checks of the conformance suite's Build case, with images that
+// come in through LoadImage (containerd has no builder): built by the Docker
+// engine and loaded from `docker save`. Unlike Docker, containerd keeps
+// images by name only: loading a new image under a tag moves the name, and
+// the old image goes with it (a container made from it keeps its snapshot).
+func TestLoadImage(t *testing.T) {
+	rt := containerdtest.New(t)
+	base := containerdtest.BaseImage(t, rt)
+	dk := dockertest.New(t)
+	ctx := testctx.Context(t)
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	tag := "berth-rt-test/load-" + run + ":1"
+	build := func(content string) {
+		t.Helper()
+		var progress bytes.Buffer
+		df := fmt.Sprintf("FROM %s\nRUN echo %s > /built\n", base, content)
+		if err := dk.BuildImage(ctx, runtime.BuildSpec{Tag: tag, Context: tarOf(t, map[string]string{"Dockerfile": df})}, &progress); err != nil {
+			t.Fatalf("docker build: %v\n%s", err, progress.String())
+		}
+		containerdtest.LoadFromDocker(t, rt, tag)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := testctx.Cleanup()
+		defer cancel()
+		for _, r := range []runtime.Runtime{rt, dk} {
+			if err := r.RemoveImage(ctx, tag); err != nil && !berth.IsKind(err, berth.NotFound) {
+				t.Errorf("cleanup: remove image %s: %v", tag, err)
+			}
+		}
+	})
+	labels := map[string]string{runtimetest.LabelTest: run}
+	runtimetest.RemoveLabelledOnCleanup(t, rt, labels)
+	start := func(name string) string {
+		t.Helper()
+		id, err := rt.Create(ctx, runtime.Spec{Name: "berth-load-" + run + "-" + name, Image: tag, Labels: labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	cat := func(id string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if _, err := rt.Exec(ctx, id, runtime.ExecSpec{Cmd: []string{"cat", "/built"}, Stdout: &out}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+
+	build("built-" + run)
+	if ok, err := rt.ImagePresent(ctx, tag); !ok || err != nil {
+		t.Fatalf("loaded image not present: %v, %v", ok, err)
+	}
+	oldID, err := rt.ImageID(ctx, tag)
+	if err != nil || oldID == "" {
+		t.Fatalf("ImageID(%s) = %q, %v", tag, oldID, err)
+	}
+	first := start("a")
+	if got := cat(first); got != "built-"+run+"\n" {
+		t.Errorf("loaded image content %q", got)
+	}
+	build("rebuilt-" + run)
+	if newID, err := rt.ImageID(ctx, tag); err != nil || newID == oldID {
+		t.Fatalf("after a reload the tag is on %q (%v), the old id was %q", newID, err, oldID)
+	}
+	// The first container keeps its filesystem; a new one has the new image.
+	if got := cat(first); got != "built-"+run+"\n" {
+		t.Errorf("a container of the old image now reads %q", got)
+	}
+	second := start("b")
+	if got := cat(second); got != "rebuilt-"+run+"\n" {
+		t.Errorf("reloaded image content %q", got)
+	}
+	wantKind(t, "remove an image in use", rt.RemoveImage(ctx, tag), berth.Conflict)
+	for _, id := range []string{first, second} {
+		if err := rt.Remove(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.RemoveImage(ctx, tag); err != nil {
+		t.Errorf("remove image: %v", err)
+	}
+	if ok, _ := rt.ImagePresent(ctx, tag); ok {
+		t.Error("image still present after RemoveImage")
+	}
+	wantKind(t, "remove a removed image", rt.RemoveImage(ctx, tag), berth.NotFound)
+
+	// Not an image archive.
+	err = rt.LoadImage(ctx, strings.NewReader("not a tar"), nil)
+	wantKind(t, "load of garbage", err, berth.Invalid)
+	// No builder.
+	wantKind(t, "build", rt.BuildImage(ctx, runtime.BuildSpec{Tag: tag}, nil), berth.NotSupported)
+}
+
+func wantKind(t *testing.T, what string, err error, kind berth.Kind) {
+	t.Helper()
+	if !berth.IsKind(err, kind) {
+		t.Errorf("%s: got error %v (kind %s), want kind %s", what, err, berth.KindOf(err), kind)
+	}
+}
+
+func tarOf(t *testing.T, files map[string]string) io.Reader {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
 }
