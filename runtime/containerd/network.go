@@ -117,6 +117,10 @@ func (nw *network) confList() []byte {
 }`, nw.name, nw.bridge, nw.subnet)
 }
 
+// IsolatedConfList is the CNI configuration of IsolatedNetwork, for the raw
+// baseline of the benchmarks.
+func IsolatedConfList() []byte { return newNetworks("").isolated.confList() }
+
 // ensure loads the network's CNI configuration (once) and installs its
 // firewall rules (checked on every call: a reload removes them).
 func (n *networks) ensure(nw *network) error {
