@@ -37,6 +37,14 @@ func needEngine(t testing.TB, env *servertest.Env) {
 	runtimetest.BaseImage(t, rt)
 }
 
+// forRuntimes runs fn against a server (on SQLite) with sandboxes on each
+// container engine: the manager's guarantees hold on both.
+func forRuntimes(t *testing.T, fn func(t *testing.T, env *servertest.Env)) {
+	for _, r := range servertest.Runtimes {
+		t.Run(r, func(t *testing.T) { fn(t, servertest.StartRuntime(t, "", r)) })
+	}
+}
+
 // newSandbox creates a sandbox (synchronously) and destroys it when the test
 // ends.
 func newSandbox(t testing.TB, c *client.Client, req client.SandboxRequest) *client.Sandbox {
@@ -143,7 +151,7 @@ func sh(t testing.TB, c *client.Client, id, cmd string) string {
 
 func TestSandboxLifecycle(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		a := env.Admin
@@ -322,7 +330,10 @@ func TestSandboxLifecycle(t *testing.T) {
 
 func TestSandboxExec(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxExec)
+}
+
+func testSandboxExec(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin
@@ -456,7 +467,10 @@ func TestSandboxExec(t *testing.T) {
 
 func TestSandboxWorkspaceMounts(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxWorkspaceMounts)
+}
+
+func testSandboxWorkspaceMounts(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin
@@ -623,7 +637,10 @@ func TestSandboxMountValidation(t *testing.T) {
 
 func TestSandboxHardening(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxHardening)
+}
+
+func testSandboxHardening(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	a := env.Admin
 	s := newSandbox(t, a, client.SandboxRequest{})
@@ -658,7 +675,10 @@ func TestSandboxHardening(t *testing.T) {
 
 func TestSandboxNetwork(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxNetwork)
+}
+
+func testSandboxNetwork(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	a := env.Admin
 	// Something to reach on the host, through the bridge's gateway.
@@ -761,7 +781,7 @@ func TestSandboxIdlePause(t *testing.T) {
 	})
 
 	t.Run("activity", func(t *testing.T) {
-		servertest.Engines(t, func(t *testing.T, env *servertest.Env) { // loops far too slow to interfere
+		servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) { // loops far too slow to interfere
 			needEngine(t, env)
 			ctx := context.Background()
 			a := env.Admin
@@ -885,7 +905,7 @@ func TestSandboxEngineDown(t *testing.T) {
 
 func TestSandboxReconcile(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		a := env.Admin

@@ -65,6 +65,15 @@ func Engines(t *testing.T, fn func(t *testing.T, env *Env)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, Start(t, dbtest.PostgresDSN(t))) })
 }
 
+// EnginesAndRuntimes is Engines, on the Docker runtime, and then the same on
+// SQLite with sandboxes on containerd: for the sandbox manager's end-to-end
+// tests, which must hold on both container engines.
+func EnginesAndRuntimes(t *testing.T, fn func(t *testing.T, env *Env)) {
+	t.Helper()
+	Engines(t, fn)
+	t.Run("containerd", func(t *testing.T) { fn(t, StartRuntime(t, "", server.RuntimeContainerd)) })
+}
+
 // Start runs a server on database (SQLite in the data dir when empty) until
 // the test ends.
 func Start(t testing.TB, database string) *Env {
