@@ -357,6 +357,7 @@ func (c *Containerd) Start(ctx context.Context, id string) error {
 		if err := c.net.ensure(network); err != nil {
 			return err
 		}
+		c.pruneAddresses(ctx, network)
 	}
 	task, err := cont.NewTask(ctx, cio.NullIO)
 	if err != nil {
@@ -387,6 +388,52 @@ func (c *Containerd) Start(ctx context.Context, id string) error {
 		labelExit:    "",
 	})
 	return translate(err, what)
+}
+
+// pruneAddresses releases, once a process, the addresses on nw that
+// containers of this namespace hold without a task: left by a berth or a
+// containerd that died between a task's end and its CNI teardown, or by a
+// container deleted behind berth's back. (Removing and stopping release
+// them as they go.) A failure is retried by the next start.
+func (c *Containerd) pruneAddresses(ctx context.Context, nw *network) {
+	nw.once.Lock()
+	done := nw.pruned
+	nw.pruned = true
+	nw.once.Unlock()
+	if done {
+		return
+	}
+	ids, err := c.net.leases(nw)
+	if err != nil {
+		nw.once.Lock()
+		nw.pruned = false
+		nw.once.Unlock()
+		return
+	}
+	for _, id := range ids {
+		if c.hasTask(ctx, id) {
+			continue
+		}
+		if err := c.net.detach(ctx, nw, id); err != nil {
+			nw.once.Lock()
+			nw.pruned = false
+			nw.once.Unlock()
+		}
+	}
+}
+
+// hasTask reports whether container id has a task (an unreachable engine
+// counts as yes: nothing is released on a guess).
+func (c *Containerd) hasTask(ctx context.Context, id string) bool {
+	cont, err := c.cli.LoadContainer(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	_, err = cont.Task(ctx, nil)
+	return !cerrdefs.IsNotFound(err)
 }
 
 // Pause freezes every process of a running container (cgroup freezer).

@@ -3,8 +3,11 @@ package containerd_test
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,33 @@ func TestEngineDown(t *testing.T) {
 		if !berth.IsKind(err, berth.Unavailable) {
 			t.Errorf("%s: %v (kind %s), want unavailable", name, err, berth.KindOf(err))
 		}
+	}
+}
+
+// A runtime made while containerd was unreachable works once it answers:
+// the client's connection is retried, not remembered as failed.
+func TestRecoversWhenEngineAppears(t *testing.T) {
+	live := containerdtest.New(t)
+	sock := t.TempDir() + "/containerd.sock"
+	c, err := containerd.New(sock, containerdtest.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	ctx := testctx.Context(t)
+	if err := c.Ping(ctx); !berth.IsKind(err, berth.Unavailable) {
+		t.Fatalf("ping before the engine is there: %v", err)
+	}
+	stop := proxy(t, sock, live.Address())
+	defer stop()
+	// The client reconnects with a backoff (at most a few seconds).
+	testctx.Eventually(t, "ping to answer once the engine is there", func() bool { return c.Ping(ctx) == nil })
+	if _, err := c.List(ctx, nil); err != nil {
+		t.Fatalf("list after the engine appeared: %v", err)
 	}
 }
 
@@ -172,4 +202,56 @@ func tarOf(t *testing.T, files map[string]string) io.Reader {
 		t.Fatal(err)
 	}
 	return &buf
+}
+
+// An address held for a container that has no task (its berth or
+// containerd died before the teardown, or it was deleted behind berth's
+// back) is released by the first bridge start of a new runtime.
+func TestPrunesOrphanedAddresses(t *testing.T) {
+	live := containerdtest.New(t)
+	image := containerdtest.BaseImage(t, live)
+	ctx := testctx.Context(t)
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	dir := filepath.Join("/var/lib/cni/networks", containerd.IsolatedNetwork)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ghost := filepath.Join(dir, fmt.Sprintf("10.213.255.%d", 1+time.Now().UnixNano()%250))
+	if err := os.WriteFile(ghost, []byte(containerdtest.Namespace+"-berth-ghost-"+run+"\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(ghost) })
+
+	c, err := containerd.New(containerdtest.Address(), containerdtest.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	id, err := c.Create(ctx, runtime.Spec{Name: "berth-prune-" + run, Image: image, Network: runtime.NetworkBridge,
+		Labels: map[string]string{runtimetest.LabelTest: run}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimetest.RemoveOnCleanup(t, c, id)
+	if err := c.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ghost); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the orphaned lease %s is still there (%v)", ghost, err)
+	}
+	// The started container's own address is held, and released by Remove.
+	info, err := c.Inspect(ctx, id)
+	if err != nil || info.IPAddress == "" {
+		t.Fatalf("inspect: %+v, %v", info, err)
+	}
+	lease := filepath.Join(dir, info.IPAddress)
+	if _, err := os.Stat(lease); err != nil {
+		t.Errorf("no lease for the running container: %v", err)
+	}
+	if err := c.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the removed container's lease %s is still there (%v)", lease, err)
+	}
 }

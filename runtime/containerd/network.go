@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,8 +68,9 @@ type network struct {
 	name, bridge, subnet string
 	isolated             bool
 
-	once sync.Mutex
-	cni  gocni.CNI
+	once   sync.Mutex
+	cni    gocni.CNI
+	pruned bool // this process has released the addresses of vanished containers
 }
 
 type networks struct {
@@ -181,6 +184,39 @@ func (n *networks) detach(ctx context.Context, nw *network, id string) error {
 		return berth.Wrap(berth.Internal, err, "network "+nw.name+": tear down container "+id)
 	}
 	return nil
+}
+
+// ipamDir is where the host-local IPAM plugin keeps a network's leases: one
+// file an address, holding the CNI container id and the interface.
+var ipamDir = "/var/lib/cni/networks"
+
+// leases lists the CNI container ids holding an address on nw that belong
+// to this namespace, as container ids.
+func (n *networks) leases(nw *network) ([]string, error) {
+	dir := filepath.Join(ipamDir, nw.name)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	prefix := n.namespace + "-"
+	var ids []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) == nil {
+			continue // last_reserved_ip, the lock
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // released meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			ids = append(ids, strings.TrimPrefix(f[0], prefix))
+		}
+	}
+	return ids, nil
 }
 
 // firewall holds this process's iptables handles and serialises its changes.
