@@ -343,7 +343,7 @@ func (c *Containerd) Start(ctx context.Context, id string) error {
 		}
 		// A task that ended (its command exited) or never started: clear
 		// it and its network.
-		if err := c.deleteTask(ctx, cont, task); err != nil {
+		if err := c.deleteTask(ctx, cont, task, st.Status, true); err != nil {
 			return translate(err, what)
 		}
 	} else if !cerrdefs.IsNotFound(err) {
@@ -353,15 +353,31 @@ func (c *Containerd) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// The firewall is checked while containerd makes the task (a dozen
+	// iptables commands against one task): the task's command starts only
+	// once both are done, so a failed check still fails the start.
+	ready := make(chan error, 1)
 	if network != nil {
-		if err := c.net.ensure(network); err != nil {
-			return err
-		}
-		c.pruneAddresses(ctx, network)
+		go func() {
+			err := c.net.ensure(network)
+			if err == nil {
+				c.pruneAddresses(ctx, network)
+			}
+			ready <- err
+		}()
+	} else {
+		ready <- nil
 	}
 	task, err := cont.NewTask(ctx, cio.NullIO)
+	nerr := <-ready
 	if err != nil {
 		return translate(err, what)
+	}
+	if nerr != nil {
+		dctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		_, derr := task.Delete(dctx, containerd.WithProcessKill)
+		return errors.Join(nerr, translate(derr, what))
 	}
 	ip := ""
 	if network != nil {
@@ -531,29 +547,38 @@ func (c *Containerd) Stop(ctx context.Context, id string, timeout time.Duration)
 			return translate(ctx.Err(), what)
 		}
 	}
-	return translate(c.deleteTask(ctx, cont, task), what)
+	return translate(c.deleteTask(ctx, cont, task, containerd.Stopped, true), what)
 }
 
-// deleteTask deletes a task (killing what is left of it), releases its
-// network and records its exit code.
-func (c *Containerd) deleteTask(ctx context.Context, cont containerd.Container, task containerd.Task) error {
-	status, err := task.Delete(ctx, containerd.WithProcessKill)
+// deleteTask deletes a task (killing what is left of it unless its status
+// says it is stopped), releases its network and, when record is set (the
+// container stays), records its exit code.
+func (c *Containerd) deleteTask(ctx context.Context, cont containerd.Container, task containerd.Task, status containerd.ProcessStatus, record bool) error {
+	var opts []containerd.ProcessDeleteOpts
+	if status != containerd.Stopped {
+		opts = append(opts, containerd.WithProcessKill)
+	}
+	exit, err := task.Delete(ctx, opts...)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
-	labels, lerr := cont.Labels(ctx)
-	if lerr != nil {
-		return lerr
+	// The labels LoadContainer read: the network mode never changes.
+	info, err := cont.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return err
 	}
 	var nerr error
-	if network, _ := c.net.forMode(labels[labelNetworkMode]); network != nil {
+	if network, _ := c.net.forMode(info.Labels[labelNetworkMode]); network != nil {
 		nerr = c.net.detach(ctx, network, cont.ID())
 	}
-	code := ""
-	if status != nil {
-		code = strconv.Itoa(int(status.ExitCode()))
+	if !record {
+		return nerr
 	}
-	_, lerr = cont.SetLabels(ctx, map[string]string{labelExit: code, labelIP: ""})
+	code := ""
+	if exit != nil {
+		code = strconv.Itoa(int(exit.ExitCode()))
+	}
+	_, lerr := cont.SetLabels(ctx, map[string]string{labelExit: code, labelIP: ""})
 	return errors.Join(nerr, lerr)
 }
 
@@ -568,7 +593,7 @@ func (c *Containerd) Remove(ctx context.Context, id string) error {
 	task, err := cont.Task(ctx, nil)
 	switch {
 	case err == nil:
-		if err := c.deleteTask(ctx, cont, task); err != nil {
+		if err := c.deleteTask(ctx, cont, task, containerd.Unknown, false); err != nil {
 			return translate(err, what)
 		}
 	case !cerrdefs.IsNotFound(err):

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -77,9 +78,10 @@ func (c *Containerd) Exec(ctx context.Context, id string, spec runtime.ExecSpec)
 	if err != nil {
 		return -1, translate(err, what)
 	}
-	cspec, err := cont.Spec(bg)
-	if err != nil {
-		return -1, translate(err, what)
+	// The spec LoadContainer read: it never changes.
+	var cspec oci.Spec
+	if err := json.Unmarshal(info.Spec.GetValue(), &cspec); err != nil || cspec.Process == nil {
+		return -1, berth.Errorf(berth.Internal, "%s: the container's spec: %v", what, err)
 	}
 	pspec := *cspec.Process
 	pspec.Terminal = false
@@ -91,7 +93,7 @@ func (c *Containerd) Exec(ctx context.Context, id string, spec runtime.ExecSpec)
 	}
 	if spec.User != "" {
 		// oci.WithUser resolves names in the container's own /etc/passwd.
-		s := *cspec
+		s := cspec
 		s.Process = &pspec
 		if err := oci.WithUser(spec.User)(bg, c.cli, &info, &s); err != nil {
 			return -1, berth.Wrap(berth.Invalid, err, what+": user "+spec.User)
@@ -115,27 +117,25 @@ func (c *Containerd) Exec(ctx context.Context, id string, spec runtime.ExecSpec)
 			// An error means the process is gone: nothing to close.
 			_ = proc.CloseIO(bg, containerd.WithStdinCloser)
 		}}
-	} else {
-		// No stdin: an empty one, so that a reading command sees EOF.
-		stdin = &stdinCloser{r: bytes.NewReader(nil), close: func() {
-			select {
-			case <-started:
-			case <-bg.Done():
-				return
-			}
-			_ = proc.CloseIO(bg, containerd.WithStdinCloser)
-		}}
 	}
+	// Without stdin the process gets none (/dev/null from the shim): a
+	// reading command sees EOF.
 	execID := "exec-" + randomHex(8)
 	proc, err = task.Exec(bg, execID, &pspec, cio.NewCreator(cio.WithStreams(stdin, stdout, stderr)))
 	if err != nil {
 		return -1, translate(err, what)
 	}
+	ended := false
 	defer func() {
 		dctx, cancel := context.WithTimeout(bg, killTimeout)
 		defer cancel()
-		// Deleting an exec process that ended only drops its record.
-		_, _ = proc.Delete(dctx, containerd.WithProcessKill)
+		// Deleting an exec process that ended only drops its record; one
+		// that may still run is killed first.
+		var opts []containerd.ProcessDeleteOpts
+		if !ended {
+			opts = append(opts, containerd.WithProcessKill)
+		}
+		_, _ = proc.Delete(dctx, opts...)
 	}()
 	exited, err := proc.Wait(bg)
 	if err != nil {
@@ -152,6 +152,7 @@ func (c *Containerd) Exec(ctx context.Context, id string, spec runtime.ExecSpec)
 
 	select {
 	case es := <-exited:
+		ended = true
 		// The output streams end when the last holder of them does; a
 		// process left in the background with them open gets drainGrace.
 		waitIO(proc, drainGrace)
