@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/sandbox"
@@ -826,7 +827,10 @@ func TestSandboxIdlePause(t *testing.T) {
 
 func TestSandboxEngineDown(t *testing.T) {
 	t.Parallel()
-	up := servertest.Start(t, "")
+	forRuntimes(t, testSandboxEngineDown)
+}
+
+func testSandboxEngineDown(t *testing.T, up *servertest.Env) {
 	needEngine(t, up)
 	s := newSandbox(t, up.Admin, client.SandboxRequest{})
 	// The next server on the same database finds the engine unreachable
@@ -835,6 +839,7 @@ func TestSandboxEngineDown(t *testing.T) {
 	cfg := up.Config
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DockerHost = "unix:///nonexistent.sock"
+	cfg.ContainerdAddress = "/nonexistent.sock"
 	down := servertest.StartConfig(t, cfg)
 	key := down.AdminKey
 
@@ -863,7 +868,11 @@ func TestSandboxEngineDown(t *testing.T) {
 	if got := status(t, down.Admin, s.ID); got != "running" {
 		t.Errorf("after refused operations the sandbox is %s", got)
 	}
-	cs, err := dockertest.New(t).List(context.Background(), map[string]string{sandbox.LabelSandbox: s.ID})
+	var live runtime.Runtime = dockertest.New(t)
+	if cfg.Runtime == server.RuntimeContainerd {
+		live = containerdtest.New(t)
+	}
+	cs, err := live.List(context.Background(), map[string]string{sandbox.LabelSandbox: s.ID})
 	must(t, err)
 	if len(cs) != 1 || cs[0].State != runtime.StateRunning {
 		t.Errorf("after refused operations the engine has %+v", cs)

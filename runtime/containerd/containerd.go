@@ -93,7 +93,8 @@ type Containerd struct {
 // "" is DefaultAddress) using namespace ("" is DefaultNamespace). It does not
 // contact the engine: the gRPC connection is made lazily and again after a
 // failure, so the server starts while containerd is down and works once it
-// is back.
+// is back. (The client waits up to 2 s for a missing socket to appear, and
+// retries a lost connection at most 2 s apart.)
 func New(address, namespace string) (*Containerd, error) {
 	if address == "" {
 		address = DefaultAddress
@@ -105,7 +106,7 @@ func New(address, namespace string) (*Containerd, error) {
 		return nil, berth.Wrap(berth.Invalid, err, "containerd: bad namespace")
 	}
 	cli, err := containerd.New(strings.TrimPrefix(address, "unix://"),
-		containerd.WithDefaultNamespace(namespace), containerd.WithTimeout(5*time.Second))
+		containerd.WithDefaultNamespace(namespace), containerd.WithTimeout(2*time.Second))
 	if err != nil {
 		return nil, berth.Wrap(berth.Invalid, err, "containerd: bad engine address")
 	}
