@@ -571,7 +571,7 @@ func testSandboxWorkspaceMounts(t *testing.T, env *servertest.Env) {
 
 func TestSandboxMountValidation(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		mine, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "org"})
@@ -1040,7 +1040,7 @@ func TestSandboxReconcile(t *testing.T) {
 // Revoking a member's grant on a workspace cuts off the sandboxes of theirs
 // that mount it: nothing more runs in them.
 func TestSandboxRevokedGrantStopsExec(t *testing.T) {
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		m, mc := env.Member(t, "grantee", "member")
