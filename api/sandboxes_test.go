@@ -750,34 +750,24 @@ func testSandboxNetwork(t *testing.T, env *servertest.Env) {
 
 // startWith runs a server whose sandbox loops use opts.
 func startWith(t *testing.T, opts sandbox.Options) *servertest.Env {
+	return startOn(t, server.RuntimeDocker, opts)
+}
+
+// startOn is startWith with sandboxes on engine (a server.Runtime*).
+func startOn(t *testing.T, engine string, opts sandbox.Options) *servertest.Env {
 	cfg := server.Defaults()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Sandbox = opts
+	servertest.UseRuntime(t, &cfg, engine)
 	return servertest.StartConfig(t, cfg)
 }
 
 func TestSandboxIdlePause(t *testing.T) {
 	t.Parallel()
 	t.Run("loop", func(t *testing.T) {
-		env := startWith(t, sandbox.Options{IdleInterval: 200 * time.Millisecond, ReconcileInterval: time.Hour})
-		needEngine(t, env)
-		a := env.Admin
-		s := newSandbox(t, a, client.SandboxRequest{IdleTimeout: 1})
-		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
-		if got := engineState(t, env, s.ID); got != runtime.StatePaused {
-			t.Errorf("engine state of an idle-paused sandbox: %s", got)
-		}
-		// Exec resumes it, and an exec longer than idleTimeout is not frozen
-		// half way (it would hang, then time out).
-		r := run(t, a, s.ID, client.ExecRequest{Command: "sleep 2.5; echo done", Timeout: 20000})
-		if r.TimedOut || r.Stdout != "done\n" {
-			t.Errorf("long exec in an idle-pausing sandbox: %+v", *r)
-		}
-		never := newSandbox(t, a, client.SandboxRequest{})
-		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
-		if got := status(t, a, never.ID); got != "running" {
-			t.Errorf("a sandbox without idleTimeout is %s", got)
+		for _, r := range servertest.Runtimes {
+			t.Run(r, func(t *testing.T) { testIdlePauseLoop(t, r) })
 		}
 	})
 
@@ -823,6 +813,29 @@ func TestSandboxIdlePause(t *testing.T) {
 			}
 		})
 	})
+}
+
+// testIdlePauseLoop is the idle loop pausing a sandbox on engine.
+func testIdlePauseLoop(t *testing.T, engine string) {
+	env := startOn(t, engine, sandbox.Options{IdleInterval: 200 * time.Millisecond, ReconcileInterval: time.Hour})
+	needEngine(t, env)
+	a := env.Admin
+	s := newSandbox(t, a, client.SandboxRequest{IdleTimeout: 1})
+	testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+	if got := engineState(t, env, s.ID); got != runtime.StatePaused {
+		t.Errorf("engine state of an idle-paused sandbox: %s", got)
+	}
+	// Exec resumes it, and an exec longer than idleTimeout is not frozen
+	// half way (it would hang, then time out).
+	r := run(t, a, s.ID, client.ExecRequest{Command: "sleep 2.5; echo done", Timeout: 20000})
+	if r.TimedOut || r.Stdout != "done\n" {
+		t.Errorf("long exec in an idle-pausing sandbox: %+v", *r)
+	}
+	never := newSandbox(t, a, client.SandboxRequest{})
+	testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+	if got := status(t, a, never.ID); got != "running" {
+		t.Errorf("a sandbox without idleTimeout is %s", got)
+	}
 }
 
 func TestSandboxEngineDown(t *testing.T) {

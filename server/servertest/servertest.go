@@ -104,6 +104,13 @@ func StartRuntime(t testing.TB, database, runtime string) *Env {
 	cfg.DataDir = t.TempDir()
 	cfg.Database = database
 	cfg.Sandbox.ReconcileInterval = time.Hour // as Start
+	UseRuntime(t, &cfg, runtime)
+	return StartConfig(t, cfg)
+}
+
+// UseRuntime sets cfg to run sandboxes on runtime, as StartRuntime does.
+func UseRuntime(t testing.TB, cfg *server.Config, runtime string) {
+	t.Helper()
 	cfg.Runtime = runtime
 	if runtime == server.RuntimeContainerd {
 		c := containerdtest.New(t)
@@ -111,7 +118,6 @@ func StartRuntime(t testing.TB, database, runtime string) *Env {
 		cfg.ContainerdAddress = containerdtest.Address()
 		cfg.ContainerdNamespace = containerdtest.Namespace
 	}
-	return StartConfig(t, cfg)
 }
 
 // StartConfig runs a server with cfg until the test ends.
