@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-iptables/iptables"
+
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
@@ -253,5 +255,66 @@ func TestPrunesOrphanedAddresses(t *testing.T) {
 	}
 	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the removed container's lease %s is still there (%v)", lease, err)
+	}
+}
+
+// A bridge start puts the firewall in place as documented, and its FORWARD
+// jump back in first place when another rule went above it (as an engine
+// starting does). The inserted rule matches no interface: the shared rules
+// are never weakened by the test.
+func TestFirewall(t *testing.T) {
+	live := containerdtest.New(t)
+	image := containerdtest.BaseImage(t, live)
+	ctx := testctx.Context(t)
+	ipt, err := iptables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	decoy := []string{"-i", "bnomatch" + run[len(run)-6:], "-j", "ACCEPT"}
+	if err := ipt.Insert("filter", "FORWARD", 1, decoy...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ipt.DeleteIfExists("filter", "FORWARD", decoy...); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	id, err := live.Create(ctx, runtime.Spec{Name: "berth-fw-" + run, Image: image, Network: runtime.NetworkBridge,
+		Labels: map[string]string{runtimetest.LabelTest: run}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimetest.RemoveOnCleanup(t, live, id)
+	if err := live.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	forward, err := ipt.List("filter", "FORWARD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(forward) < 2 || forward[1] != "-A FORWARD -j "+containerd.ForwardChain {
+		t.Errorf("FORWARD does not start with the jump to %s: %q", containerd.ForwardChain, forward)
+	}
+	chain, err := ipt.List("filter", containerd.ForwardChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(chain, "\n")
+	for _, want := range []string{
+		"-A " + containerd.ForwardChain + " -o " + containerd.IsolatedBridge + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+		"-A " + containerd.ForwardChain + " -o " + containerd.IsolatedBridge + " -j DROP",
+		"-A " + containerd.ForwardChain + " -i " + containerd.IsolatedBridge + " -j DROP",
+		"-A " + containerd.ForwardChain + " -i " + containerd.SharedBridge + " -j ACCEPT",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("%s lacks %q:\n%s", containerd.ForwardChain, want, joined)
+		}
+	}
+	if ok, err := ipt.Exists("filter", "INPUT", "-i", containerd.IsolatedBridge, "-j", containerd.InputChain); err != nil || !ok {
+		t.Errorf("no INPUT jump from %s to %s (%v)", containerd.IsolatedBridge, containerd.InputChain, err)
+	}
+	if ok, err := ipt.Exists("nat", "POSTROUTING", "-s", containerd.IsolatedSubnet, "!", "-o", containerd.IsolatedBridge, "-j", "MASQUERADE"); err != nil || !ok {
+		t.Errorf("no masquerading of %s (%v)", containerd.IsolatedSubnet, err)
 	}
 }
