@@ -16,7 +16,6 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	cerrdefs "github.com/containerd/errdefs"
@@ -329,5 +328,3 @@ func orDiscard(w io.Writer) io.Writer {
 	}
 	return w
 }
-
-var _ = containers.Container{}
