@@ -79,7 +79,7 @@ func readJSONL(t *testing.T, s string) []client.RunEvent {
 
 func TestAgentInSandbox(t *testing.T) {
 	needAgentEngine(t)
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		ctx := context.Background()
 		a := newAgentSetup(t, env, env.Admin)
 		// The agent prints its env and the thread file it was given.
@@ -234,7 +234,10 @@ func TestAgentInSandbox(t *testing.T) {
 
 func TestAgentRunEndings(t *testing.T) {
 	needAgentEngine(t)
-	env := servertest.Start(t, "")
+	forRuntimes(t, testAgentRunEndings)
+}
+
+func testAgentRunEndings(t *testing.T, env *servertest.Env) {
 	ctx := context.Background()
 	a := newAgentSetup(t, env, env.Admin)
 	mk := func(slug string, cmd []string) {
@@ -398,7 +401,10 @@ func TestAgentRunEndings(t *testing.T) {
 // thread's history.
 func TestAgentThreadFileReadOnlyMount(t *testing.T) {
 	needAgentEngine(t)
-	env := servertest.Start(t, "")
+	forRuntimes(t, testAgentThreadFileReadOnlyMount)
+}
+
+func testAgentThreadFileReadOnlyMount(t *testing.T, env *servertest.Env) {
 	ctx := context.Background()
 	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "ro"})
 	must(t, err)
@@ -432,7 +438,10 @@ func TestAgentThreadFileReadOnlyMount(t *testing.T) {
 
 func TestAgentManaged(t *testing.T) {
 	needAgentEngine(t)
-	env := servertest.Start(t, "")
+	forRuntimes(t, testAgentManaged)
+}
+
+func testAgentManaged(t *testing.T, env *servertest.Env) {
 	ctx := context.Background()
 	ws, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "managed ws"})
 	must(t, err)

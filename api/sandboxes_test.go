@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/sandbox"
@@ -35,6 +36,14 @@ func needEngine(t testing.TB, env *servertest.Env) {
 	rt := env.Sandboxes.Runtime()
 	runtimetest.Require(t, rt)
 	runtimetest.BaseImage(t, rt)
+}
+
+// forRuntimes runs fn against a server (on SQLite) with sandboxes on each
+// container engine: the manager's guarantees hold on both.
+func forRuntimes(t *testing.T, fn func(t *testing.T, env *servertest.Env)) {
+	for _, r := range servertest.Runtimes {
+		t.Run(r, func(t *testing.T) { fn(t, servertest.StartRuntime(t, "", r)) })
+	}
 }
 
 // newSandbox creates a sandbox (synchronously) and destroys it when the test
@@ -143,7 +152,7 @@ func sh(t testing.TB, c *client.Client, id, cmd string) string {
 
 func TestSandboxLifecycle(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		a := env.Admin
@@ -322,7 +331,10 @@ func TestSandboxLifecycle(t *testing.T) {
 
 func TestSandboxExec(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxExec)
+}
+
+func testSandboxExec(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin
@@ -456,7 +468,10 @@ func TestSandboxExec(t *testing.T) {
 
 func TestSandboxWorkspaceMounts(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxWorkspaceMounts)
+}
+
+func testSandboxWorkspaceMounts(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin
@@ -556,7 +571,7 @@ func TestSandboxWorkspaceMounts(t *testing.T) {
 
 func TestSandboxMountValidation(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		mine, err := env.Admin.CreateWorkspace(ctx, client.WorkspaceRequest{Name: "org"})
@@ -623,7 +638,10 @@ func TestSandboxMountValidation(t *testing.T) {
 
 func TestSandboxHardening(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxHardening)
+}
+
+func testSandboxHardening(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	a := env.Admin
 	s := newSandbox(t, a, client.SandboxRequest{})
@@ -658,7 +676,10 @@ func TestSandboxHardening(t *testing.T) {
 
 func TestSandboxNetwork(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	forRuntimes(t, testSandboxNetwork)
+}
+
+func testSandboxNetwork(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	a := env.Admin
 	// Something to reach on the host, through the bridge's gateway.
@@ -729,39 +750,29 @@ func TestSandboxNetwork(t *testing.T) {
 
 // startWith runs a server whose sandbox loops use opts.
 func startWith(t *testing.T, opts sandbox.Options) *servertest.Env {
+	return startOn(t, server.RuntimeDocker, opts)
+}
+
+// startOn is startWith with sandboxes on engine (a server.Runtime*).
+func startOn(t *testing.T, engine string, opts sandbox.Options) *servertest.Env {
 	cfg := server.Defaults()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Sandbox = opts
+	servertest.UseRuntime(t, &cfg, engine)
 	return servertest.StartConfig(t, cfg)
 }
 
 func TestSandboxIdlePause(t *testing.T) {
 	t.Parallel()
 	t.Run("loop", func(t *testing.T) {
-		env := startWith(t, sandbox.Options{IdleInterval: 200 * time.Millisecond, ReconcileInterval: time.Hour})
-		needEngine(t, env)
-		a := env.Admin
-		s := newSandbox(t, a, client.SandboxRequest{IdleTimeout: 1})
-		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
-		if got := engineState(t, env, s.ID); got != runtime.StatePaused {
-			t.Errorf("engine state of an idle-paused sandbox: %s", got)
-		}
-		// Exec resumes it, and an exec longer than idleTimeout is not frozen
-		// half way (it would hang, then time out).
-		r := run(t, a, s.ID, client.ExecRequest{Command: "sleep 2.5; echo done", Timeout: 20000})
-		if r.TimedOut || r.Stdout != "done\n" {
-			t.Errorf("long exec in an idle-pausing sandbox: %+v", *r)
-		}
-		never := newSandbox(t, a, client.SandboxRequest{})
-		testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
-		if got := status(t, a, never.ID); got != "running" {
-			t.Errorf("a sandbox without idleTimeout is %s", got)
+		for _, r := range servertest.Runtimes {
+			t.Run(r, func(t *testing.T) { testIdlePauseLoop(t, r) })
 		}
 	})
 
 	t.Run("activity", func(t *testing.T) {
-		servertest.Engines(t, func(t *testing.T, env *servertest.Env) { // loops far too slow to interfere
+		servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) { // loops far too slow to interfere
 			needEngine(t, env)
 			ctx := context.Background()
 			a := env.Admin
@@ -804,9 +815,35 @@ func TestSandboxIdlePause(t *testing.T) {
 	})
 }
 
+// testIdlePauseLoop is the idle loop pausing a sandbox on engine.
+func testIdlePauseLoop(t *testing.T, engine string) {
+	env := startOn(t, engine, sandbox.Options{IdleInterval: 200 * time.Millisecond, ReconcileInterval: time.Hour})
+	needEngine(t, env)
+	a := env.Admin
+	s := newSandbox(t, a, client.SandboxRequest{IdleTimeout: 1})
+	testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+	if got := engineState(t, env, s.ID); got != runtime.StatePaused {
+		t.Errorf("engine state of an idle-paused sandbox: %s", got)
+	}
+	// Exec resumes it, and an exec longer than idleTimeout is not frozen
+	// half way (it would hang, then time out).
+	r := run(t, a, s.ID, client.ExecRequest{Command: "sleep 2.5; echo done", Timeout: 20000})
+	if r.TimedOut || r.Stdout != "done\n" {
+		t.Errorf("long exec in an idle-pausing sandbox: %+v", *r)
+	}
+	never := newSandbox(t, a, client.SandboxRequest{})
+	testctx.Eventually(t, "idle pause", func() bool { return status(t, a, s.ID) == "paused" })
+	if got := status(t, a, never.ID); got != "running" {
+		t.Errorf("a sandbox without idleTimeout is %s", got)
+	}
+}
+
 func TestSandboxEngineDown(t *testing.T) {
 	t.Parallel()
-	up := servertest.Start(t, "")
+	forRuntimes(t, testSandboxEngineDown)
+}
+
+func testSandboxEngineDown(t *testing.T, up *servertest.Env) {
 	needEngine(t, up)
 	s := newSandbox(t, up.Admin, client.SandboxRequest{})
 	// The next server on the same database finds the engine unreachable
@@ -815,6 +852,7 @@ func TestSandboxEngineDown(t *testing.T) {
 	cfg := up.Config
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DockerHost = "unix:///nonexistent.sock"
+	cfg.ContainerdAddress = "/nonexistent.sock"
 	down := servertest.StartConfig(t, cfg)
 	key := down.AdminKey
 
@@ -843,7 +881,11 @@ func TestSandboxEngineDown(t *testing.T) {
 	if got := status(t, down.Admin, s.ID); got != "running" {
 		t.Errorf("after refused operations the sandbox is %s", got)
 	}
-	cs, err := dockertest.New(t).List(context.Background(), map[string]string{sandbox.LabelSandbox: s.ID})
+	var live runtime.Runtime = dockertest.New(t)
+	if cfg.Runtime == server.RuntimeContainerd {
+		live = containerdtest.New(t)
+	}
+	cs, err := live.List(context.Background(), map[string]string{sandbox.LabelSandbox: s.ID})
 	must(t, err)
 	if len(cs) != 1 || cs[0].State != runtime.StateRunning {
 		t.Errorf("after refused operations the engine has %+v", cs)
@@ -885,7 +927,7 @@ func TestSandboxEngineDown(t *testing.T) {
 
 func TestSandboxReconcile(t *testing.T) {
 	t.Parallel()
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		a := env.Admin
@@ -1011,7 +1053,7 @@ func TestSandboxReconcile(t *testing.T) {
 // Revoking a member's grant on a workspace cuts off the sandboxes of theirs
 // that mount it: nothing more runs in them.
 func TestSandboxRevokedGrantStopsExec(t *testing.T) {
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		m, mc := env.Member(t, "grantee", "member")

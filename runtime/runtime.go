@@ -113,7 +113,9 @@ type Runtime interface {
 	RemoveImage(ctx context.Context, ref string) error
 
 	// ImageID returns the id of a local image (NotFound when absent). A
-	// rebuild moves a tag to a new id; the old id is what to remove then.
+	// reload moves a tag to a new id; the old id is what to remove then
+	// (an engine that keeps images by name only, like containerd, drops
+	// the old image with its name: removing its id is then NotFound).
 	ImageID(ctx context.Context, ref string) (string, error)
 
 	// Capabilities reports what this engine, as configured, can enforce

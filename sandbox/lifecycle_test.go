@@ -13,7 +13,12 @@ import (
 // lags behind its event queue and refused the unpause ("is not paused");
 // no lifecycle call may answer 5xx for that, nor fail at all.
 func TestPauseResumeBackToBack(t *testing.T) {
-	env := servertest.Start(t, "")
+	for _, r := range servertest.Runtimes {
+		t.Run(r, func(t *testing.T) { testPauseResumeBackToBack(t, servertest.StartRuntime(t, "", r)) })
+	}
+}
+
+func testPauseResumeBackToBack(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	ctx := context.Background()
 	a := env.Admin

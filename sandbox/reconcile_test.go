@@ -60,7 +60,7 @@ func destroyAll(t *testing.T, c *client.Client, ids []string) {
 // live sandboxes and its lock on one of them — must stay destroyed: not
 // turned into error ("container removed outside berth") and listed again.
 func TestReconcileKeepsDestroyed(t *testing.T) {
-	servertest.Engines(t, func(t *testing.T, env *servertest.Env) {
+	servertest.EnginesAndRuntimes(t, func(t *testing.T, env *servertest.Env) {
 		needEngine(t, env)
 		ctx := context.Background()
 		a := env.Admin

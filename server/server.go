@@ -20,6 +20,8 @@ import (
 	"github.com/berth-dev/berth/api"
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/containerd"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
@@ -35,6 +37,13 @@ type Config struct {
 	LogFormat    string // text or json
 	BootstrapKey string // preset admin key for a fresh database (secret)
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
+
+	// Runtime is the container engine: RuntimeDocker ("" too) or
+	// RuntimeContainerd, at ContainerdAddress in ContainerdNamespace ("" =
+	// the containerd package's defaults).
+	Runtime             string
+	ContainerdAddress   string
+	ContainerdNamespace string
 
 	// Watch stream limits: streams one user may hold at once and
 	// workspaces one organization's streams may keep open (429 past them),
@@ -82,8 +91,15 @@ type HTTPConfig struct {
 }
 
 // Defaults returns the documented defaults.
+// Container engines of Config.Runtime.
+const (
+	RuntimeDocker     = "docker"
+	RuntimeContainerd = "containerd"
+)
+
 func Defaults() Config {
 	return Config{Addr: "127.0.0.1:8080", DataDir: "./berth-data", LogFormat: "text",
+		Runtime: RuntimeDocker, ContainerdAddress: containerd.DefaultAddress, ContainerdNamespace: containerd.DefaultNamespace,
 		MaxWatchesPerUser: workspace.DefaultWatchesPerUser, MaxWatchedWorkspacesPerOrg: workspace.DefaultWatchedWorkspacesPerOrg,
 		MaxWatchedWorkspaces: workspace.DefaultWatchedWorkspaces,
 		SessionTTL:           auth.DefaultSessionTTL,
@@ -259,12 +275,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	// serves workspaces, and /readyz says the runtime is down. Which engine
 	// it is (the one given, DOCKER_HOST, or the first local socket that
 	// answers: rootless, Docker Desktop, system) is logged either way.
-	rt, err := docker.New(s.engineHost(ctx))
+	rt, err := s.newRuntime(ctx)
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("docker runtime: %w", err)
+		return nil, err
 	}
-	s.closers = append(s.closers, func() { s.logClose("docker client", rt.Close()) })
 	mgr, err := sandbox.New(ctx, d, rt, ws, log, cfg.Sandbox)
 	if err != nil {
 		s.Close()
@@ -290,6 +305,44 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.Agents = agents
 	s.API.Agents = agents
 	return s, nil
+}
+
+// engineRuntime is a runtime.Runtime the server closes when it ends.
+type engineRuntime interface {
+	runtime.Runtime
+	Close() error
+}
+
+// newRuntime makes the runtime Config.Runtime names. It does not need the
+// engine to answer.
+func (s *Server) newRuntime(ctx context.Context) (runtime.Runtime, error) {
+	var rt engineRuntime
+	switch s.Config.Runtime {
+	case "", RuntimeDocker:
+		d, err := docker.New(s.engineHost(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("docker runtime: %w", err)
+		}
+		rt = d
+	case RuntimeContainerd:
+		c, err := containerd.New(s.Config.ContainerdAddress, s.Config.ContainerdNamespace)
+		if err != nil {
+			return nil, fmt.Errorf("containerd runtime: %w", err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.Ping(pctx); err != nil {
+			s.Log.Warn("containerd does not answer: sandboxes and agent runs fail until it does",
+				"address", c.Address(), "err", err)
+		} else {
+			s.Log.Info("container engine", "runtime", RuntimeContainerd, "address", c.Address(), "namespace", c.Namespace())
+		}
+		rt = c
+	default:
+		return nil, berth.Errorf(berth.Invalid, "unknown runtime %q (want %q or %q)", s.Config.Runtime, RuntimeDocker, RuntimeContainerd)
+	}
+	s.closers = append(s.closers, func() { s.logClose(s.Config.Runtime+" client", rt.Close()) })
+	return rt, nil
 }
 
 // engineHost finds the container engine and says in the log which one it

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
 	"github.com/berth-dev/berth/runtime/docker/dockertest"
 	"github.com/berth-dev/berth/runtime/runtimetest"
 	"github.com/berth-dev/berth/templates"
@@ -36,12 +37,14 @@ type engine struct {
 	extra []string
 }
 
-// engines is every engine berth has a backend for. The containerd backend
-// joins this table with its runtime (the containerd at
-// /run/berth-containerd/containerd.sock that .ci/containerd-up starts),
-// and the test then holds it to the same filesystem as Docker.
+// engines is every engine berth has a backend for: Docker, and the
+// containerd that .ci/containerd-up starts (containerdtest fails under
+// CI=true when it does not answer). Each adds a few files of its own to a
+// container: Docker its marker and mtab link; the containerd backend the
+// static init it mounts as PID 1.
 var engines = []engine{
 	{name: "docker", new: func(t *testing.T) runtime.Runtime { return dockertest.New(t) }, extra: []string{"/.dockerenv", "/etc/mtab"}},
+	{name: "containerd", new: func(t *testing.T) runtime.Runtime { return containerdtest.New(t) }},
 }
 
 // A template built once, as one docker-archive tarball, gives every engine

@@ -81,9 +81,10 @@ func TestRecoversWhenEngineAppears(t *testing.T) {
 
 // The engine client and the YAML parser are the maintained modules, not
 // their end-of-line predecessors (github.com/docker/docker, last of its
-// +incompatible line, and the archived gopkg.in/yaml.v3), and only the Docker
-// backend imports the engine's SDK (only templates and the CLI — its -o yaml
-// and agent files — the YAML parser).
+// +incompatible line, and the archived gopkg.in/yaml.v3), only the Docker
+// backend imports the engine's SDK, only the containerd backend containerd's
+// client and go-cni, and only templates and the CLI (its -o yaml and agent
+// files) the YAML parser.
 func TestMaintainedModules(t *testing.T) {
 	gotool, err := exec.LookPath("go")
 	if err != nil {
@@ -106,6 +107,9 @@ func TestMaintainedModules(t *testing.T) {
 				t.Errorf("%s imports %s: end of line", pkg, imp)
 			case strings.HasPrefix(imp, "github.com/moby/moby/") && !strings.HasPrefix(pkg, self+"runtime/docker"):
 				t.Errorf("%s imports the engine SDK (%s): only runtime/docker may", pkg, imp)
+			case (strings.HasPrefix(imp, "github.com/containerd/containerd/") || strings.HasPrefix(imp, "github.com/containerd/go-cni")) &&
+				!strings.HasPrefix(pkg, self+"runtime/containerd"):
+				t.Errorf("%s imports containerd's client (%s): only runtime/containerd may", pkg, imp)
 			case imp == "go.yaml.in/yaml/v3" && pkg != self+"templates" && pkg != self+"cmd/berth":
 				t.Errorf("%s imports %s: only templates and cmd/berth may", pkg, imp)
 			}

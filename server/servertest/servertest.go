@@ -23,6 +23,9 @@ import (
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/db/dbtest"
 	"github.com/berth-dev/berth/internal/testctx"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/runtime/containerd"
+	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/server"
@@ -60,6 +63,15 @@ func Engines(t *testing.T, fn func(t *testing.T, env *Env)) {
 		return
 	}
 	t.Run("postgres", func(t *testing.T) { fn(t, Start(t, dbtest.PostgresDSN(t))) })
+}
+
+// EnginesAndRuntimes is Engines, on the Docker runtime, and then the same on
+// SQLite with sandboxes on containerd: for the sandbox manager's end-to-end
+// tests, which must hold on both container engines.
+func EnginesAndRuntimes(t *testing.T, fn func(t *testing.T, env *Env)) {
+	t.Helper()
+	Engines(t, fn)
+	t.Run("containerd", func(t *testing.T) { fn(t, StartRuntime(t, "", server.RuntimeContainerd)) })
 }
 
 // Start runs a server on database (SQLite in the data dir when empty) until
@@ -113,6 +125,37 @@ func Config(t testing.TB, database string) server.Config {
 	return cfg
 }
 
+// Runtimes are the container engines a server can run sandboxes on, for
+// tests that are a table over them.
+var Runtimes = []string{server.RuntimeDocker, server.RuntimeContainerd}
+
+// StartRuntime is Start with sandboxes on runtime (server.RuntimeDocker or
+// server.RuntimeContainerd). A containerd server uses the test containerd
+// (containerdtest.Address) in the tests' namespace, with the base template's
+// image loaded into it: containerd cannot build templates yet.
+func StartRuntime(t testing.TB, database, runtime string) *Env {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.Database = database
+	cfg.Sandbox.ReconcileInterval = time.Hour // as Start
+	UseRuntime(t, &cfg, runtime)
+	return StartConfig(t, cfg)
+}
+
+// UseRuntime sets cfg to run sandboxes on runtime, as StartRuntime does.
+func UseRuntime(t testing.TB, cfg *server.Config, runtime string) {
+	t.Helper()
+	cfg.Runtime = runtime
+	if runtime == server.RuntimeContainerd {
+		c := containerdtest.New(t)
+		containerdtest.BaseImage(t, c)
+		cfg.ContainerdAddress = containerdtest.Address()
+		cfg.ContainerdNamespace = containerdtest.Namespace
+	}
+}
+
 // StartConfig runs a server with cfg until the test ends.
 func StartConfig(t testing.TB, cfg server.Config) *Env {
 	t.Helper()
@@ -161,7 +204,7 @@ func StartConfig(t testing.TB, cfg server.Config) *Env {
 	instance := s.Sandboxes.Instance()
 	t.Cleanup(func() {
 		stop(t)
-		removeContainers(t, cfg.DockerHost, instance)
+		removeContainers(t, cfg, instance)
 		// Mount points stay pinned (immutable) while their sandboxes exist;
 		// a test that never destroyed them would leave a data directory
 		// nobody can remove.
@@ -234,8 +277,17 @@ func (e *Env) Member(t testing.TB, name, role string, scopes ...string) (*client
 // removeContainers removes every container of a server's instance, so that
 // no test leaks sandboxes whatever it forgot to destroy. An engine that is
 // down (or never was) has nothing to remove.
-func removeContainers(t testing.TB, dockerHost, instance string) {
-	rt, err := docker.New(dockerHost)
+func removeContainers(t testing.TB, cfg server.Config, instance string) {
+	var rt interface {
+		runtime.Runtime
+		Close() error
+	}
+	var err error
+	if cfg.Runtime == server.RuntimeContainerd {
+		rt, err = containerd.New(cfg.ContainerdAddress, cfg.ContainerdNamespace)
+	} else {
+		rt, err = docker.New(cfg.DockerHost)
+	}
 	if err != nil {
 		t.Logf("remove test containers: %v", err)
 		return
