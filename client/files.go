@@ -192,6 +192,45 @@ func (c *Client) upload(ctx context.Context, ws, dir, name string, parts []Uploa
 	return out, err
 }
 
+// PutFile writes body, as is, to the file at p (created, or replaced
+// atomically; missing parent directories are created): the raw upload, the
+// cheapest way to send one file. size is body's length, or -1 when unknown
+// (the request is then chunked). An *os.File body is sent by the kernel
+// (sendfile) when the connection allows it.
+func (c *Client) PutFile(ctx context.Context, ws, p string, body io.Reader, size int64) (*FileEntry, error) {
+	return c.PutFileIf(ctx, ws, p, body, size, "")
+}
+
+// PutFileIf is PutFile that refuses (412 precondition_failed) to replace a
+// file whose ETag is no longer ifMatch ("*": any existing file; "": no
+// condition).
+func (c *Client) PutFileIf(ctx context.Context, ws, p string, body io.Reader, size int64, ifMatch string) (*FileEntry, error) {
+	if size == 0 || body == nil {
+		body, size = http.NoBody, 0
+	}
+	req, err := c.NewRequest(ctx, "PUT", filesURL(ws, "upload", p), body)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 {
+		req.ContentLength = size
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody(resp)
+	var out FileEntry
+	if _, err := decodeEnvelope(resp, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // WriteFile replaces (or creates) the file at p with contents.
 func (c *Client) WriteFile(ctx context.Context, ws, p, contents string) (*FileEntry, error) {
 	return c.fileOp(ctx, ws, p, map[string]any{"operation": "write", "contents": contents}, false)
