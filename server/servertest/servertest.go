@@ -73,7 +73,10 @@ func Start(t testing.TB, database string) *Env {
 	// Tests run reconcile passes themselves and check what a pass did. A
 	// pass skips a sandbox whose lock another holds, so a background pass
 	// working on a sandbox would make the test's own pass skip it.
+	// For the same reason the reconciler does not follow the engine's
+	// events here: tests of that path start their own server.
 	cfg.Sandbox.ReconcileInterval = time.Hour
+	cfg.Sandbox.IgnoreEngineEvents = true
 	return StartConfig(t, cfg)
 }
 
