@@ -27,7 +27,7 @@ const retryBusy = time.Second
 // eventStats are the follower's counters and its stream's cancel, for
 // tests and benchmarks.
 type eventStats struct {
-	fullPasses atomic.Int64 // Reconcile calls, whoever made them
+	fullPasses atomic.Int64 // Reconcile calls finished, whoever made them
 	reconciled atomic.Int64 // sandboxes reconciled on an event
 	connects   atomic.Int64 // event streams established
 

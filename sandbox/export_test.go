@@ -11,7 +11,7 @@ func (m *Manager) SetReconcileHook(fn func()) {
 	m.afterList.Store(&fn)
 }
 
-// FullPasses is how many full reconcile passes have run.
+// FullPasses is how many full reconcile passes have finished.
 func (m *Manager) FullPasses() int64 { return m.events.fullPasses.Load() }
 
 // EventReconciles is how many sandboxes were reconciled on an engine event.

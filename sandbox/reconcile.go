@@ -30,7 +30,7 @@ import (
 //   - a container of this instance with no live sandbox is removed (every
 //     one: several may carry the same sandbox label, or none).
 func (m *Manager) Reconcile(ctx context.Context) error {
-	m.events.fullPasses.Add(1)
+	defer m.events.fullPasses.Add(1) // counted once done
 	cs, err := m.rt.List(ctx, map[string]string{LabelInstance: m.instance})
 	if err != nil {
 		return err
