@@ -71,6 +71,9 @@ func init() {
 		"POST /v1/workspaces/{id}/upload/*": {func(t *testing.T, f *fixture) (string, any) {
 			return ws(f) + "/upload/" + uniqueName("updir"), multipartBody("a.txt", "uploaded")
 		}, 404, 201, 201},
+		"PUT /v1/workspaces/{id}/upload/*": {func(t *testing.T, f *fixture) (string, any) {
+			return ws(f) + "/upload/" + uniqueName("put") + "/f.bin", rawBody{data: []byte("raw"), contentType: "application/octet-stream"}
+		}, 404, 201, 201},
 		"PUT /v1/workspaces/{id}/files": {func(t *testing.T, f *fixture) (string, any) {
 			return ws(f) + "/files", map[string]any{"operation": "copy", "ids": []string{f.freshFile(t)}, "target": f.freshDir(t)}
 		}, 404, 200, 200},

@@ -82,6 +82,7 @@ func TestClientCoversEveryRoute(t *testing.T) {
 		func() error { _, err := c.UploadAs(ctx, "w", "/", "f", strings.NewReader("x")); return err },
 		func() error { _, err := c.UploadAs(ctx, "w", "/d", "f", strings.NewReader("x")); return err },
 		func() error { _, err := c.WriteFile(ctx, "w", "/f", "x"); return err },
+		func() error { _, err := c.PutFile(ctx, "w", "/f", strings.NewReader("x"), 1); return err },
 		func() error { _, err := c.BatchFiles(ctx, "w", "copy", []string{"/f"}, "/d", false); return err },
 		func() error { return c.DeleteFile(ctx, "w", "/f") },
 		func() error { _, err := c.DeleteFiles(ctx, "w", []string{"/f"}); return err },

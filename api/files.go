@@ -30,6 +30,8 @@ func (s *Server) fileRoutes() []route {
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/files/*", Summary: "create a file or directory in a directory", Scope: "files:write", Success: []int{201}, In: fileCreate{}, Out: files.Entry{}, handler: s.createFile},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload", Summary: "multipart upload into the root", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
 		{Method: "POST", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "multipart upload into a directory (created if missing)", Scope: "files:write", Success: []int{201}, Upload: true, Out: []files.Entry{}, handler: s.uploadFiles},
+		{Method: "PUT", Pattern: "/v1/workspaces/{id}/upload/*", Summary: "write the request body, as is, to the file at the path (created or replaced atomically, parents created; If-Match: 412 when changed)", Scope: "files:write", Success: []int{200, 201}, RawIn: true,
+			Query: []param{qIfMatch}, Out: files.Entry{}, handler: s.putFile},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files", Summary: "batch copy or move (?overwrite)", Scope: "files:write", Query: []param{qOverwrite}, In: fileBatch{}, Out: []batchResult{}, handler: s.batchFiles},
 		{Method: "PUT", Pattern: "/v1/workspaces/{id}/files/*", Summary: "rename, move, copy or write an entry (?overwrite; a write honours If-Match: 412 when changed)", Scope: "files:write", Query: []param{qOverwrite, qIfMatch}, In: fileUpdate{}, Out: files.Entry{}, handler: s.updateFile},
 		{Method: "DELETE", Pattern: "/v1/workspaces/{id}/files", Summary: "batch delete", Scope: "files:write", In: fileBatchDelete{}, Out: []batchResult{}, handler: s.batchDeleteFiles},
@@ -401,6 +403,48 @@ func (f fillReader) Read(p []byte) (n int, err error) {
 		n += m
 	}
 	return n, err
+}
+
+// putFile writes the request body, byte for byte, to the file at the path:
+// the raw upload, with no multipart to parse (the cheapest way in for one
+// file). Like every write it streams into a temporary file next to the
+// target, checks the quota as the bytes come, fsyncs and renames: a request
+// that fails (the quota, a client that goes away, a body shorter than its
+// Content-Length) leaves the old file, or nothing, and no directory it
+// created. Content-Length is optional (chunked bodies are fine). 201 when
+// the file is new, 200 when it replaced one; the answer's ETag is the new
+// version's.
+func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
+	p, err := routePath(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	_, fw, release, err := s.openFiles(r, "files:write")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer release()
+	ctx := r.Context()
+	status := http.StatusCreated
+	if _, err := fw.Stat(ctx, p); err == nil {
+		status = http.StatusOK
+	}
+	if err = checkIfMatch(ctx, fw, p, r.Header.Get("If-Match")); err == nil {
+		var e files.Entry
+		if e, err = fw.Write(ctx, p, r.Body, files.WriteOptions{MakeParents: true}); err == nil {
+			if f, oerr := fw.Open(ctx, p); oerr == nil {
+				w.Header().Set("ETag", f.ETag)
+				_ = f.Close() // opened read-only: nothing to flush
+			}
+			writeData(w, r, status, e)
+			return
+		}
+	}
+	// The client may still be sending: do not try to reuse the connection.
+	w.Header().Set("Connection", "close")
+	writeError(w, r, err)
 }
 
 // fileUpdate is the body of PUT /v1/workspaces/{id}/files/{path}.

@@ -178,6 +178,10 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 			WithRequired([]string{"file"})
 		op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
 			WithContent(openapi3.Content{"multipart/form-data": openapi3.NewMediaType().WithSchema(form)})}
+	case rt.RawIn:
+		bin := &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}, Format: "binary", Description: "the file's contents, as is"}
+		op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
+			WithContent(openapi3.Content{"application/octet-stream": openapi3.NewMediaType().WithSchema(bin)})}
 	case rt.In != nil:
 		op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
 			WithContent(openapi3.NewContentWithJSONSchemaRef(g.of(rt.In, true)))}

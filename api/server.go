@@ -78,6 +78,7 @@ type route struct {
 	//   Out: a zero value of the success envelope's data type,
 	//   Query: its query parameters (limit and cursor come with Paged),
 	//   Upload: the body is multipart/form-data instead,
+	//   RawIn: the body is a file's bytes (application/octet-stream),
 	//   Raw: success answers that are not the envelope (files, archives),
 	//   Stream: its text/event-stream answer with each event's data type.
 	// A struct type becomes a component schema named after it; enums,
@@ -91,6 +92,7 @@ type route struct {
 	In, Out any
 	Query   []param
 	Upload  bool
+	RawIn   bool
 	Raw     []rawBody
 	Stream  *stream
 

@@ -141,6 +141,43 @@ type Capabilities struct {
 	NoDiskLimit string
 }
 
+// Watcher is implemented by a Runtime that can report changes of its
+// containers as they happen, so that berth reconciles on change instead of
+// asking about every container on a timer. It is optional: berth falls back
+// to periodic passes with a Runtime that lacks it.
+type Watcher interface {
+	// Watch streams the events of the containers that carry every label in
+	// labels (as List matches them). It returns once the stream is
+	// established or has failed. The error channel receives exactly one
+	// value when the stream ends (ctx.Err() when ctx ended, an Unavailable
+	// error when the engine went away) and the event channel is then
+	// abandoned, never closed: select on both. Events that happen while no
+	// stream is open are lost, so a caller that reconnects must look at
+	// every container again.
+	Watch(ctx context.Context, labels map[string]string) (<-chan Event, <-chan error)
+}
+
+// Event is a change of one container's state.
+type Event struct {
+	ContainerID string
+	// Action is one of the Event* constants.
+	Action string
+	// Labels are the container's labels (ManagedLabel included).
+	Labels map[string]string
+}
+
+// Event actions a Watcher reports; an engine may report others, which a
+// caller can treat as "something changed".
+const (
+	EventStart   = "start"
+	EventDie     = "die" // the main process ended (stop, kill, crash, OOM)
+	EventStop    = "stop"
+	EventPause   = "pause"
+	EventUnpause = "unpause"
+	EventDestroy = "destroy" // removed
+	EventOOM     = "oom"
+)
+
 // ManagedLabel marks every container berth creates, so that List can tell
 // them from anything else on the engine. Create adds it.
 const ManagedLabel = "berth.managed"

@@ -30,6 +30,7 @@ import (
 //   - a container of this instance with no live sandbox is removed (every
 //     one: several may carry the same sandbox label, or none).
 func (m *Manager) Reconcile(ctx context.Context) error {
+	defer m.events.fullPasses.Add(1) // counted once done
 	cs, err := m.rt.List(ctx, map[string]string{LabelInstance: m.instance})
 	if err != nil {
 		return err
@@ -131,7 +132,12 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 		}
 		m.released(ctx, s)
 		return nil
-	case !exists:
+	case !exists || c.State == runtime.StateRemoving:
+		// Being removed counts as gone: berth's own removals hold the
+		// lock, so this one is not berth's. (Following the engine's
+		// events, the reconciler sees that state, which a periodic pass
+		// rarely did; taken as a status it became "destroying", then
+		// "destroyed".)
 		if s.Status == Error {
 			return nil
 		}

@@ -145,8 +145,19 @@ const sbxCols = `s.id, s.org_id, s.owner_user_id, s.name, s.template, s.image, s
 // Options tune the manager's background loops.
 type Options struct {
 	// ReconcileInterval is how often the database is compared with the
-	// engine (default 10s).
+	// engine when the runtime cannot report its containers' changes
+	// (default 10s). With one that can (runtime.Watcher), berth reconciles
+	// a sandbox when its container changes, and a full pass runs every
+	// FullReconcileInterval and whenever the event stream (re)connects.
 	ReconcileInterval time.Duration
+	// FullReconcileInterval is the safety net of the event-driven
+	// reconciler: how often every sandbox is looked at anyway (default 5
+	// minutes).
+	FullReconcileInterval time.Duration
+	// IgnoreEngineEvents makes the reconciler ignore the runtime's events
+	// and compare everything every ReconcileInterval, as with a runtime that
+	// cannot report them (tests that run reconcile passes themselves).
+	IgnoreEngineEvents bool
 	// IdleInterval is how often idle sandboxes are looked for (default 5s).
 	IdleInterval time.Duration
 	// StopTimeout is the grace period of stop before processes are killed
@@ -179,12 +190,19 @@ type Manager struct {
 	// Reconcile between reading the candidate ids and locking the first:
 	// the window in which another operation can change a sandbox.
 	afterList atomic.Pointer[func()]
+
+	// watcher follows the engine's events (nil: periodic passes only).
+	watcher runtime.Watcher
+	events  eventStats
 }
 
 // New returns a manager; Run begins its background loops.
 func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Service, log *slog.Logger, opts Options) (*Manager, error) {
 	if opts.ReconcileInterval <= 0 {
 		opts.ReconcileInterval = 10 * time.Second
+	}
+	if opts.FullReconcileInterval <= 0 {
+		opts.FullReconcileInterval = 5 * time.Minute
 	}
 	if opts.IdleInterval <= 0 {
 		opts.IdleInterval = 5 * time.Second
@@ -209,6 +227,9 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 		return nil, err
 	}
 	m.instance = id
+	if w, ok := rt.(runtime.Watcher); ok && !opts.IgnoreEngineEvents {
+		m.watcher = w
+	}
 	if err := ws.PinSupported(); err != nil {
 		log.Warn("nested workspace mounts are refused: their mount points cannot be protected on this data directory", "err", err)
 	}
@@ -254,7 +275,12 @@ func (m *Manager) Run(ctx context.Context) {
 	if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
 		m.log.Warn("initial reconcile failed; will retry", "err", err)
 	}
-	m.loop(m.opts.ReconcileInterval, func(ctx context.Context) error { return m.Reconcile(ctx) }, "reconcile")
+	if m.watcher != nil {
+		m.wg.Add(1)
+		go m.follow()
+	} else {
+		m.loop(m.opts.ReconcileInterval, func(ctx context.Context) error { return m.Reconcile(ctx) }, "reconcile")
+	}
 	m.loop(m.opts.IdleInterval, m.PauseIdle, "idle")
 }
 

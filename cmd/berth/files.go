@@ -418,7 +418,8 @@ func (a *app) moveOrCopy(ctx context.Context, op string, srcs []string, dstArg s
 }
 
 // put uploads local files and directories into a workspace directory, in
-// one streamed request.
+// one streamed request: a single file as its raw bytes (PUT), several as
+// one multipart body.
 func (a *app) put(ctx context.Context, locals []string, dstArg string) error {
 	if !isRemote(dstArg) {
 		return fmt.Errorf("%q: the last argument is where to put the files, <workspace id or slug>:/dir/", dstArg)
@@ -432,7 +433,7 @@ func (a *app) put(ctx context.Context, locals []string, dstArg string) error {
 		if dst.dir {
 			return fmt.Errorf("%s: put - needs the file's path, not a directory", dst)
 		}
-		e, err := c.UploadAs(ctx, ws.ID, path.Dir(dst.path), path.Base(dst.path), a.stdin)
+		e, err := c.PutFile(ctx, ws.ID, dst.path, a.stdin, -1)
 		if err != nil {
 			return err
 		}
@@ -513,13 +514,18 @@ func (a *app) put(ctx context.Context, locals []string, dstArg string) error {
 	defer bar.Finish()
 	var entries []client.FileEntry
 	if len(items) > 0 {
-		if rename != "" {
+		if len(items) == 1 && len(emptyDirs) == 0 {
+			// One file: the raw upload (PUT of its bytes), no multipart.
+			target := path.Join(dir, items[0].rel)
+			if rename != "" {
+				target = path.Join(dir, rename)
+			}
 			f, err := os.Open(items[0].local)
 			if err != nil {
 				return err
 			}
 			defer closeQuietly(f)
-			e, err := c.UploadAs(ctx, ws.ID, dir, rename, bar.Reader(f))
+			e, err := c.PutFile(ctx, ws.ID, target, bar.Reader(f), items[0].size)
 			if err != nil {
 				return err
 			}

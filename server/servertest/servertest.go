@@ -121,7 +121,10 @@ func Config(t testing.TB, database string) server.Config {
 	// Tests run reconcile passes themselves and check what a pass did. A
 	// pass skips a sandbox whose lock another holds, so a background pass
 	// working on a sandbox would make the test's own pass skip it.
+	// For the same reason the reconciler does not follow the engine's
+	// events here: tests of that path start their own server.
 	cfg.Sandbox.ReconcileInterval = time.Hour
+	cfg.Sandbox.IgnoreEngineEvents = true
 	return cfg
 }
 
@@ -132,14 +135,10 @@ var Runtimes = []string{server.RuntimeDocker, server.RuntimeContainerd}
 // StartRuntime is Start with sandboxes on runtime (server.RuntimeDocker or
 // server.RuntimeContainerd). A containerd server uses the test containerd
 // (containerdtest.Address) in the tests' namespace, with the base template's
-// image loaded into it: containerd cannot build templates yet.
+// image loaded into it.
 func StartRuntime(t testing.TB, database, runtime string) *Env {
 	t.Helper()
-	cfg := server.Defaults()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
-	cfg.Database = database
-	cfg.Sandbox.ReconcileInterval = time.Hour // as Start
+	cfg := Config(t, database)
 	UseRuntime(t, &cfg, runtime)
 	return StartConfig(t, cfg)
 }

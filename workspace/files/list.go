@@ -7,9 +7,11 @@ import (
 	"encoding/base64"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth"
 )
@@ -94,14 +96,17 @@ func sortKey(sort string, info fs.FileInfo) int64 {
 // cursor".
 //
 // Why this order: directories come back from the kernel in hash order, which
-// is stable only while nothing changes; sorting the whole directory per page
-// would hold every name in memory. Instead each page streams the directory in
-// batches of listBatch names and keeps only the Limit+1 first entries past
-// the cursor in a bounded heap. Memory per page is O(Limit + listBatch)
-// whatever the directory size; time is one pass over the directory (plus one
-// lstat per entry for the size and mtime orders). A cursor also stays correct
-// while the directory changes between pages: no entry that exists throughout
-// (and keeps its key) is skipped or repeated.
+// is stable only while nothing changes. A page is cut out of a sorted
+// snapshot of the directory, kept between pages while the directory does
+// not change (see listcache.go), so that paging through n entries costs
+// O(n log n) in all rather than one read of the directory per page. A
+// directory too large for a snapshot is listed by streaming it in batches
+// of listBatch names and keeping only the Limit+1 first entries past the
+// cursor in a bounded heap: memory O(Limit + listBatch), one pass over the
+// directory per page (plus one lstat per entry for the size and mtime
+// orders). Either way a cursor stays correct while the directory changes
+// between pages: no entry that exists throughout (and keeps its key) is
+// skipped or repeated.
 func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, error) {
 	rel, err := Clean(p)
 	if err != nil {
@@ -141,8 +146,41 @@ func (w *Workspace) List(ctx context.Context, p string, opt ListOptions) (Page, 
 	if err != nil {
 		return Page{}, fsErr(err, apiPath(rel))
 	}
-	defer closeRead(d)
+	defer func() { closeRead(d) }()
 
+	if dev, ino, stamp, ok := dirStamp(d); ok {
+		k := snapKey{dev: dev, ino: ino, sort: opt.Sort, desc: opt.Desc, hidden: opt.ShowHidden}
+		var s *snapshot
+		// A first page in the size or mtime order reads the directory
+		// again: its entries' keys may have changed without it.
+		if after != nil || !order.keyed {
+			s = snapshots.get(k, stamp)
+		}
+		if s == nil {
+			read := time.Now()
+			if s, err = buildSnapshot(ctx, dir, d, rel, opt, order); err != nil {
+				return Page{}, err
+			}
+			if s != nil && len(s.items) > limit && read.Sub(stamp.newest()) >= snapRacy {
+				s.key, s.stamp = k, stamp
+				snapshots.put(s)
+			}
+		}
+		if s != nil {
+			return s.pageOf(dir, rel, order, after, limit)
+		}
+		// Too large to keep: the bounded heap pass, from the start.
+		closeRead(d)
+		if d, err = dir.Open("."); err != nil {
+			return Page{}, fsErr(err, apiPath(rel))
+		}
+	}
+	return heapPage(ctx, dir, d, rel, opt, order, after, limit)
+}
+
+// heapPage reads the whole directory d and keeps the limit+1 first entries
+// after the cursor in a bounded heap.
+func heapPage(ctx context.Context, dir *os.Root, d *os.File, rel string, opt ListOptions, order listOrder, after *listItem, limit int) (Page, error) {
 	h := &itemHeap{order: order}
 	for {
 		if err := ctx.Err(); err != nil {

@@ -1018,7 +1018,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        put?: never;
+        /**
+         * write the request body, as is, to the file at the path (created or replaced atomically, parents created; If-Match: 412 when changed)
+         * @description Requires scope `files:write`.
+         */
+        put: operations["putWorkspacesIdUploadPath"];
         /**
          * multipart upload into a directory (created if missing)
          * @description Requires scope `files:write`.
@@ -4259,6 +4263,61 @@ export interface operations {
                 content: {
                     "application/json": {
                         data: components["schemas"]["FileEntry"][];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putWorkspacesIdUploadPath: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description write only: the ETag of the version the change is based on; 412 precondition_failed when the file changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["FileEntry"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["FileEntry"];
                         meta: components["schemas"]["Meta"];
                     };
                 };
