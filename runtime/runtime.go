@@ -166,7 +166,28 @@ type Spec struct {
 
 	Resources Resources
 	Network   string // NetworkNone, NetworkBridge or NetworkShared; "" means NetworkNone
+
+	// Supervisor, when set, replaces the engine's init: the backend mounts
+	// Supervisor.Binary read-only at SupervisorPath and Supervisor.SocketDir
+	// at SupervisorRunDir, and runs SupervisorPath, "--", then the main
+	// command as the container's PID 1 (the image's entrypoint is not
+	// used). The supervisor reaps orphans and forwards signals as the
+	// engine's init does, and serves exec requests on its socket.
+	Supervisor *Supervisor
 }
+
+// Supervisor is what a backend mounts for berth's in-sandbox supervisor.
+type Supervisor struct {
+	Binary    string // host path of the static supervisor executable
+	SocketDir string // host directory of this container only, for its socket
+}
+
+// Where the supervisor lives inside a container.
+const (
+	SupervisorPath       = "/.berth/supervisor"
+	SupervisorRunDir     = "/.berth/run"
+	SupervisorSocketName = "sock" // in SupervisorRunDir (and in the host's SocketDir)
+)
 
 // Mount is a host directory (or file) bind-mounted into a container.
 type Mount struct {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/db"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/templates"
 	"github.com/berth-dev/berth/workspace"
 )
@@ -128,12 +130,18 @@ type Options struct {
 	// Limits bound what a sandbox may ask for; zero fields take
 	// HostLimits' values.
 	Limits Limits
+	// Supervisor is the host path of the static supervisor binary
+	// (supervisor.Install) that new sandboxes run as their PID 1, for fast
+	// exec and terminals; "" runs them under the engine's init, with every
+	// exec through the engine.
+	Supervisor string
 }
 
 // Manager runs sandboxes on one runtime.
 type Manager struct {
 	db       *db.DB
 	rt       runtime.Runtime
+	sup      *supervisor.Runtime // nil without a supervisor; rt wraps it
 	ws       *workspace.Service
 	log      *slog.Logger
 	opts     Options
@@ -174,8 +182,18 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 			return nil, err
 		}
 	}
+	var sup *supervisor.Runtime
+	if opts.Supervisor != "" {
+		// Each sandbox's socket directory is <data>/sandboxes/<container>:
+		// only that directory is mounted into it.
+		var err error
+		if sup, err = supervisor.Wrap(rt, opts.Supervisor, filepath.Join(ws.DataDir(), "sandboxes"), log); err != nil {
+			return nil, err
+		}
+		rt = sup
+	}
 	// Engine errors quote host paths; the manager's runtime hides them.
-	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), ws: ws, log: log, opts: opts,
+	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), sup: sup, ws: ws, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	id, err := m.instanceID(ctx)
 	if err != nil {
