@@ -49,7 +49,7 @@ type env struct {
 
 // newEnv wraps a real Docker runtime with a supervisor built from this
 // checkout (once per test binary).
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	d := dockertest.New(t)
 	image := runtimetest.BaseImage(t, d)
@@ -70,7 +70,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) start(t *testing.T, name string, mod ...func(*runtime.Spec)) string {
+func (e *env) start(t testing.TB, name string, mod ...func(*runtime.Spec)) string {
 	t.Helper()
 	spec := runtime.Spec{Name: "berth-sv-" + e.run + "-" + name, Image: e.image, Labels: e.label}
 	for _, m := range mod {
