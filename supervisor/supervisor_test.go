@@ -127,6 +127,22 @@ func TestExecPathAndFallback(t *testing.T) {
 	if out, _ := e.sh(t, id, ppidScript); out != "1\n" {
 		t.Errorf("exec's parent pid %q, want 1 (started by the supervisor)", out)
 	}
+	// A process the command leaves running with its output redirected
+	// outlives the exec, as with the engine's exec.
+	if _, code := e.sh(t, id, "sleep 4741 >/dev/null 2>&1 &"); code != 0 {
+		t.Fatalf("background: exit %d", code)
+	}
+	if out, _ := e.sh(t, id, `for d in /proc/[0-9]*; do tr '\0' ' ' < $d/cmdline 2>/dev/null; echo; done | grep -c '^sleep 4741' || true`); out != "1\n" {
+		t.Errorf("background process after its exec ended: %q running, want 1", out)
+	}
+	// A user's exec has that user's groups, not the supervisor's.
+	var groups bytes.Buffer
+	if code, err := e.rt.Exec(testctx.Context(t), id, runtime.ExecSpec{Cmd: []string{"id"}, User: "nobody", Stdout: &groups}); err != nil || code != 0 {
+		t.Fatalf("id as nobody: %d, %v", code, err)
+	}
+	if out := groups.String(); strings.Contains(out, "root") || !strings.Contains(out, "uid=65534") {
+		t.Errorf("id as nobody: %q", out)
+	}
 	if strings.Contains(e.log.String(), "unreachable") {
 		t.Fatalf("fell back while the supervisor runs:\n%s", e.log.String())
 	}

@@ -233,16 +233,19 @@ func startErrCode(err error) int {
 // /etc/passwd and /etc/group.
 func lookupUser(spec string) (*syscall.Credential, string, error) {
 	u, g, hasGroup := strings.Cut(spec, ":")
-	cred := &syscall.Credential{NoSetGroups: true}
-	home := ""
+	// Groups is set (never the supervisor's own supplementary groups):
+	// the user's memberships in /etc/group, as the engine's exec gives.
+	cred := &syscall.Credential{Groups: []uint32{}}
+	home, name := "", u
 	if uid, err := strconv.ParseUint(u, 10, 32); err == nil {
 		cred.Uid = uint32(uid)
 		cred.Gid = uint32(uid)
+		name = ""
 		if f := findEntry("/etc/passwd", func(f []string) bool { return len(f) > 5 && f[2] == u }); f != nil {
 			if gid, err := strconv.ParseUint(f[3], 10, 32); err == nil {
 				cred.Gid = uint32(gid)
 			}
-			home = f[5]
+			home, name = f[5], f[0]
 		}
 	} else {
 		f := findEntry("/etc/passwd", func(f []string) bool { return len(f) > 5 && f[0] == u })
@@ -255,6 +258,9 @@ func lookupUser(spec string) (*syscall.Credential, string, error) {
 			return nil, "", fmt.Errorf("user %s: bad passwd entry", u)
 		}
 		cred.Uid, cred.Gid, home = uint32(uid), uint32(gid), f[5]
+	}
+	if name != "" {
+		cred.Groups = memberships(name)
 	}
 	if hasGroup {
 		if gid, err := strconv.ParseUint(g, 10, 32); err == nil {
@@ -272,6 +278,32 @@ func lookupUser(spec string) (*syscall.Credential, string, error) {
 		}
 	}
 	return cred, home, nil
+}
+
+// memberships are the gids of the groups of /etc/group that list name.
+func memberships(name string) []uint32 {
+	out := []uint32{}
+	f, err := os.Open("/etc/group")
+	if err != nil {
+		return out
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 4 {
+			continue
+		}
+		for _, m := range strings.Split(fields[3], ",") {
+			if m == name {
+				if gid, err := strconv.ParseUint(fields[2], 10, 32); err == nil {
+					out = append(out, uint32(gid))
+				}
+				break
+			}
+		}
+	}
+	return out
 }
 
 func findEntry(file string, match func([]string) bool) []string {

@@ -59,6 +59,7 @@ type session struct {
 	killOnce sync.Once
 	killDone chan struct{} // closed by kill
 	ended    atomic.Bool   // the command has been reaped: nothing left to kill by pid
+	answered atomic.Bool   // Exit is being sent: what the command left running stays
 }
 
 func (ss *session) send(typ byte, p []byte) error {
@@ -243,6 +244,10 @@ func (s *server) finish(ss *session, done <-chan syscall.WaitStatus, copies *syn
 	}
 	closeOut()
 	<-drained
+	// Background processes the command left (a server started with
+	// output redirected) live on, as with the engine's exec: the closed
+	// connection after Exit must not kill them.
+	ss.answered.Store(true)
 	if err := ss.sendJSON(proto.TypeExit, proto.Exit{Code: exitCode(ws)}); err != nil {
 		log.Printf("answer: %v", err)
 	}
@@ -283,7 +288,9 @@ func (ss *session) readControl(in *os.File, term *os.File) {
 	for {
 		typ, p, err := proto.ReadFrame(ss.conn, buf)
 		if err != nil {
-			ss.kill()
+			if !ss.answered.Load() {
+				ss.kill()
+			}
 			return
 		}
 		switch typ {
@@ -308,7 +315,9 @@ func (ss *session) readControl(in *os.File, term *os.File) {
 				}
 			}
 		case proto.TypeKill:
-			ss.kill()
+			if !ss.answered.Load() {
+				ss.kill()
+			}
 		}
 	}
 }
