@@ -47,6 +47,12 @@ type ptyMessage struct {
 const ptyReadLimit = 1 << 20
 
 func (s *Server) sandboxPTY(w http.ResponseWriter, r *http.Request) {
+	// A sandbox the caller cannot see is 404 whatever the request is
+	// like; one that is not an upgrade is refused before anything runs.
+	if _, err := s.Sandboxes.Resolve(r.Context(), chi.URLParam(r, "id"), "sandbox:write"); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		writeError(w, r, berth.Errorf(berth.Invalid, "this route is a WebSocket: send Connection: Upgrade and Upgrade: websocket"))
 		return
