@@ -15,7 +15,6 @@ import (
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/sandbox"
-	"github.com/berth-dev/berth/supervisor"
 )
 
 // ptyDoc is the WebSocket protocol of GET /v1/sandboxes/{id}/pty, for the
@@ -71,7 +70,7 @@ func (s *Server) sandboxPTY(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	upgraded := false
-	err = s.Sandboxes.Terminal(r.Context(), chi.URLParam(r, "id"), req, func(ctx context.Context, sess *supervisor.Session) error {
+	err = s.Sandboxes.Terminal(r.Context(), chi.URLParam(r, "id"), req, func(ctx context.Context, sess sandbox.TerminalSession) error {
 		// The connection's deadlines (the write-stall guard's) must not
 		// outlive the upgrade: a terminal may sit idle for hours.
 		rc := http.NewResponseController(w)
@@ -94,7 +93,7 @@ func (s *Server) sandboxPTY(w http.ResponseWriter, r *http.Request) {
 
 // relayPTY relays a terminal session and its WebSocket until the session
 // ends (exit message) or the client goes away (the session is killed).
-func relayPTY(ctx context.Context, c *websocket.Conn, sess *supervisor.Session) {
+func relayPTY(ctx context.Context, c *websocket.Conn, sess sandbox.TerminalSession) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -119,7 +118,7 @@ func relayPTY(ctx context.Context, c *websocket.Conn, sess *supervisor.Session) 
 			}
 		}
 	}()
-	code, err := sess.Wait(rctx, wsWriter{ctx: rctx, c: c}, nil)
+	code, err := sess.Wait(rctx, wsWriter{ctx: rctx, c: c})
 	var last ptyMessage
 	switch {
 	case err == nil:

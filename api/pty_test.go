@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/client"
 	"github.com/berth-dev/berth/internal/testctx"
+	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/servertest"
 )
 
@@ -73,7 +74,23 @@ func openTerminal(t *testing.T, c *client.Client, id string, opt client.Terminal
 // command, the terminal's size and a resize, and the exit code.
 func TestSandboxTerminal(t *testing.T) {
 	t.Parallel()
-	env := servertest.Start(t, "")
+	t.Run("supervisor", func(t *testing.T) {
+		t.Parallel()
+		testTerminal(t, servertest.Start(t, ""))
+	})
+	// A sandbox without a supervisor gets its terminal through the
+	// engine's exec.
+	t.Run("engine", func(t *testing.T) {
+		t.Parallel()
+		cfg := server.Defaults()
+		cfg.Addr = "127.0.0.1:0"
+		cfg.DataDir = t.TempDir()
+		cfg.Supervisor = "off"
+		testTerminal(t, servertest.StartConfig(t, cfg))
+	})
+}
+
+func testTerminal(t *testing.T, env *servertest.Env) {
 	needEngine(t, env)
 	a := env.Admin
 	s := newSandbox(t, a, client.SandboxRequest{})
@@ -93,9 +110,17 @@ func TestSandboxTerminal(t *testing.T) {
 	if err := term.Resize(50, 132); err != nil {
 		t.Fatal(err)
 	}
-	write("stty size\n")
-	at = scr.waitFor(t, at, "50 132\r\n")
-	scr.waitFor(t, at, "/workspace # ")
+	// Through the supervisor a resize is ordered with the input; through
+	// the engine it is a call of its own, which may land after the next
+	// command: ask until the size shows.
+	testctx.Eventually(t, "the new size", func() bool {
+		write("stty size\n")
+		at = scr.waitFor(t, at, "stty size\r\n")
+		end := scr.waitFor(t, at, "# ")
+		resized := strings.Contains(scr.String()[at:end], "50 132\r\n")
+		at = end
+		return resized
+	})
 	write("exit 3\n")
 	r := <-done
 	if r.err != nil || r.code != 3 {

@@ -242,6 +242,21 @@ type ExecSpec struct {
 	Stderr io.Writer         // nil: discarded
 }
 
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Rows, Cols uint16
+}
+
+// TTYExecer is a Runtime that can also run a command on a new
+// pseudo-terminal through the engine: the terminal of a sandbox that has
+// no supervisor. Backends may leave it out.
+type TTYExecer interface {
+	// ExecTTY is Exec on a new terminal of size: spec.Stdin is the
+	// terminal's input, spec.Stdout gets its output (spec.Stderr is not
+	// used), and each size sent on resize resizes it.
+	ExecTTY(ctx context.Context, id string, spec ExecSpec, size TerminalSize, resize <-chan TerminalSize) (exitCode int, err error)
+}
+
 // BuildSpec describes an image build.
 type BuildSpec struct {
 	Tag        string            // reference to tag the result with, e.g. "berth/base:1"

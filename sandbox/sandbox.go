@@ -142,6 +142,8 @@ type Manager struct {
 	db       *db.DB
 	rt       runtime.Runtime
 	sup      *supervisor.Runtime // nil without a supervisor; rt wraps it
+	base     runtime.Runtime     // the backend itself, for what it offers beyond Runtime
+	scrub    func(error) error   // hides host paths in errors, as rt does
 	ws       *workspace.Service
 	log      *slog.Logger
 	opts     Options
@@ -182,6 +184,7 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 			return nil, err
 		}
 	}
+	base := rt
 	var sup *supervisor.Runtime
 	if opts.Supervisor != "" {
 		// Each sandbox's socket directory is <data>/sandboxes/<container>:
@@ -193,7 +196,8 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 		rt = sup
 	}
 	// Engine errors quote host paths; the manager's runtime hides them.
-	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), sup: sup, ws: ws, log: log, opts: opts,
+	scrub := newScrubRuntime(rt, ws.DataDir(), log)
+	m := &Manager{db: d, rt: scrub, sup: sup, base: base, scrub: scrub.scrub, ws: ws, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	id, err := m.instanceID(ctx)
 	if err != nil {

@@ -280,7 +280,7 @@ func (s *Server) supervisor(ctx context.Context) string {
 	}
 	path, err := supervisor.Install(ctx, filepath.Join(s.Config.DataDir, "supervisor"), bin)
 	if err != nil {
-		s.Log.Warn("no sandbox supervisor: new sandboxes run under the engine's init, exec goes through the engine, and terminals are unavailable", "err", err)
+		s.Log.Warn("no sandbox supervisor: new sandboxes run under the engine's init, and exec and terminals go through the engine", "err", err)
 		return ""
 	}
 	s.Log.Info("sandbox supervisor", "binary", path)
