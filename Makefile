@@ -5,8 +5,12 @@ PKGS    := ./...
 
 .PHONY: build run doctor dashboard test test-stress test-short lint errcheck bench fuzz clean
 
+# The sandbox supervisor (PID 1 of every sandbox) is built static next to
+# berth, where `berth serve` finds it; a plain `go build ./cmd/berth` in a
+# checkout works too: serve then builds it with the Go toolchain.
 build:
 	$(GO) build -o $(BIN) ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(dir $(BIN))berth-supervisor ./cmd/berth-supervisor
 
 # Builds and starts `berth serve` with the defaults: 127.0.0.1:8080, ./berth-data, SQLite.
 # First makes sure a container engine answers (scripts/ensure-engine): as root

@@ -32,6 +32,9 @@ var sandboxCases = map[string]authCase{
 	"POST /v1/sandboxes/{id}/exec": {func(t *testing.T, f *fixture) (string, any) {
 		return "/v1/sandboxes/" + adminSandbox(t, f, "running") + "/exec", map[string]any{"command": "true"}
 	}, 404, 404, 200},
+	// Not an upgrade: the owner's key gets as far as the WebSocket check
+	// (TestSandboxTerminal opens one).
+	"GET /v1/sandboxes/{id}/pty": {sandboxIn("running", "/pty"), 404, 404, 400},
 
 	"GET /v1/templates":        {fixed("/v1/templates", nil), 200, 200, 200},
 	"GET /v1/templates/{name}": {fixed("/v1/templates/base", nil), 200, 200, 200},

@@ -106,6 +106,7 @@ func TestClientCoversEveryRoute(t *testing.T) {
 		func() error { return c.DestroySandbox(ctx, "s") },
 		func() error { _, err := c.Exec(ctx, "s", client.ExecRequest{Command: "true"}); return err },
 		func() error { return c.ExecStream(ctx, "s", client.ExecRequest{Command: "true"}, none) },
+		func() error { _, err := c.Terminal(ctx, "s", client.TerminalOptions{}); return err },
 		func() error { _, err := c.UpsertAgent(ctx, client.AgentRequest{Slug: "a"}); return err },
 		func() error { _, err := c.Agents(ctx, false); return err },
 		func() error { _, err := c.Agent(ctx, "a"); return err },

@@ -146,6 +146,9 @@ func (s *Server) operation(g *schemas, rt route) (*openapi3.Operation, error) {
 	} else if rt.Scope != "" {
 		desc = append(desc, "Requires scope `"+rt.Scope+"`.")
 	}
+	if rt.Desc != "" {
+		desc = append(desc, rt.Desc)
+	}
 	for _, name := range params {
 		pp := openapi3.NewPathParameter(name).WithSchema(openapi3.NewStringSchema())
 		if name == "path" {

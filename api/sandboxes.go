@@ -39,6 +39,9 @@ func (s *Server) sandboxRoutes() []route {
 				{Name: "exit", Data: sandbox.ExecResult{}, Desc: "last: how the command ended"},
 				{Name: "error", Data: streamError{}, Desc: "last: the exec failed"},
 			}}, handler: s.execSandbox},
+		{Method: "GET", Pattern: "/v1/sandboxes/{id}/pty", Summary: "an interactive terminal (WebSocket)", Scope: "sandbox:write",
+			Desc: ptyDoc, Query: ptyParams, Raw: []rawBody{{Status: http.StatusSwitchingProtocols, Desc: "the WebSocket session (see the description)"}},
+			handler: s.sandboxPTY},
 	}
 }
 

@@ -61,6 +61,7 @@ type route struct {
 	Method  string
 	Pattern string
 	Summary string
+	Desc    string // more for the operation's description (a WebSocket's messages)
 	Scope   string // scope checked before the handler; "" for public routes
 	Public  bool   // no API key needed
 	// Success lists the success statuses when not just 200 (creates: 201;

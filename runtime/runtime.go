@@ -230,7 +230,28 @@ type Spec struct {
 
 	Resources Resources
 	Network   string // NetworkNone, NetworkBridge or NetworkShared; "" means NetworkNone
+
+	// Supervisor, when set, replaces the engine's init: the backend mounts
+	// Supervisor.Binary read-only at SupervisorPath and Supervisor.SocketDir
+	// at SupervisorRunDir, and runs SupervisorPath, "--", then the main
+	// command as the container's PID 1 (the image's entrypoint is not
+	// used). The supervisor reaps orphans and forwards signals as the
+	// engine's init does, and serves exec requests on its socket.
+	Supervisor *Supervisor
 }
+
+// Supervisor is what a backend mounts for berth's in-sandbox supervisor.
+type Supervisor struct {
+	Binary    string // host path of the static supervisor executable
+	SocketDir string // host directory of this container only, for its socket
+}
+
+// Where the supervisor lives inside a container.
+const (
+	SupervisorPath       = "/.berth/supervisor"
+	SupervisorRunDir     = "/.berth/run"
+	SupervisorSocketName = "sock" // in SupervisorRunDir (and in the host's SocketDir)
+)
 
 // Mount is a host directory (or file) bind-mounted into a container.
 type Mount struct {
@@ -287,4 +308,19 @@ type ExecSpec struct {
 	Stdin  io.Reader         // nil: empty stdin
 	Stdout io.Writer         // nil: discarded
 	Stderr io.Writer         // nil: discarded
+}
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct {
+	Rows, Cols uint16
+}
+
+// TTYExecer is a Runtime that can also run a command on a new
+// pseudo-terminal through the engine: the terminal of a sandbox that has
+// no supervisor. Backends may leave it out.
+type TTYExecer interface {
+	// ExecTTY is Exec on a new terminal of size: spec.Stdin is the
+	// terminal's input, spec.Stdout gets its output (spec.Stderr is not
+	// used), and each size sent on resize resizes it.
+	ExecTTY(ctx context.Context, id string, spec ExecSpec, size TerminalSize, resize <-chan TerminalSize) (exitCode int, err error)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/db"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/templates"
 	"github.com/berth-dev/berth/workspace"
 )
@@ -166,12 +168,20 @@ type Options struct {
 	// Limits bound what a sandbox may ask for; zero fields take
 	// HostLimits' values.
 	Limits Limits
+	// Supervisor is the host path of the static supervisor binary
+	// (supervisor.Install) that new sandboxes run as their PID 1, for fast
+	// exec and terminals; "" runs them under the engine's init, with every
+	// exec through the engine.
+	Supervisor string
 }
 
 // Manager runs sandboxes on one runtime.
 type Manager struct {
 	db       *db.DB
 	rt       runtime.Runtime
+	sup      *supervisor.Runtime // nil without a supervisor; rt wraps it
+	base     runtime.Runtime     // the backend itself, for what it offers beyond Runtime
+	scrub    func(error) error   // hides host paths in errors, as rt does
 	ws       *workspace.Service
 	log      *slog.Logger
 	opts     Options
@@ -219,8 +229,20 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 			return nil, err
 		}
 	}
+	base := rt
+	var sup *supervisor.Runtime
+	if opts.Supervisor != "" {
+		// Each sandbox's socket directory is <data>/sandboxes/<container>:
+		// only that directory is mounted into it.
+		var err error
+		if sup, err = supervisor.Wrap(rt, opts.Supervisor, filepath.Join(ws.DataDir(), "sandboxes"), log); err != nil {
+			return nil, err
+		}
+		rt = sup
+	}
 	// Engine errors quote host paths; the manager's runtime hides them.
-	m := &Manager{db: d, rt: newScrubRuntime(rt, ws.DataDir(), log), ws: ws, log: log, opts: opts,
+	scrub := newScrubRuntime(rt, ws.DataDir(), log)
+	m := &Manager{db: d, rt: scrub, sup: sup, base: base, scrub: scrub.scrub, ws: ws, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	id, err := m.instanceID(ctx)
 	if err != nil {

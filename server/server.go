@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/runtime/containerd"
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
+	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/workspace"
 	"github.com/berth-dev/berth/workspace/storage"
 )
@@ -44,6 +45,11 @@ type Config struct {
 	Runtime             string
 	ContainerdAddress   string
 	ContainerdNamespace string
+	// Supervisor is the in-sandbox supervisor (fast exec, terminals):
+	// "auto" (or "") finds or builds it (supervisor.Install) and runs
+	// without it, logged, when it cannot; "off" runs sandboxes under the
+	// engine's init; anything else is the path of the static binary.
+	Supervisor string
 
 	// Watch stream limits: streams one user may hold at once and
 	// workspaces one organization's streams may keep open (429 past them),
@@ -126,7 +132,7 @@ func (c Config) LogValue() slog.Value {
 		dbv = maskDSN(dbv)
 	}
 	return slog.GroupValue(slog.String("addr", c.Addr), slog.String("dataDir", c.DataDir),
-		slog.String("database", dbv), slog.String("logFormat", c.LogFormat),
+		slog.String("database", dbv), slog.String("logFormat", c.LogFormat), slog.String("supervisor", c.Supervisor),
 		slog.Bool("bootstrapKeySet", c.BootstrapKey != ""),
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
 		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces), slog.Duration("sessionTTL", c.SessionTTL),
@@ -280,6 +286,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	cfg.Sandbox.Supervisor = s.supervisor(ctx)
 	mgr, err := sandbox.New(ctx, d, rt, ws, log, cfg.Sandbox)
 	if err != nil {
 		s.Close()
@@ -343,6 +350,27 @@ func (s *Server) newRuntime(ctx context.Context) (runtime.Runtime, error) {
 	}
 	s.closers = append(s.closers, func() { s.logClose(s.Config.Runtime+" client", rt.Close()) })
 	return rt, nil
+}
+
+// supervisor installs the sandbox supervisor into the data directory and
+// returns its path; "" (sandboxes under the engine's init, exec through the
+// engine) when it is off or cannot be had with "auto".
+func (s *Server) supervisor(ctx context.Context) string {
+	mode := s.Config.Supervisor
+	if mode == "off" {
+		return ""
+	}
+	bin := ""
+	if mode != "" && mode != "auto" {
+		bin = mode
+	}
+	path, err := supervisor.Install(ctx, filepath.Join(s.Config.DataDir, "supervisor"), bin)
+	if err != nil {
+		s.Log.Warn("no sandbox supervisor: new sandboxes run under the engine's init, and exec and terminals go through the engine", "err", err)
+		return ""
+	}
+	s.Log.Info("sandbox supervisor", "binary", path)
+	return path
 }
 
 // engineHost finds the container engine and says in the log which one it

@@ -165,6 +165,15 @@ func TestSandboxCommands(t *testing.T) {
 	if out := c.OK("sandbox", "exec", "repo-env", "--", "cat"); out != "hi\nthere\n" {
 		t.Errorf("stdin through exec: %q", out)
 	}
+	// shell: a terminal session on piped input, with its exit code.
+	c.Stdin = strings.NewReader("echo shell-$((2+3)); exit 6\n")
+	if r := c.Run("sandbox", "shell", "repo-env"); r.Code != 6 || !strings.Contains(r.Stdout, "shell-5\r\n") {
+		t.Errorf("shell: exit %d, output %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	c.Stdin = strings.NewReader("")
+	if r := c.Run("sandbox", "shell", "repo-env", "--command", "pwd; exit 2", "--cwd", "/tmp"); r.Code != 2 || r.Stdout != "/tmp\r\n" {
+		t.Errorf("shell --command: exit %d, output %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
 	c.Stdin = strings.NewReader("ignored")
 	if out := c.OK("sandbox", "exec", "-n", "repo-env", "--", "cat"); out != "" {
 		t.Errorf("exec -n read stdin: %q", out)

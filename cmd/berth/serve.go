@@ -60,6 +60,7 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 	f.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "container engine: docker or containerd")
 	f.StringVar(&cfg.ContainerdAddress, "containerd-address", cfg.ContainerdAddress, "containerd socket (with --runtime containerd)")
 	f.StringVar(&cfg.ContainerdNamespace, "containerd-namespace", cfg.ContainerdNamespace, "containerd namespace of berth's containers and images (with --runtime containerd)")
+	f.StringVar(&cfg.Supervisor, "supervisor", "auto", "in-sandbox supervisor (fast exec, terminals): auto (berth-supervisor next to this executable, else built from source with the Go toolchain), off (engine init and exec), or the path of a static berth-supervisor binary")
 	f.IntVar(&cfg.MaxWatchesPerUser, "max-watches-per-user", cfg.MaxWatchesPerUser, "watch streams one user may hold at once (429 past it)")
 	f.IntVar(&cfg.MaxWatchedWorkspacesPerOrg, "max-watched-workspaces-per-org", cfg.MaxWatchedWorkspacesPerOrg, "workspaces one organization's watch streams may keep open (429 past it)")
 	f.IntVar(&cfg.MaxWatchedWorkspaces, "max-watched-workspaces", cfg.MaxWatchedWorkspaces, "workspaces all watch streams may keep open together (503 past it); keep it below 64, the inotify instances berth uses, so that other workspaces keep theirs")

@@ -77,6 +77,9 @@ const (
 	// labelNetworkMode records a container's runtime network mode, as the
 	// Docker backend does.
 	labelNetworkMode = "berth.network"
+	// labelSupervisor marks a container whose PID 1 is berth's supervisor
+	// (runtime.Spec.Supervisor), as the Docker backend marks it.
+	labelSupervisor = "berth.supervisor"
 )
 
 // Containerd is a runtime.Runtime backed by containerd. It is safe for
@@ -168,8 +171,10 @@ func (c *Containerd) Create(ctx context.Context, spec runtime.Spec) (string, err
 			return "", berth.Wrap(berth.Invalid, err, "container spec: mount source "+m.Source)
 		}
 	}
-	if _, err := os.Stat(InitPath); err != nil {
-		return "", berth.Wrap(berth.Internal, err, "containerd: the sandbox init "+InitPath+" is missing (install Debian's tini)")
+	if spec.Supervisor == nil {
+		if _, err := os.Stat(InitPath); err != nil {
+			return "", berth.Wrap(berth.Internal, err, "containerd: the sandbox init "+InitPath+" is missing (install Debian's tini)")
+		}
 	}
 	ctx = c.ctx(ctx)
 	name, err := normalize(spec.Image)
@@ -186,6 +191,11 @@ func (c *Containerd) Create(ctx context.Context, spec runtime.Spec) (string, err
 	}
 	labels[labelNetworkMode] = mode
 	labels[labelImage] = spec.Image
+	init := initTarget
+	if spec.Supervisor != nil {
+		init = runtime.SupervisorPath
+		labels[labelSupervisor] = "true"
+	}
 
 	cmd := spec.Cmd
 	if len(cmd) == 0 {
@@ -202,9 +212,10 @@ func (c *Containerd) Create(ctx context.Context, spec runtime.Spec) (string, err
 		oci.WithImageConfig(img),
 		oci.WithHostname(hostname),
 		oci.WithEnv(envList(spec.Env)),
-		// tini as PID 1, with the command under it.
-		oci.WithProcessArgs(append([]string{initTarget, "--"}, cmd...)...),
-		oci.WithMounts(mounts(spec.Mounts, mode)),
+		// The init as PID 1 (berth's supervisor, or tini), with the
+		// command under it.
+		oci.WithProcessArgs(append([]string{init, "--"}, cmd...)...),
+		oci.WithMounts(mounts(spec.Mounts, mode, spec.Supervisor)),
 		oci.WithNoNewPrivileges,
 		oci.WithCapabilities(capabilities()),
 		seccomp.WithDefaultProfile(),
@@ -238,18 +249,29 @@ func (c *Containerd) Create(ctx context.Context, spec runtime.Spec) (string, err
 	return id, nil
 }
 
-// mounts are the bind mounts of a container: the sandbox init, the host's
+// mounts are the bind mounts of a container: the sandbox init (berth's
+// supervisor, read-only, and its socket directory; or tini), the host's
 // resolv.conf on a network with outbound access, and the spec's own.
-func mounts(ms []runtime.Mount, mode string) []specs.Mount {
-	out := []specs.Mount{{
+func mounts(ms []runtime.Mount, mode string, sv *runtime.Supervisor) []specs.Mount {
+	init := []specs.Mount{{
 		Type: "bind", Source: InitPath, Destination: initTarget,
 		Options: []string{"bind", "ro", "nosuid", "nodev", "rprivate"},
-	}, {
+	}}
+	if sv != nil {
+		init = []specs.Mount{{
+			Type: "bind", Source: sv.Binary, Destination: runtime.SupervisorPath,
+			Options: []string{"bind", "ro", "nosuid", "nodev", "rprivate"},
+		}, {
+			Type: "bind", Source: sv.SocketDir, Destination: runtime.SupervisorRunDir,
+			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec", "rprivate"},
+		}}
+	}
+	out := append(init, specs.Mount{
 		// The container's own cgroups, read-only, as the Docker engine
 		// mounts them: a sandbox can read its limits.
 		Type: "cgroup", Source: "cgroup", Destination: "/sys/fs/cgroup",
 		Options: []string{"ro", "nosuid", "noexec", "nodev"},
-	}}
+	})
 	if mode != runtime.NetworkNone {
 		out = append(out, specs.Mount{
 			Type: "bind", Source: resolvConf(), Destination: "/etc/resolv.conf",

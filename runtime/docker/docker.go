@@ -27,6 +27,10 @@ import (
 
 var _ runtime.Runtime = (*Docker)(nil)
 
+// labelSupervisor marks a container whose PID 1 is berth's supervisor
+// (runtime.Spec.Supervisor), for whoever inspects it.
+const labelSupervisor = "berth.supervisor"
+
 // Docker is a runtime.Runtime backed by a Docker Engine. It is safe for
 // concurrent use.
 type Docker struct {
@@ -118,6 +122,18 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		})
 	}
 	init := true
+	var entrypoint []string
+	if sv := spec.Supervisor; sv != nil {
+		// berth's supervisor is PID 1 instead of the engine's tini.
+		init = false
+		entrypoint = []string{runtime.SupervisorPath, "--"}
+		mounts = append(mounts,
+			mount.Mount{Type: mount.TypeBind, Source: sv.Binary, Target: runtime.SupervisorPath, ReadOnly: true,
+				BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate}},
+			mount.Mount{Type: mount.TypeBind, Source: sv.SocketDir, Target: runtime.SupervisorRunDir,
+				BindOptions: &mount.BindOptions{Propagation: mount.PropagationRPrivate}})
+		labels[labelSupervisor] = "true"
+	}
 	res := container.Resources{NanoCPUs: spec.Resources.NanoCPUs}
 	if spec.Resources.MemoryBytes > 0 {
 		res.Memory = spec.Resources.MemoryBytes
@@ -131,6 +147,7 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 		Image:      spec.Image,
 		Hostname:   spec.Hostname,
 		Env:        envList(spec.Env),
+		Entrypoint: entrypoint,
 		Cmd:        cmd,
 		Labels:     labels,
 		WorkingDir: spec.WorkDir,
@@ -139,8 +156,9 @@ func (d *Docker) Create(ctx context.Context, spec runtime.Spec) (string, error) 
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(netName),
 		Mounts:      mounts,
-		// tini as PID 1: it forwards SIGTERM to the idle command (so Stop is
-		// quick) and reaps what exec'd commands leave behind.
+		// tini as PID 1 (unless the supervisor is): it forwards SIGTERM to
+		// the idle command (so Stop is quick) and reaps what exec'd
+		// commands leave behind.
 		Init:        &init,
 		SecurityOpt: []string{"no-new-privileges"},
 		CapDrop:     []string{"ALL"},

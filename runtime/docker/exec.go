@@ -72,6 +72,23 @@ const (
 
 // Exec runs a command in a running container; see runtime.Runtime.
 func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (int, error) {
+	return d.exec(ctx, id, spec, nil)
+}
+
+var _ runtime.TTYExecer = (*Docker)(nil)
+
+// ExecTTY runs a command on a new terminal; see runtime.TTYExecer.
+func (d *Docker) ExecTTY(ctx context.Context, id string, spec runtime.ExecSpec, size runtime.TerminalSize, resize <-chan runtime.TerminalSize) (int, error) {
+	return d.exec(ctx, id, spec, &ttyOpts{size: size, resize: resize})
+}
+
+// ttyOpts are an exec's terminal.
+type ttyOpts struct {
+	size   runtime.TerminalSize
+	resize <-chan runtime.TerminalSize
+}
+
+func (d *Docker) exec(ctx context.Context, id string, spec runtime.ExecSpec, tty *ttyOpts) (int, error) {
 	if len(spec.Cmd) == 0 {
 		return -1, berth.Errorf(berth.Invalid, "exec: empty command")
 	}
@@ -83,7 +100,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, berth.Wrap(berth.Internal, err, "exec: marker")
 	}
 	env := append(envList(spec.Env), ExecIDEnv+"="+marker)
-	created, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
+	opts := client.ExecCreateOptions{
 		Cmd:          spec.Cmd,
 		Env:          env,
 		WorkingDir:   spec.Dir,
@@ -91,7 +108,14 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		AttachStdin:  spec.Stdin != nil,
 		AttachStdout: true,
 		AttachStderr: true,
-	})
+	}
+	var attach client.ExecAttachOptions
+	if tty != nil {
+		opts.TTY = true
+		opts.ConsoleSize = client.ConsoleSize{Height: uint(tty.size.Rows), Width: uint(tty.size.Cols)}
+		attach = client.ExecAttachOptions{TTY: true, ConsoleSize: opts.ConsoleSize}
+	}
+	created, err := d.cli.ExecCreate(ctx, id, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
@@ -99,7 +123,7 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 		return -1, translate(err, "exec in container "+id)
 	}
 	// Attaching starts the command; from here on it may be running.
-	hj, err := d.cli.ExecAttach(ctx, created.ID, client.ExecAttachOptions{})
+	hj, err := d.cli.ExecAttach(ctx, created.ID, attach)
 	if err != nil {
 		if ctx.Err() != nil {
 			return -1, errors.Join(ctx.Err(), d.killExec(ctx, id, spec.User, marker))
@@ -111,9 +135,23 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 	stdout, stderr := orDiscard(spec.Stdout), orDiscard(spec.Stderr)
 	copied := make(chan error, 1)
 	go func() {
-		_, err := stdcopy.StdCopy(stdout, stderr, hj.Reader)
+		var err error
+		if tty != nil {
+			// A terminal's output is one raw stream.
+			_, err = io.Copy(stdout, hj.Reader)
+		} else {
+			_, err = stdcopy.StdCopy(stdout, stderr, hj.Reader)
+		}
 		copied <- err
 	}()
+	if tty != nil {
+		// Engines before API 1.42 ignore the console size of the create:
+		// the first size is set like every later one.
+		d.resizeTTY(ctx, created.ID, tty.size)
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go d.resizeExec(rctx, created.ID, tty.resize)
+	}
 	if spec.Stdin != nil {
 		// Not waited for: a command may exit without reading its stdin, and
 		// a reader that never ends must not hold Exec. Closing hj on return
@@ -162,6 +200,29 @@ func (d *Docker) Exec(ctx context.Context, id string, spec runtime.ExecSpec) (in
 			return -1, errors.Join(ctx.Err(), d.killExec(ctx, id, spec.User, marker))
 		case <-time.After(delay):
 		}
+	}
+}
+
+// resizeExec passes terminal sizes on to the engine until ctx ends.
+func (d *Docker) resizeExec(ctx context.Context, execID string, resize <-chan runtime.TerminalSize) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sz, ok := <-resize:
+			if !ok {
+				return
+			}
+			d.resizeTTY(ctx, execID, sz)
+		}
+	}
+}
+
+// resizeTTY sets an exec's terminal size. A failed resize leaves the
+// terminal as it was; the session goes on.
+func (d *Docker) resizeTTY(ctx context.Context, execID string, sz runtime.TerminalSize) {
+	if sz.Rows > 0 && sz.Cols > 0 {
+		_, _ = d.cli.ExecResize(ctx, execID, client.ExecResizeOptions{Height: uint(sz.Rows), Width: uint(sz.Cols)})
 	}
 }
 

@@ -473,6 +473,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/pty": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * an interactive terminal (WebSocket)
+         * @description Requires scope `sandbox:write`.
+         *
+         *     Upgrades to a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`) running a shell on a new pseudo-terminal inside the sandbox. Client to server: binary messages are terminal input; text messages are JSON controls, `{"type":"resize","rows":R,"cols":C}`. Server to client: binary messages are terminal output; the last text message is `{"type":"exit","exitCode":N}` or `{"type":"error","error":{"code","message"}}`, then the server closes the WebSocket. Closing the WebSocket kills the shell and everything it started. Errors before the upgrade are ordinary JSON error answers.
+         */
+        get: operations["getSandboxesIdPty"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/resume": {
         parameters: {
             query?: never;
@@ -2766,6 +2788,44 @@ export interface operations {
                         meta: components["schemas"]["Meta"];
                     };
                 };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSandboxesIdPty: {
+        parameters: {
+            query?: {
+                /** @description command line run by /bin/sh -c instead of an interactive /bin/sh */
+                cmd?: string;
+                /** @description first terminal width (default 80) */
+                cols?: number;
+                /** @description working directory (absolute; default the sandbox's, /workspace) */
+                cwd?: string;
+                /** @description first terminal height (default 24) */
+                rows?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the WebSocket session (see the description) */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description error */
             default: {
