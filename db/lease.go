@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,6 +70,14 @@ func (l *Leases) TryAcquire(ctx context.Context, name string) (bool, error) {
 func (l *Leases) Release(ctx context.Context, name string) error {
 	_, err := l.db.ExecContext(ctx, l.db.Rebind(`DELETE FROM leases WHERE name = ? AND holder = ?`), name, l.holder)
 	return Err(err)
+}
+
+// AnyValid reports whether a valid lease's name starts with prefix.
+func (l *Leases) AnyValid(ctx context.Context, prefix string) (bool, error) {
+	var n int
+	err := l.db.GetContext(ctx, &n, l.db.Rebind(`SELECT COUNT(*) FROM leases WHERE name LIKE ? ESCAPE '\' AND expires_at >= `+l.now()),
+		strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(prefix)+"%")
+	return n > 0, Err(err)
 }
 
 // Alive is an SQL condition true when the process lease of the instance id

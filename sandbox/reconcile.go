@@ -51,12 +51,12 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	live := map[string]bool{}
 	for _, id := range ids {
 		live[id] = true
-		l := m.lock(id)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, id)
+		if !ok {
 			continue
 		}
 		err := m.reconcileOne(ctx, id, byID)
-		l.Unlock()
+		unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sandbox %s: %w", id, err))
 			if ctx.Err() != nil {
@@ -69,15 +69,15 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		if live[sid] {
 			continue
 		}
-		l := m.lock(sid)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, sid)
+		if !ok {
 			continue // being created right now
 		}
 		// Re-check under the lock: the create may have committed meanwhile.
 		// A failed check removes nothing.
 		var n int
 		if err := m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid); err != nil {
-			l.Unlock()
+			unlock()
 			return errors.Join(append(errs, db.Err(err))...)
 		}
 		if n == 0 {
@@ -86,7 +86,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		l.Unlock()
+		unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -164,6 +164,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	return nil
 }
 
+// errSkip leaves a sandbox alone in a loop.
+var errSkip = errors.New("skip")
+
 // PauseIdle pauses every running sandbox whose idleTimeout has passed since
 // its last activity.
 func (m *Manager) PauseIdle(ctx context.Context) error {
@@ -180,8 +183,8 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		if now.Sub(r.LastActivity) < time.Duration(r.IdleTimeout)*time.Second || m.execsInFlight(r.ID) > 0 {
 			continue
 		}
-		l := m.lock(r.ID)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, r.ID)
+		if !ok {
 			continue
 		}
 		// Re-read under the lock: an exec may have just counted as activity.
@@ -189,6 +192,15 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		err := db.Err(m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID))
 		if err != nil && !berth.IsKind(err, berth.NotFound) { // NotFound: no longer running
 			m.log.Warn("idle pause: re-read the sandbox", "sandbox", r.ID, "err", err)
+		}
+		if err == nil && m.opts.Leases != nil {
+			// Execs on other servers hold leases of their own.
+			var elsewhere bool
+			if elsewhere, err = m.opts.Leases.AnyValid(ctx, "exec:"+r.ID+":"); err != nil {
+				m.log.Warn("idle pause: look for execs on other servers", "sandbox", r.ID, "err", err)
+			} else if elsewhere {
+				err = errSkip
+			}
 		}
 		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second && m.execsInFlight(r.ID) == 0 {
 			m.log.Info("pausing idle sandbox", "sandbox", r.ID, "idleTimeout", r.IdleTimeout)
@@ -199,7 +211,7 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 				m.log.Warn("idle pause failed", "sandbox", r.ID, "err", err)
 			}
 		}
-		l.Unlock()
+		unlock()
 	}
 	return nil
 }

@@ -36,6 +36,20 @@ type Config struct {
 	BootstrapKey string // preset admin key for a fresh database (secret)
 	DockerHost   string // Docker engine address; "" = DOCKER_HOST or the local socket
 
+	// Replicas lets several servers share one PostgreSQL database (each
+	// with a data directory of its own, all with the same WorkspacesDir):
+	// sandbox operations take leases in the database, and one leader runs
+	// the singleton loops. A server without it refuses to share.
+	Replicas bool
+	// WorkspacesDir holds the workspaces instead of <DataDir>/workspaces;
+	// required with Replicas, where it must be the same shared directory
+	// (same path) on every replica.
+	WorkspacesDir string
+	// LeaseTTL is how long a replica's leases outlive its last renewal
+	// (default DefaultLeaseTTL): how long the others wait before taking
+	// over from one that died.
+	LeaseTTL time.Duration
+
 	// Watch stream limits: streams one user may hold at once and
 	// workspaces one organization's streams may keep open (429 past them),
 	// and workspaces all streams may keep open together (503), below the
@@ -115,7 +129,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
 		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces), slog.Duration("sessionTTL", c.SessionTTL),
 		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits),
-		slog.String("storage", c.Storage), slog.Int64("storagePoolSize", c.StoragePoolSize))
+		slog.String("storage", c.Storage), slog.Int64("storagePoolSize", c.StoragePoolSize),
+		slog.Bool("replicas", c.Replicas), slog.String("workspacesDir", c.WorkspacesDir), slog.Duration("leaseTTL", c.LeaseTTL))
 }
 
 // Server is a running berth.
@@ -129,6 +144,10 @@ type Server struct {
 	// Storage is the workspace storage driver in use, and why it was chosen.
 	Storage     storage.Driver
 	StoragePlan storage.Plan
+	// Instance is this process's instance id, random at every start (the
+	// holder of its leases with --replicas; /healthz shows it).
+	Instance    string
+	elector     *elector // replicas
 	listener    net.Listener
 	http        *http.Server
 	dbLock      *db.Lock
@@ -167,13 +186,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	cfg.DataDir = abs
-	// Lines that services log with a request's context carry its id.
-	log = slog.New(berth.RequestIDHandler(log.Handler()))
-	if err := privateDirs(cfg.DataDir, filepath.Join(cfg.DataDir, "workspaces")); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
+	}
+	if cfg.Replicas {
+		if !db.IsPostgres(cfg.Database) {
+			return nil, errors.New("--replicas needs PostgreSQL (--database postgres://...): a SQLite database serves one server only")
+		}
+		if cfg.WorkspacesDir == "" {
+			return nil, errors.New("--replicas needs --workspaces-dir: the directory, shared by every replica at the same path, that holds the workspaces")
+		}
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LeaseTTL < 3*time.Second {
+		return nil, fmt.Errorf("--lease-ttl must be at least 3s, not %v", cfg.LeaseTTL)
+	}
+	wsDir := filepath.Join(cfg.DataDir, "workspaces")
+	if cfg.WorkspacesDir != "" {
+		if wsDir, err = filepath.Abs(cfg.WorkspacesDir); err != nil {
+			return nil, fmt.Errorf("workspaces directory: %w", err)
+		}
+		cfg.WorkspacesDir = wsDir
+	}
+	// Lines that services log with a request's context carry its id.
+	log = slog.New(berth.RequestIDHandler(log.Handler()))
+	if err := privateDirs(cfg.DataDir, wsDir); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.MaxWatchesPerUser < 0 || cfg.MaxWatchedWorkspacesPerOrg < 0 || cfg.MaxWatchedWorkspaces < 0 {
 		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must not be negative (0: the default)")
@@ -194,14 +234,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		host = "" // the holder is still named by pid and time
 	}
 	self := db.Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second)}
-	s := &Server{Config: cfg, Log: log}
+	s := &Server{Config: cfg, Log: log, Instance: db.NewID("srv")}
+	log.Info("berth starting", "instance", s.Instance, "replicas", cfg.Replicas)
 	dirLock, err := db.LockFile(filepath.Join(cfg.DataDir, "server.lock"), "data directory "+cfg.DataDir, self)
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.logClose("data directory lock", dirLock.Close()) })
 	// Under the data directory's lock: one server mounts its pool.
-	drv, plan, err := storage.Open(ctx, storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize})
+	drv, plan, err := storage.Open(ctx, storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize,
+		WorkspacesDir: cfg.WorkspacesDir})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -226,17 +268,32 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.DB = d
 	s.closers = append(s.closers, func() { s.logClose("database", d.Close()) })
-	dbLock, err := d.LockServer(ctx, self)
+	dbLock, err := d.LockServer(ctx, self, cfg.Replicas)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.dbLock = dbLock
 	s.closers = append(s.closers, func() { s.logClose("database lock", dbLock.Close()) })
-	// Only the holder changes the schema.
-	if err := d.Migrate(ctx); err != nil {
+	// Only the holder changes the schema; replicas starting together
+	// take turns.
+	if err := d.MigrateExclusive(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	var leases *db.Leases
+	var leader func() bool
+	if cfg.Replicas {
+		leases = d.NewLeases(s.Instance, cfg.LeaseTTL)
+		e, err := newElector(ctx, leases, log)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("replica leases: %w", err)
+		}
+		s.elector = e
+		leader = e.Leader
+		s.closers = append(s.closers, func() { s.logClose("replica leases", e.Close()) })
+		cfg.Sandbox.Leases, cfg.Sandbox.Leader = leases, leader
 	}
 
 	// Access changes (grants, roles, removals) reach the sandbox manager
@@ -251,6 +308,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	ws.SetStorage(drv)
 	s.API = api.New(log, authSvc, ws)
 	s.API.SessionTTL = cfg.SessionTTL
+	s.API.Instance, s.API.Leader = s.Instance, leader
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")
 	}
@@ -281,7 +339,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping
 	// Runs a previous process left in flight are marked interrupted here.
-	agents, err := agent.New(ctx, d, mgr, ws, log)
+	agents, err := agent.New(ctx, d, mgr, ws, log, agent.Options{Leases: leases, Leader: leader, RecoverInterval: cfg.Sandbox.ReconcileInterval})
 	if err != nil {
 		s.Close()
 		return nil, err
