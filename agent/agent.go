@@ -135,8 +135,8 @@ type Service struct {
 
 	// wakers are the live streams of this process by run, woken by
 	// notifications of events stored on other servers.
-	wakeMu   sync.Mutex
-	wakers   map[string]map[chan struct{}]struct{}
+	wakeMu     sync.Mutex
+	wakers     map[string]map[chan struct{}]struct{}
 	listener   *db.Listener
 	listenOnce sync.Once
 

@@ -146,12 +146,12 @@ type Server struct {
 	StoragePlan storage.Plan
 	// Instance is this process's instance id, random at every start (the
 	// holder of its leases with --replicas; /healthz shows it).
-	Instance    string
-	elector     *elector // replicas
-	listener    net.Listener
-	http        *http.Server
-	dbLock      *db.Lock
-	closers     []func()
+	Instance string
+	elector  *elector // replicas
+	listener net.Listener
+	http     *http.Server
+	dbLock   *db.Lock
+	closers  []func()
 }
 
 // NewLogger builds the process logger for format "text" or "json".
