@@ -105,13 +105,15 @@ func health(t *testing.T, b *berth) (instance string, leader bool) {
 	}
 	defer func() { _ = resp.Body.Close() }()
 	var h struct {
-		Instance string `json:"instance"`
-		Leader   bool   `json:"leader"`
+		Data struct {
+			Instance string `json:"instance"`
+			Leader   bool   `json:"leader"`
+		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 		t.Fatal(err)
 	}
-	return h.Instance, h.Leader
+	return h.Data.Instance, h.Data.Leader
 }
 
 func containersOf(t *testing.T, rt runtime.Runtime, id string) []runtime.Container {
