@@ -273,23 +273,23 @@ func (l *Lock) Close() error {
 	return discard(l.conn)
 }
 
-// migrateLockKey serializes migrations of replicas starting together.
-const migrateLockKey int64 = 0x62_65727469
+// startLockKey serializes the start-up of replicas starting together.
+const startLockKey int64 = 0x62_65727469
 
-// MigrateExclusive applies pending migrations while holding an advisory
-// lock of their own (PostgreSQL), so that replicas starting at once take
-// turns: the first migrates, the others find nothing to do.
-func (d *DB) MigrateExclusive(ctx context.Context) error {
+// Exclusive runs fn (migrations, bootstrap) while holding an advisory lock
+// of its own (PostgreSQL), so that replicas starting at once take turns:
+// the first migrates and bootstraps, the others find it done.
+func (d *DB) Exclusive(ctx context.Context, fn func() error) error {
 	if d.Engine != Postgres {
-		return d.Migrate(ctx)
+		return fn()
 	}
 	conn, err := d.DB.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("migration lock: %w", Err(err))
+		return fmt.Errorf("start-up lock: %w", Err(err))
 	}
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrateLockKey); err != nil {
-		return errors.Join(fmt.Errorf("migration lock: %w", Err(err)), discard(conn))
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, startLockKey); err != nil {
+		return errors.Join(fmt.Errorf("start-up lock: %w", Err(err)), discard(conn))
 	}
 	// Ending the session releases the lock.
-	return errors.Join(d.Migrate(ctx), discard(conn))
+	return errors.Join(fn(), discard(conn))
 }

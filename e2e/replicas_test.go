@@ -240,34 +240,46 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := a.UpsertAgent(ctx, client.AgentRequest{Slug: "gated", ExecutionMode: "in_sandbox", Sandbox: s.ID,
-			Command: []string{"sh", "-c", "echo first; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo second"}}); err != nil {
-			t.Fatal(err)
-		}
-		run, err := a.RunAgent(ctx, "gated", client.RunRequest{Prompt: "go"})
-		if err != nil {
+			Command: []string{"sh", "-c", "echo first; while [ ! -e /tmp/go ]; do sleep 1; done; echo second"}}); err != nil {
 			t.Fatal(err)
 		}
 		type stream struct {
-			mu   sync.Mutex
-			out  string
-			done chan error
+			mu    sync.Mutex
+			out   string
+			runID string
+			done  chan error
 		}
-		follow := func(c *client.Client) *stream {
-			st := &stream{done: make(chan error, 1)}
-			go func() {
-				st.done <- c.FollowRun(ctx, run.RunID, "", func(e client.Event) error {
-					var ev client.RunEvent
-					if err := json.Unmarshal([]byte(e.Data), &ev); err == nil && ev.Type == "stdout" {
-						st.mu.Lock()
-						st.out += ev.Text
-						st.mu.Unlock()
+		collect := func(st *stream) func(e client.Event) error {
+			return func(e client.Event) error {
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				switch e.Name {
+				case "stdout":
+					st.out += e.Data
+				case "status":
+					var d struct {
+						RunID string `json:"runId"`
 					}
-					return nil
-				})
-			}()
-			return st
+					if err := json.Unmarshal([]byte(e.Data), &d); err == nil && st.runID == "" {
+						st.runID = d.RunID
+					}
+				}
+				return nil
+			}
 		}
-		sa, sb := follow(a), follow(b)
+		// The run starts on a, streamed to a's client ...
+		sa := &stream{done: make(chan error, 1)}
+		go func() { sa.done <- a.RunAgentStream(ctx, "gated", client.RunRequest{Prompt: "go"}, collect(sa)) }()
+		var runID string
+		testctx.Eventually(t, "the run to start", func() bool {
+			sa.mu.Lock()
+			defer sa.mu.Unlock()
+			runID = sa.runID
+			return runID != ""
+		})
+		// ... and followed through b.
+		sb := &stream{done: make(chan error, 1)}
+		go func() { sb.done <- b.FollowRun(ctx, runID, "", collect(sb)) }()
 		has := func(st *stream, s string) bool {
 			st.mu.Lock()
 			defer st.mu.Unlock()
@@ -293,7 +305,7 @@ func TestReplicas(t *testing.T) {
 				t.Errorf("stream on %s got %q, want the second line", name, st.out)
 			}
 		}
-		if got, err := b.GetRun(ctx, run.RunID); err != nil || got.Status != "succeeded" {
+		if got, err := b.GetRun(ctx, runID); err != nil || got.Status != "succeeded" {
 			t.Fatalf("run seen from the other replica: %v %+v", err, got)
 		}
 	})

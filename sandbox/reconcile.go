@@ -13,7 +13,10 @@ import (
 
 // Reconcile compares the database (desired state) with the engine (actual
 // state) and closes the gap:
-//   - a sandbox whose lock is held is mid-operation here and is left alone;
+//   - a sandbox whose lock is held is mid-operation here (or, with
+//     replicas, its lease is held: mid-operation on another server) and is
+//     left alone; a crashed server's lease expires, and then its sandbox is
+//     reconciled like any other;
 //   - every decision is taken on the row as read under the sandbox's lock:
 //     the list of ids is only a list of candidates, and a sandbox destroyed
 //     between that list and the lock stays destroyed;

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/runtime/docker"
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/workspace"
+	"github.com/berth-dev/berth/workspace/files"
 	"github.com/berth-dev/berth/workspace/storage"
 )
 
@@ -276,8 +277,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.dbLock = dbLock
 	s.closers = append(s.closers, func() { s.logClose("database lock", dbLock.Close()) })
 	// Only the holder changes the schema; replicas starting together
-	// take turns.
-	if err := d.MigrateExclusive(ctx); err != nil {
+	// take turns to migrate and bootstrap.
+	access := &berth.AccessFeed{}
+	authSvc := auth.New(d, access, log)
+	if err := d.Exclusive(ctx, func() error {
+		if err := d.Migrate(ctx); err != nil {
+			return err
+		}
+		return s.bootstrap(ctx, authSvc)
+	}); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -297,13 +305,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 
 	// Access changes (grants, roles, removals) reach the sandbox manager
-	// through one feed, subscribed below before anything is served.
-	access := &berth.AccessFeed{}
-	authSvc := auth.New(d, access, log)
-	if err := s.bootstrap(ctx, authSvc); err != nil {
-		s.Close()
-		return nil, err
-	}
+	// through one feed (access, above), subscribed below before anything
+	// is served.
 	ws := workspace.New(d, cfg.DataDir, access, log)
 	ws.SetStorage(drv)
 	s.API = api.New(log, authSvc, ws)
@@ -333,7 +336,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives,
+	fopts := files.Options{}
+	if cfg.Replicas {
+		// Another replica's upload in flight is a temporary entry this one
+		// does not know: only leftovers a day old are swept.
+		fopts.SweepMinAge = 24 * time.Hour
+	}
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives, Open: fopts,
 		WatchesPerUser: cfg.MaxWatchesPerUser, WatchedWorkspacesPerOrg: cfg.MaxWatchedWorkspacesPerOrg, WatchedWorkspaces: cfg.MaxWatchedWorkspaces})
 	s.closers = append(s.closers, func() { s.logClose("workspace files", wf.Close()) })
 	s.API.Files = wf
