@@ -305,7 +305,7 @@ func TestReplicas(t *testing.T) {
 				t.Errorf("stream on %s got %q, want the second line", name, st.out)
 			}
 		}
-		if got, err := b.GetRun(ctx, runID); err != nil || got.Status != "succeeded" {
+		if got, err := b.GetRun(ctx, runID); err != nil || got.Status != "completed" {
 			t.Fatalf("run seen from the other replica: %v %+v", err, got)
 		}
 	})

@@ -23,7 +23,8 @@ import (
 //   - creating (no create in flight: the server died mid-create) → its
 //     container, if any, is removed and the sandbox is error;
 //   - destroying → the container is removed and the sandbox destroyed;
-//   - a sandbox whose container is gone → error, with the reason;
+//   - a sandbox whose container is gone → error, with the reason (one
+//     being removed outside berth is left until it is gone);
 //   - a sandbox in error keeps no container (one can appear after the
 //     server died mid-create: the engine finishes a create whose caller is
 //     gone), since only destroy is allowed from there;
@@ -143,6 +144,10 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	case s.Status == Error:
 		m.log.Warn("reconcile: removing the container of a sandbox in error", "sandbox", id, "container", c.ID)
 		return m.removeContainer(ctx, id, s.containerID)
+	case c.State == runtime.StateRemoving:
+		// Being removed outside berth (berth's own destroy is Destroying,
+		// above): judged once it is gone, as a container removed.
+		return nil
 	}
 	// The backstop of AccessLost: access lost by another path, or while the
 	// server was down, still stops the sandbox — also one whose container
