@@ -412,7 +412,7 @@ func (m *Manager) acquire(ctx context.Context, id string) (func(), error) {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if err != nil {
+		if err != nil && wctx.Err() == nil {
 			return nil, err
 		}
 		return nil, berth.Errorf(berth.Conflict, "sandbox %s is busy on another server (an operation in flight there); try again", id)
