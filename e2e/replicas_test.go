@@ -289,6 +289,12 @@ func TestReplicas(t *testing.T) {
 		if has(sa, "second") || has(sb, "second") {
 			t.Fatal("second line before the gate opened")
 		}
+		// A replica starting meanwhile does not fail the run in flight on a
+		// (its start-up recovery leaves live replicas' runs alone).
+		c := rs.client(rs.start("c"))
+		if got, err := c.GetRun(ctx, runID); err != nil || got.Status != "running" {
+			t.Fatalf("run after a third replica started: %v %+v, want running", err, got)
+		}
 		if r, err := b.Exec(ctx, s.ID, client.ExecRequest{Command: []string{"touch", "/tmp/go"}}); err != nil || r.ExitCode != 0 {
 			t.Fatalf("open the gate: %v %+v", err, r)
 		}
