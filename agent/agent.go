@@ -107,13 +107,38 @@ type Upserted struct {
 	Endpoint  string `json:"endpoint"`
 }
 
+// Options set the service up to share its database with other servers.
+type Options struct {
+	// Leases (servers started with --replicas): runs record the instance
+	// executing them, a run whose instance died is marked interrupted by
+	// the leader (not by every server that starts), runs of one agent or
+	// thread take turns across servers, and events wake live streams on
+	// every server through PostgreSQL notifications. Nil: this server is
+	// the database's only one, and every queued or running run found at
+	// start-up is a previous process's.
+	Leases *db.Leases
+	// Leader says whether this server runs the singleton work now.
+	Leader func() bool
+	// RecoverInterval is how often the leader looks for runs of dead
+	// servers (default 10s).
+	RecoverInterval time.Duration
+}
+
 // Service stores agents, runs and threads and executes runs.
 type Service struct {
-	db  *db.DB
-	sbx *sandbox.Manager
-	ws  *workspace.Service
-	log *slog.Logger
-	now func() time.Time
+	db   *db.DB
+	sbx  *sandbox.Manager
+	ws   *workspace.Service
+	log  *slog.Logger
+	now  func() time.Time
+	opts Options
+
+	// wakers are the live streams of this process by run, woken by
+	// notifications of events stored on other servers.
+	wakeMu     sync.Mutex
+	wakers     map[string]map[chan struct{}]struct{}
+	listener   *db.Listener
+	listenOnce sync.Once
 
 	queue queue
 
@@ -128,15 +153,52 @@ type Service struct {
 
 // New returns the service. Runs that were queued or running when the last
 // process ended can never finish: New marks them failed ("interrupted").
-func New(ctx context.Context, d *db.DB, sbx *sandbox.Manager, ws *workspace.Service, log *slog.Logger) (*Service, error) {
-	s := &Service{db: d, sbx: sbx, ws: ws, log: log, live: map[string]*liveRun{},
-		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+func New(ctx context.Context, d *db.DB, sbx *sandbox.Manager, ws *workspace.Service, log *slog.Logger, opts Options) (*Service, error) {
+	if opts.RecoverInterval <= 0 {
+		opts.RecoverInterval = 10 * time.Second
+	}
+	s := &Service{db: d, sbx: sbx, ws: ws, log: log, live: map[string]*liveRun{}, opts: opts,
+		wakers: map[string]map[chan struct{}]struct{}{},
+		now:    func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	s.bg, s.stop = context.WithCancelCause(context.Background())
-	if err := s.recoverInterrupted(ctx); err != nil {
-		return nil, err
+	if s.leader() {
+		if err := s.recoverInterrupted(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Leases != nil {
+		l, err := d.Listen([]string{eventsChannel, cancelChannel}, s.notified, func(err error) { log.Warn("run event notifications", "err", err) })
+		if err != nil {
+			return nil, err
+		}
+		s.listener = l
+		s.wg.Add(1)
+		go s.recoverLoop()
 	}
 	ws.AddUsageSource(s.workspaceUsage)
 	return s, nil
+}
+
+func (s *Service) leader() bool { return s.opts.Leader == nil || s.opts.Leader() }
+
+// recoverLoop ends, on the leader, the runs of servers that died.
+func (s *Service) recoverLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.RecoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-t.C:
+		}
+		if !s.leader() {
+			continue
+		}
+		if err := s.recoverInterrupted(s.bg); err != nil && s.bg.Err() == nil {
+			s.log.Warn("recover the runs of stopped servers", "err", err)
+		}
+	}
 }
 
 // Close interrupts the runs in flight (they end failed, "interrupted") and
@@ -144,6 +206,14 @@ func New(ctx context.Context, d *db.DB, sbx *sandbox.Manager, ws *workspace.Serv
 func (s *Service) Close() {
 	s.stopOnce.Do(func() { s.stop(errShutdown) })
 	s.wg.Wait()
+	s.listenOnce.Do(func() {
+		if s.listener == nil {
+			return
+		}
+		if err := s.listener.Close(); err != nil {
+			s.log.Warn("close run event notifications", "err", err)
+		}
+	})
 }
 
 // runnerContext is ctx acting for the same user with the scopes a run

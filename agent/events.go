@@ -62,10 +62,74 @@ func (s *Service) appendEvent(ctx context.Context, threadID, runID, typ, text st
 		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO run_events (thread_id, seq, run_id, type, text, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			threadID, seq, runID, typ, clean(text), string(dj), now)
+		if err == nil && s.opts.Leases != nil {
+			// Delivered at commit, to every server's listener.
+			_, err = tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, eventsChannel, runID)
+		}
 		return db.Err(err)
 	})
 	s.notify(runID)
 	return err
+}
+
+// eventsChannel is the PostgreSQL notification channel on which servers
+// announce the runs they stored events of (payload: the run id).
+const eventsChannel = "berth_run_events"
+
+// cancelChannel carries the ids of runs cancelled through a server other
+// than the one executing them.
+const cancelChannel = "berth_run_cancel"
+
+// notified handles a notification of another server (or of this one).
+func (s *Service) notified(channel, payload string) {
+	switch channel {
+	case cancelChannel:
+		s.mu.Lock()
+		lr := s.live[payload]
+		s.mu.Unlock()
+		if lr != nil {
+			lr.cancel(errCancelled)
+		}
+	default:
+		s.remoteEvent(payload)
+	}
+}
+
+// remoteEvent wakes this process's streams of runID ("": of every run,
+// after the listener reconnected and may have missed notifications).
+func (s *Service) remoteEvent(runID string) {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	for id, ws := range s.wakers {
+		if runID != "" && id != runID {
+			continue
+		}
+		for w := range ws {
+			select {
+			case w <- struct{}{}:
+			default: // already due to look again
+			}
+		}
+	}
+}
+
+// wake registers a stream of runID for remoteEvent until the returned stop.
+func (s *Service) wake(runID string) (<-chan struct{}, func()) {
+	w := make(chan struct{}, 1)
+	s.wakeMu.Lock()
+	if s.wakers[runID] == nil {
+		s.wakers[runID] = map[chan struct{}]struct{}{}
+	}
+	s.wakers[runID][w] = struct{}{}
+	s.wakeMu.Unlock()
+	return w, func() {
+		s.wakeMu.Lock()
+		delete(s.wakers[runID], w)
+		if len(s.wakers[runID]) == 0 {
+			delete(s.wakers, runID)
+		}
+		s.wakeMu.Unlock()
+	}
 }
 
 func hydrateEvents(evs []Event) []Event {
@@ -202,8 +266,16 @@ func (s *Service) FollowAs(ctx context.Context, runID, cursor, scope string, fn 
 }
 
 func (s *Service) follow(ctx context.Context, threadID, runID string, after int64, fn func(Event) error) error {
-	poll := time.NewTicker(time.Second) // a run executing on another replica
+	// A run executing on another server: its events wake the stream through
+	// a notification (replicas); the poll is the backstop.
+	every := time.Second
+	if s.opts.Leases != nil {
+		every = 10 * time.Second
+	}
+	poll := time.NewTicker(every)
 	defer poll.Stop()
+	remote, stop := s.wake(runID)
+	defer stop()
 	for {
 		// Watch before reading, so that an event stored after the read
 		// still wakes us.
@@ -250,6 +322,7 @@ func (s *Service) follow(ctx context.Context, threadID, runID string, after int6
 			return ctx.Err()
 		case <-changed:
 		case <-done:
+		case <-remote:
 		case <-poll.C:
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/db"
 )
 
 // queue hands out keys one holder at a time, first come first served: runs
@@ -71,6 +74,47 @@ func (q *queue) acquireAll(ctx context.Context, keys ...string) (func(), error) 
 			return nil, err
 		}
 		held = append(held, r)
+	}
+	return release, nil
+}
+
+// holdAll takes, in order, the database lease of each queue key (replicas),
+// so that runs of one agent or thread take turns across servers too; it
+// waits while another server holds one. The in-process queue was taken
+// first: within this process the key is already the caller's alone.
+func (s *Service) holdAll(ctx context.Context, keys []string) (func(), error) {
+	var held []*db.Held
+	release := func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			if err := held[i].Release(); err != nil {
+				// It expires on its own.
+				s.log.Warn("release a run queue lease", "err", err)
+			}
+		}
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for _, k := range keys {
+		for {
+			h, ok, err := s.opts.Leases.Hold(ctx, "queue:"+k)
+			if err != nil {
+				release()
+				if ctx.Err() != nil {
+					return nil, context.Cause(ctx)
+				}
+				return nil, err
+			}
+			if ok {
+				held = append(held, h)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				release()
+				return nil, context.Cause(ctx)
+			case <-t.C:
+			}
+		}
 	}
 	return release, nil
 }

@@ -64,12 +64,13 @@ type Run struct {
 	StartedAt     *time.Time `json:"startedAt" db:"started_at"`
 	FinishedAt    *time.Time `json:"finishedAt" db:"finished_at"`
 
-	OrgID string `json:"-" db:"org_id"`
+	OrgID  string `json:"-" db:"org_id"`
+	Holder string `json:"-" db:"holder"` // the instance executing it (replicas)
 }
 
 const runCols = `r.id, r.org_id, r.owner_user_id, r.thread_id, r.agent_id, r.agent_slug, r.agent_version, r.execution_mode,
 	r.sandbox_id, r.status, r.status_reason, r.exit_code, r.output, r.stderr, r.truncated, r.timeout_ms, r.duration_ms,
-	r.created_at, r.started_at, r.finished_at`
+	r.created_at, r.started_at, r.finished_at, r.holder`
 
 func (r *Run) utc() {
 	r.CreatedAt = r.CreatedAt.UTC()
@@ -225,10 +226,13 @@ func (s *Service) Start(ctx context.Context, slug string, in RunInput) (*Run, er
 	r := &Run{RunID: db.NewID("run"), ThreadID: threadID, AgentID: a.ID, AgentSlug: a.Slug, AgentVersion: a.Version,
 		SandboxID: a.SandboxID, ExecutionMode: a.ExecutionMode, Status: Queued, Timeout: timeout.Milliseconds(),
 		OwnerUserID: c.UserID, CreatedAt: now, OrgID: c.OrgID}
+	if s.opts.Leases != nil {
+		r.Holder = s.opts.Leases.Holder()
+	}
 	_, err = s.db.NamedExecContext(ctx, `INSERT INTO runs (id, org_id, owner_user_id, thread_id, agent_id, agent_slug, agent_version,
-		execution_mode, sandbox_id, status, timeout_ms, created_at)
+		execution_mode, sandbox_id, status, timeout_ms, created_at, holder)
 		VALUES (:id, :org_id, :owner_user_id, :thread_id, :agent_id, :agent_slug, :agent_version, :execution_mode, :sandbox_id,
-		:status, :timeout_ms, :created_at)`, r)
+		:status, :timeout_ms, :created_at, :holder)`, r)
 	if err != nil {
 		return nil, db.Err(err)
 	}
@@ -302,6 +306,15 @@ func (s *Service) execute(ctx context.Context, lr *liveRun, a *Agent, r *Run, pr
 		return
 	}
 	defer release()
+	if s.opts.Leases != nil {
+		releaseLeases, err := s.holdAll(ctx, keys)
+		if err != nil {
+			st, reason := ended(err)
+			s.finish(ctx, r, st, reason, nil, nil)
+			return
+		}
+		defer releaseLeases()
+	}
 
 	start := s.now()
 	// The run is running whatever happens to ctx next: record it so.
@@ -470,10 +483,35 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 	s.mu.Lock()
 	lr := s.live[r.RunID]
 	s.mu.Unlock()
-	if lr == nil {
+	switch {
+	case lr == nil && s.opts.Leases != nil && r.Holder != s.opts.Leases.Holder():
+		// Executing on another server (or its server died): ask it, and
+		// wait until the run ends; the leader ends it if its server is gone.
+		if _, err := s.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, cancelChannel, r.RunID); err != nil {
+			return nil, db.Err(err)
+		}
+		wctx, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		remote, unwake := s.wake(r.RunID)
+		defer unwake()
+		poll := time.NewTicker(time.Second)
+		defer poll.Stop()
+		for {
+			cur, err := s.findRun(ctx, c, id)
+			if err != nil || Terminal(cur.Status) {
+				return cur, err
+			}
+			select {
+			case <-remote:
+			case <-poll.C:
+			case <-wctx.Done():
+				return cur, nil
+			}
+		}
+	case lr == nil:
 		// Not executing here (its process is gone): record the end.
 		s.finish(ctx, r, Cancelled, "cancelled", nil, nil)
-	} else {
+	default:
 		lr.cancel(errCancelled)
 		wctx, stop := context.WithTimeout(ctx, 30*time.Second)
 		defer stop()
@@ -486,10 +524,18 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 }
 
 // recoverInterrupted ends the runs a previous process left queued or
-// running, and destroys the sandboxes it made for managed ones.
+// running, and destroys the sandboxes it made for managed ones. With
+// replicas, only runs whose server is gone (its process lease expired) are
+// ended: another live server's runs are its own.
 func (s *Service) recoverInterrupted(ctx context.Context) error {
 	var runs []Run
-	if err := s.db.SelectContext(ctx, &runs, `SELECT `+runCols+` FROM runs r WHERE r.status IN ('queued', 'running')`); err != nil {
+	q := `SELECT ` + runCols + ` FROM runs r WHERE r.status IN ('queued', 'running')`
+	var args []any
+	if l := s.opts.Leases; l != nil {
+		q += ` AND r.holder <> ? AND NOT ` + l.Alive("r.holder")
+		args = append(args, l.Holder())
+	}
+	if err := s.db.SelectContext(ctx, &runs, s.db.Rebind(q), args...); err != nil {
 		return db.Err(err)
 	}
 	for i := range runs {

@@ -37,6 +37,10 @@ type Server struct {
 	Files *workspace.Files
 	// Checks are the readiness checks by name ("database", "runtime", ...).
 	Checks map[string]Check
+	// Instance is this server process's instance id (random at start);
+	// Leader says whether it runs the singleton loops now (nil: always).
+	Instance string
+	Leader   func() bool
 	// SessionTTL is how long a browser session lasts (0: auth.DefaultSessionTTL).
 	SessionTTL time.Duration
 
@@ -151,6 +155,13 @@ func (s *Server) Handler() http.Handler {
 type health struct {
 	Status  string `json:"status"`  // always "ok"
 	Version string `json:"version"` // the server's build (berth.Version)
+	// Instance is this server process's id, new at every start: behind a
+	// load balancer over replicas it says which one answered.
+	Instance string `json:"instance"`
+	// Leader says whether this process runs the singleton loops
+	// (reconcile, idle pause, recovery of a dead server's runs); always
+	// true for a server without --replicas.
+	Leader bool `json:"leader"`
 }
 
 // readiness is the answer of /readyz (200 when ready, else 503).
@@ -176,7 +187,8 @@ func isAPIPath(p string) bool {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeData(w, r, http.StatusOK, health{Status: "ok", Version: berth.Version()})
+	writeData(w, r, http.StatusOK, health{Status: "ok", Version: berth.Version(), Instance: s.Instance,
+		Leader: s.Leader == nil || s.Leader()})
 }
 
 // readyz runs every check with a short deadline and says what is down.

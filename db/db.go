@@ -42,6 +42,7 @@ type DB struct {
 	*sqlx.DB
 	Engine Engine
 	path   string // the SQLite file; "" for PostgreSQL
+	dsn    string // PostgreSQL: what Listen connects to
 }
 
 // IsPostgres reports whether dsn selects PostgreSQL.
@@ -116,7 +117,7 @@ func openPostgres(dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	x.SetMaxOpenConns(20)
-	return &DB{DB: x, Engine: Postgres}, nil
+	return &DB{DB: x, Engine: Postgres, dsn: dsn}, nil
 }
 
 // utcSession pins the session time zone to UTC, whatever the server's

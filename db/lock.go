@@ -36,6 +36,9 @@ func (h Holder) String() string {
 type HeldError struct {
 	What   string // "database" or "data directory ..."
 	Holder Holder // zero when the holder could not be read
+	// Replicas is set when the database is held by servers started with
+	// --replicas (a server without it may not join them).
+	Replicas bool
 }
 
 func (e *HeldError) Error() string {
@@ -43,8 +46,13 @@ func (e *HeldError) Error() string {
 	if e.Holder != (Holder{}) {
 		who += " (" + e.Holder.String() + ")"
 	}
+	if e.Replicas {
+		return fmt.Sprintf("the %s is in use by %s started with --replicas: start this one with --replicas too, "+
+			"or stop them first", e.What, who)
+	}
 	return fmt.Sprintf("the %s is in use by %s: two servers on one database or data directory "+
-		"corrupt each other's sandboxes and runs; stop the other server first", e.What, who)
+		"corrupt each other's sandboxes and runs, unless every one runs with --replicas (PostgreSQL only); "+
+		"stop the other server first", e.What, who)
 }
 
 // Lock is held by one server process for its whole life: a flock on a file
@@ -55,6 +63,7 @@ type Lock struct {
 	file *os.File // flock
 
 	conn   *sql.Conn // advisory lock session
+	shared bool      // replicas: a shared advisory lock
 	db     *DB
 	self   Holder
 	lost   chan struct{}
@@ -111,21 +120,28 @@ var lockWatchInterval = 5 * time.Second
 // kept for the life of the Lock; if that session is lost (the database
 // restarted), the lock is taken again on a new one, and Lost is closed when
 // that fails.
-func (d *DB) LockServer(ctx context.Context, self Holder) (*Lock, error) {
+//
+// With replicas (PostgreSQL only) the advisory lock is shared: any number
+// of servers started with --replicas hold it together, and a server
+// without it is refused while they do (and they while it runs).
+func (d *DB) LockServer(ctx context.Context, self Holder, replicas bool) (*Lock, error) {
 	if d.Engine == SQLite {
+		if replicas {
+			return nil, errors.New("--replicas needs PostgreSQL: a SQLite database serves one server only")
+		}
 		return LockFile(d.path+".lock", "database "+d.path, self)
 	}
-	conn, err := d.takeAdvisory(ctx, self)
+	conn, err := d.takeAdvisory(ctx, self, replicas)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lock{conn: conn, db: d, self: self, lost: make(chan struct{}), stop: make(chan struct{}),
+	l := &Lock{conn: conn, shared: replicas, db: d, self: self, lost: make(chan struct{}), stop: make(chan struct{}),
 		kick: make(chan struct{}), done: make(chan struct{})}
 	go l.watch(lockWatchInterval)
 	return l, nil
 }
 
-func (d *DB) takeAdvisory(ctx context.Context, self Holder) (*sql.Conn, error) {
+func (d *DB) takeAdvisory(ctx context.Context, self Holder, shared bool) (*sql.Conn, error) {
 	conn, err := d.DB.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("database lock: %w", Err(err))
@@ -133,11 +149,16 @@ func (d *DB) takeAdvisory(ctx context.Context, self Holder) (*sql.Conn, error) {
 	// The holder's name goes where a refused server can read it:
 	// pg_stat_activity.application_name of the session holding the lock.
 	name := fmt.Sprintf("berth serve host=%s pid=%d", self.Host, self.PID)
+	take := `pg_try_advisory_lock($2)`
+	if shared {
+		take = `pg_try_advisory_lock_shared($2)`
+	}
 	var ok bool
-	err = conn.QueryRowContext(ctx, `SELECT set_config('application_name', $1, false) IS NOT NULL, pg_try_advisory_lock($2)`,
+	err = conn.QueryRowContext(ctx, `SELECT set_config('application_name', $1, false) IS NOT NULL, `+take,
 		name, serverLockKey).Scan(new(bool), &ok)
 	if err == nil && !ok {
-		err = &HeldError{What: "database", Holder: d.advisoryHolder(ctx, conn)}
+		h, replicas := d.advisoryHolder(ctx, conn)
+		err = &HeldError{What: "database", Holder: h, Replicas: replicas}
 	}
 	if err != nil {
 		return nil, errors.Join(err, discard(conn))
@@ -155,28 +176,30 @@ func discard(conn *sql.Conn) error {
 	return err
 }
 
-// advisoryHolder reads who holds the server lock; a zero Holder when it
-// cannot tell (the session may belong to a role whose details are hidden).
-func (d *DB) advisoryHolder(ctx context.Context, conn *sql.Conn) Holder {
+// advisoryHolder reads who holds the server lock (one of them, when
+// replicas hold it shared); a zero Holder when it cannot tell (the session
+// may belong to a role whose details are hidden).
+func (d *DB) advisoryHolder(ctx context.Context, conn *sql.Conn) (Holder, bool) {
 	var (
 		app   sql.NullString
 		start sql.NullTime
 		pid   int
+		mode  string
 	)
-	err := conn.QueryRowContext(ctx, `SELECT a.pid, a.application_name, a.backend_start
+	err := conn.QueryRowContext(ctx, `SELECT a.pid, a.application_name, a.backend_start, l.mode
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 		  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND l.classid::bigint = $1 AND l.objid::bigint = $2`,
-		serverLockKey>>32, serverLockKey&0xffffffff).Scan(&pid, &app, &start)
+		  AND l.classid::bigint = $1 AND l.objid::bigint = $2 LIMIT 1`,
+		serverLockKey>>32, serverLockKey&0xffffffff).Scan(&pid, &app, &start, &mode)
 	if err != nil {
-		return Holder{}
+		return Holder{}, false
 	}
 	h := Holder{Since: start.Time}
 	if _, err := fmt.Sscanf(strings.TrimPrefix(app.String, "berth serve "), "host=%s pid=%d", &h.Host, &h.PID); err != nil {
 		h = Holder{Host: "PostgreSQL backend pid " + fmt.Sprint(pid) + " (" + app.String + ")", Since: start.Time}
 	}
-	return h
+	return h, mode == "ShareLock"
 }
 
 // watch checks the advisory lock's session and takes the lock again on a
@@ -203,7 +226,7 @@ func (l *Lock) watch(every time.Duration) {
 			_ = discard(l.conn) // broken already: nothing to report
 			l.conn = nil
 		}
-		conn, err := l.db.takeAdvisory(ctx, l.self)
+		conn, err := l.db.takeAdvisory(ctx, l.self, l.shared)
 		cancel()
 		var held *HeldError
 		switch {
@@ -248,4 +271,25 @@ func (l *Lock) Close() error {
 	}
 	// Ending the session releases the lock; the pool never gets it back.
 	return discard(l.conn)
+}
+
+// startLockKey serializes the start-up of replicas starting together.
+const startLockKey int64 = 0x62_65727469
+
+// Exclusive runs fn (migrations, bootstrap) while holding an advisory lock
+// of its own (PostgreSQL), so that replicas starting at once take turns:
+// the first migrates and bootstraps, the others find it done.
+func (d *DB) Exclusive(ctx context.Context, fn func() error) error {
+	if d.Engine != Postgres {
+		return fn()
+	}
+	conn, err := d.DB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("start-up lock: %w", Err(err))
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, startLockKey); err != nil {
+		return errors.Join(fmt.Errorf("start-up lock: %w", Err(err)), discard(conn))
+	}
+	// Ending the session releases the lock.
+	return errors.Join(fn(), discard(conn))
 }

@@ -54,7 +54,7 @@ func TestServerLockSessionLoss(t *testing.T) {
 	defer db.SetLockWatchInterval(time.Hour)()
 	self := db.Holder{Host: "h1", PID: 1, Since: time.Now()}
 
-	l, err := d.LockServer(ctx, self)
+	l, err := d.LockServer(ctx, self, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestServerLockSessionLoss(t *testing.T) {
 	default:
 	}
 	var held *db.HeldError
-	if _, err := d.LockServer(ctx, db.Holder{Host: "h2", PID: 2}); !errors.As(err, &held) || held.Holder.Host != "h1" || held.Holder.PID != 1 {
+	if _, err := d.LockServer(ctx, db.Holder{Host: "h2", PID: 2}, false); !errors.As(err, &held) || held.Holder.Host != "h1" || held.Holder.PID != 1 {
 		t.Fatalf("second taker after the re-take: %v, want held by h1 pid 1", err)
 	}
 
@@ -80,7 +80,7 @@ func TestServerLockSessionLoss(t *testing.T) {
 	terminate(t, d, lockHolderPID(t, d))
 	var other *db.Lock
 	testctx.Eventually(t, "another server taking the free lock", func() bool {
-		other, err = d.LockServer(ctx, db.Holder{Host: "h2", PID: 2})
+		other, err = d.LockServer(ctx, db.Holder{Host: "h2", PID: 2}, false)
 		return err == nil
 	})
 	defer func() { _ = other.Close() }()

@@ -33,6 +33,7 @@ type berth struct {
 	addr string
 	cmd  *exec.Cmd
 	log  *os.File
+	args []string // more serve flags
 }
 
 func buildBinary(t *testing.T) string {
@@ -63,7 +64,7 @@ func (b *berth) start() {
 	t := b.t
 	t.Helper()
 	b.addr = freeAddr(t)
-	b.cmd = exec.Command(b.bin, "serve", "--data-dir", b.dir, "--addr", b.addr)
+	b.cmd = exec.Command(b.bin, append([]string{"serve", "--data-dir", b.dir, "--addr", b.addr}, b.args...)...)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -108,9 +108,11 @@ func (m *Manager) cutOff(ctx context.Context, s *Sandbox, denied []deniedMount) 
 // lost access, and cuts it off if so. It waits for an operation in flight
 // (a create finishing) rather than skipping the sandbox.
 func (m *Manager) enforceAccess(ctx context.Context, id string) error {
-	l := m.lock(id)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := m.acquire(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	s, err := m.load(ctx, m.db, `s.id = ?`, id)
 	if err != nil {
 		return err

@@ -278,8 +278,10 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 		Status: Creating, EnvKeys: string(kj), Resources: string(rj), Metadata: string(mj), IdleTimeout: in.IdleTimeout,
 		Network: in.Network, CreatedAt: now, UpdatedAt: now, LastActivityAt: now}
 
-	l := m.lock(id)
-	l.Lock()
+	unlock, err := m.acquire(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	err = m.db.Tx(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.NamedExecContext(ctx, `INSERT INTO sandboxes (id, org_id, owner_user_id, name, template, image, status,
 			status_reason, env_keys, resources, metadata, idle_timeout, network, container_id, ip, created_at, updated_at, last_activity_at)
@@ -310,7 +312,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 		return nil
 	})
 	if err != nil {
-		l.Unlock()
+		unlock()
 		return nil, err
 	}
 	// Mount points are pinned once the sandbox is recorded (a release
@@ -318,7 +320,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 	// container exists. A symlink or a file in the way refuses the create.
 	if err := m.pinMountPoints(ctx, in.Mounts); err != nil {
 		m.discard(ctx, id, in.Mounts)
-		l.Unlock()
+		unlock()
 		return nil, err
 	}
 
@@ -348,7 +350,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			defer l.Unlock()
+			defer unlock()
 			if err := m.provision(m.bg, id, tmpl, spec); err != nil {
 				m.log.Warn("async sandbox create failed", "sandbox", id, "err", err)
 				// The row must say why even when the server is shutting down
@@ -362,7 +364,7 @@ func (m *Manager) Create(ctx context.Context, in CreateInput, async bool) (*Sand
 		}()
 		return m.load(ctx, m.db, `s.id = ?`, id)
 	}
-	defer l.Unlock()
+	defer unlock()
 	if err := m.provision(ctx, id, tmpl, spec); err != nil {
 		// A synchronous create that fails leaves nothing behind.
 		m.discard(ctx, id, in.Mounts)

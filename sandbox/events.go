@@ -46,11 +46,15 @@ func (m *Manager) follow() {
 	defer retry.Stop()
 	pending := map[string]bool{}
 	fullPass := func() {
+		if !m.leader() {
+			return // with replicas, one reconciler at a time: the leader
+		}
 		if err := m.Reconcile(m.bg); err != nil && m.bg.Err() == nil {
 			m.log.Warn("reconcile failed", "err", err)
 		}
 	}
 	backoff := time.Second
+	wasLeader := m.leader()
 	for m.bg.Err() == nil {
 		ctx, cancel := context.WithCancel(m.bg)
 		m.events.mu.Lock()
@@ -96,6 +100,12 @@ func (m *Manager) follow() {
 				}
 				break stream
 			case <-retry.C:
+				if lead := m.leader(); lead != wasLeader {
+					wasLeader = lead
+					// A server that just became the leader missed the
+					// events the old one handled: one full pass.
+					fullPass()
+				}
 				m.reconcilePending(pending)
 			case <-full.C:
 				fullPass()
@@ -108,6 +118,12 @@ func (m *Manager) follow() {
 // reconcilePending reconciles the sandboxes in pending and forgets each
 // one done; one whose lock is held stays for the next retry.
 func (m *Manager) reconcilePending(pending map[string]bool) {
+	if !m.leader() {
+		// Another server reconciles (and sees the same events); the
+		// leader's full pass after it takes over covers what it missed.
+		clear(pending)
+		return
+	}
 	for sid := range pending {
 		busy, err := m.reconcileSandbox(m.bg, sid)
 		if busy {

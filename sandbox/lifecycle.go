@@ -114,9 +114,11 @@ func (m *Manager) transition(ctx context.Context, idOrName, verb string, from []
 	if err != nil {
 		return nil, err
 	}
-	l := m.lock(s.ID)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := m.acquire(ctx, s.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return m.transitionLocked(ctx, s.ID, verb, from, via, to, act)
 }
 
@@ -261,10 +263,12 @@ func (m *Manager) StopMounting(ctx context.Context, wsID string) ([]string, erro
 	}
 	stopped := []string{}
 	for _, id := range ids {
-		l := m.lock(id)
-		l.Lock()
-		_, err := m.transitionLocked(ctx, id, "stop", []Status{Running, Paused}, Stopping, Stopped, m.stop)
-		l.Unlock()
+		unlock, err := m.acquire(ctx, id)
+		if err != nil {
+			return stopped, fmt.Errorf("stop sandbox %s: %w", id, err)
+		}
+		_, err = m.transitionLocked(ctx, id, "stop", []Status{Running, Paused}, Stopping, Stopped, m.stop)
+		unlock()
 		if err != nil {
 			return stopped, fmt.Errorf("stop sandbox %s: %w", id, err)
 		}
@@ -279,10 +283,13 @@ func (m *Manager) StopMounting(ctx context.Context, wsID string) ([]string, erro
 func (m *Manager) StartAgain(ctx context.Context, ids []string) error {
 	var errs []error
 	for _, id := range ids {
-		l := m.lock(id)
-		l.Lock()
-		_, err := m.transitionLocked(ctx, id, "start", []Status{Stopped}, Resuming, Running, m.start)
-		l.Unlock()
+		unlock, err := m.acquire(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("start sandbox %s again: %w", id, err))
+			continue
+		}
+		_, err = m.transitionLocked(ctx, id, "start", []Status{Stopped}, Resuming, Running, m.start)
+		unlock()
 		if err != nil && !berth.IsKind(err, berth.NotFound) {
 			errs = append(errs, fmt.Errorf("start sandbox %s again: %w", id, err))
 		}
@@ -375,9 +382,11 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.Canc
 	if s.Status != Running && s.Status != Paused && s.Status != Pausing && s.Status != Resuming && s.Status != Stopped {
 		return nil, nil, berth.Errorf(berth.Conflict, "sandbox %q is %s; it must be running", s.Name, s.Status)
 	}
-	l := m.lock(s.ID)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := m.acquire(ctx, s.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	cur, err := m.load(ctx, m.db, `s.id = ?`, s.ID)
 	if err != nil {
 		return nil, nil, err

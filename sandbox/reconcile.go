@@ -13,14 +13,18 @@ import (
 
 // Reconcile compares the database (desired state) with the engine (actual
 // state) and closes the gap:
-//   - a sandbox whose lock is held is mid-operation here and is left alone;
+//   - a sandbox whose lock is held is mid-operation here (or, with
+//     replicas, its lease is held: mid-operation on another server) and is
+//     left alone; a crashed server's lease expires, and then its sandbox is
+//     reconciled like any other;
 //   - every decision is taken on the row as read under the sandbox's lock:
 //     the list of ids is only a list of candidates, and a sandbox destroyed
 //     between that list and the lock stays destroyed;
 //   - creating (no create in flight: the server died mid-create) → its
 //     container, if any, is removed and the sandbox is error;
 //   - destroying → the container is removed and the sandbox destroyed;
-//   - a sandbox whose container is gone → error, with the reason;
+//   - a sandbox whose container is gone → error, with the reason (one
+//     being removed outside berth is left until it is gone);
 //   - a sandbox in error keeps no container (one can appear after the
 //     server died mid-create: the engine finishes a create whose caller is
 //     gone), since only destroy is allowed from there;
@@ -52,12 +56,12 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	live := map[string]bool{}
 	for _, id := range ids {
 		live[id] = true
-		l := m.lock(id)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, id)
+		if !ok {
 			continue
 		}
 		err := m.reconcileOne(ctx, id, byID)
-		l.Unlock()
+		unlock()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("sandbox %s: %w", id, err))
 			if ctx.Err() != nil {
@@ -70,15 +74,15 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		if live[sid] {
 			continue
 		}
-		l := m.lock(sid)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, sid)
+		if !ok {
 			continue // being created right now
 		}
 		// Re-check under the lock: the create may have committed meanwhile.
 		// A failed check removes nothing.
 		var n int
 		if err := m.db.GetContext(ctx, &n, m.db.Rebind(`SELECT COUNT(*) FROM sandboxes WHERE id = ? AND status <> 'destroyed'`), sid); err != nil {
-			l.Unlock()
+			unlock()
 			return errors.Join(append(errs, db.Err(err))...)
 		}
 		if n == 0 {
@@ -87,7 +91,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
-		l.Unlock()
+		unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -146,6 +150,10 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	case s.Status == Error:
 		m.log.Warn("reconcile: removing the container of a sandbox in error", "sandbox", id, "container", c.ID)
 		return m.removeContainer(ctx, id, s.containerID)
+	case c.State == runtime.StateRemoving:
+		// Being removed outside berth (berth's own destroy is Destroying,
+		// above): judged once it is gone, as a container removed.
+		return nil
 	}
 	// The backstop of AccessLost: access lost by another path, or while the
 	// server was down, still stops the sandbox — also one whose container
@@ -170,6 +178,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	return nil
 }
 
+// errSkip leaves a sandbox alone in a loop.
+var errSkip = errors.New("skip")
+
 // PauseIdle pauses every running sandbox whose idleTimeout has passed since
 // its last activity.
 func (m *Manager) PauseIdle(ctx context.Context) error {
@@ -186,8 +197,8 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		if now.Sub(r.LastActivity) < time.Duration(r.IdleTimeout)*time.Second || m.execsInFlight(r.ID) > 0 {
 			continue
 		}
-		l := m.lock(r.ID)
-		if !l.TryLock() {
+		unlock, ok := m.tryAcquire(ctx, r.ID)
+		if !ok {
 			continue
 		}
 		// Re-read under the lock: an exec may have just counted as activity.
@@ -195,6 +206,15 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 		err := db.Err(m.db.GetContext(ctx, &last, m.db.Rebind(`SELECT last_activity_at FROM sandboxes WHERE id = ? AND status = 'running'`), r.ID))
 		if err != nil && !berth.IsKind(err, berth.NotFound) { // NotFound: no longer running
 			m.log.Warn("idle pause: re-read the sandbox", "sandbox", r.ID, "err", err)
+		}
+		if err == nil && m.opts.Leases != nil {
+			// Execs on other servers hold leases of their own.
+			var elsewhere bool
+			if elsewhere, err = m.opts.Leases.AnyValid(ctx, "exec:"+r.ID+":"); err != nil {
+				m.log.Warn("idle pause: look for execs on other servers", "sandbox", r.ID, "err", err)
+			} else if elsewhere {
+				err = errSkip
+			}
 		}
 		if err == nil && now.Sub(last) >= time.Duration(r.IdleTimeout)*time.Second && m.execsInFlight(r.ID) == 0 {
 			m.log.Info("pausing idle sandbox", "sandbox", r.ID, "idleTimeout", r.IdleTimeout)
@@ -205,7 +225,7 @@ func (m *Manager) PauseIdle(ctx context.Context) error {
 				m.log.Warn("idle pause failed", "sandbox", r.ID, "err", err)
 			}
 		}
-		l.Unlock()
+		unlock()
 	}
 	return nil
 }

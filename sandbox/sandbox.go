@@ -173,6 +173,18 @@ type Options struct {
 	// exec and terminals; "" runs them under the engine's init, with every
 	// exec through the engine.
 	Supervisor string
+
+	// Leases, when set (servers started with --replicas on one
+	// PostgreSQL), make a sandbox's lifecycle operations one at a time
+	// across servers: each takes the sandbox's lease in the database after
+	// the in-process mutex. Nil: this server is the database's only one.
+	Leases *db.Leases
+	// LeaseWait bounds how long an operation waits for a sandbox's lease
+	// held by another server before it answers 409 conflict (default 30s).
+	LeaseWait time.Duration
+	// Leader, when set, says whether this server runs the singleton loops
+	// (reconcile, idle pause) now; nil: always.
+	Leader func() bool
 }
 
 // Manager runs sandboxes on one runtime.
@@ -220,6 +232,9 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 5 * time.Second
 	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = 30 * time.Second
+	}
 	opts.Limits = opts.Limits.withDefaults()
 	if err := opts.Limits.validate(); err != nil {
 		return nil, err
@@ -241,7 +256,7 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 		rt = sup
 	}
 	// Engine errors quote host paths; the manager's runtime hides them.
-	scrub := newScrubRuntime(rt, ws.DataDir(), log)
+	scrub := newScrubRuntime(rt, ws.DataDir(), ws.Storage().Path(""), log)
 	m := &Manager{db: d, rt: scrub, sup: sup, base: base, scrub: scrub.scrub, ws: ws, log: log, opts: opts,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 	id, err := m.instanceID(ctx)
@@ -293,9 +308,12 @@ func (m *Manager) Instance() string { return m.instance }
 func (m *Manager) Runtime() runtime.Runtime { return m.rt }
 
 // Run reconciles once, then runs the reconcile and idle loops until Close.
+// With Options.Leader, only the leader runs them (the others tick idle).
 func (m *Manager) Run(ctx context.Context) {
-	if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
-		m.log.Warn("initial reconcile failed; will retry", "err", err)
+	if m.leader() {
+		if err := m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("initial reconcile failed; will retry", "err", err)
+		}
 	}
 	if m.watcher != nil {
 		m.wg.Add(1)
@@ -305,6 +323,9 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 	m.loop(m.opts.IdleInterval, m.PauseIdle, "idle")
 }
+
+// leader reports whether this server runs the singleton loops now.
+func (m *Manager) leader() bool { return m.opts.Leader == nil || m.opts.Leader() }
 
 func (m *Manager) loop(every time.Duration, fn func(context.Context) error, name string) {
 	m.wg.Add(1)
@@ -317,6 +338,9 @@ func (m *Manager) loop(every time.Duration, fn func(context.Context) error, name
 			case <-m.bg.Done():
 				return
 			case <-t.C:
+				if !m.leader() {
+					continue
+				}
 				if err := fn(m.bg); err != nil && m.bg.Err() == nil {
 					m.log.Warn(name+" failed", "err", err)
 				}
@@ -336,6 +360,14 @@ func (m *Manager) Close() {
 type inflight struct {
 	mu      sync.Mutex
 	cancels map[*context.CancelCauseFunc]struct{}
+	// lease (replicas) tells the leader's idle pause, on whatever server,
+	// that execs run here; held while cancels is not empty.
+	lease *db.Held
+}
+
+// execLease names the lease of this server's execs in sandbox id.
+func (m *Manager) execLease(id string) string {
+	return "exec:" + id + ":" + m.opts.Leases.Holder()
 }
 
 // busy counts an exec in flight on id until the returned func is called;
@@ -346,10 +378,28 @@ func (m *Manager) busy(id string, cancel context.CancelCauseFunc) func() {
 	key := &cancel
 	f.mu.Lock()
 	f.cancels[key] = struct{}{}
+	if m.opts.Leases != nil && f.lease == nil {
+		ctx, cancel := context.WithTimeout(m.bg, 10*time.Second)
+		h, ok, err := m.opts.Leases.Hold(ctx, m.execLease(id))
+		cancel()
+		switch {
+		case err != nil || !ok:
+			// Only an idle pause could come too early.
+			m.log.Warn("take the exec lease of a sandbox", "sandbox", id, "err", err)
+		default:
+			f.lease = h
+		}
+	}
 	f.mu.Unlock()
 	return func() {
 		f.mu.Lock()
 		delete(f.cancels, key)
+		if len(f.cancels) == 0 && f.lease != nil {
+			if err := f.lease.Release(); err != nil {
+				m.log.Warn("release the exec lease of a sandbox", "sandbox", id, "err", err)
+			}
+			f.lease = nil
+		}
 		f.mu.Unlock()
 	}
 }
@@ -380,6 +430,83 @@ func (m *Manager) cancelExecs(id string, cause error) {
 func (m *Manager) lock(id string) *sync.Mutex {
 	l, _ := m.locks.LoadOrStore(id, &sync.Mutex{})
 	return l.(*sync.Mutex)
+}
+
+// leaseName is sandbox id's lease in the leases table.
+func leaseName(id string) string { return "sandbox:" + id }
+
+// leasePoll is how often a lease held by another server is tried again.
+const leasePoll = 100 * time.Millisecond
+
+// acquire takes sandbox id for one lifecycle operation: the in-process
+// mutex (the fast first layer), then, with replicas, its lease in the
+// database, renewed until the returned release. A lease another server
+// holds is waited for up to LeaseWait (or ctx), then refused as Conflict.
+func (m *Manager) acquire(ctx context.Context, id string) (func(), error) {
+	l := m.lock(id)
+	l.Lock()
+	if m.opts.Leases == nil {
+		return l.Unlock, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.opts.LeaseWait)
+	defer cancel()
+	t := time.NewTicker(leasePoll)
+	defer t.Stop()
+	for {
+		h, ok, err := m.opts.Leases.Hold(wctx, leaseName(id))
+		if err == nil && ok {
+			return m.releaser(id, h, l), nil
+		}
+		if err == nil {
+			select {
+			case <-t.C:
+				continue
+			case <-wctx.Done():
+			}
+		}
+		l.Unlock()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if err != nil && wctx.Err() == nil {
+			return nil, err
+		}
+		return nil, berth.Errorf(berth.Conflict, "sandbox %s is busy on another server (an operation in flight there); try again", id)
+	}
+}
+
+// tryAcquire takes sandbox id if nothing holds it, here or on another
+// server; false when something does (or the lease cannot be read).
+func (m *Manager) tryAcquire(ctx context.Context, id string) (func(), bool) {
+	l := m.lock(id)
+	if !l.TryLock() {
+		return nil, false
+	}
+	if m.opts.Leases == nil {
+		return l.Unlock, true
+	}
+	h, ok, err := m.opts.Leases.Hold(ctx, leaseName(id))
+	if err != nil || !ok {
+		if err != nil {
+			m.log.Warn("take a sandbox lease", "sandbox", id, "err", err)
+		}
+		l.Unlock()
+		return nil, false
+	}
+	return m.releaser(id, h, l), true
+}
+
+func (m *Manager) releaser(id string, h *db.Held, l *sync.Mutex) func() {
+	return func() {
+		if h.Lost() {
+			m.log.Error("a sandbox lease expired while held (this server stalled longer than the lease TTL); another server may have acted on the sandbox meanwhile", "sandbox", id)
+		}
+		if err := h.Release(); err != nil {
+			// It expires on its own.
+			m.log.Warn("release a sandbox lease", "sandbox", id, "err", err)
+		}
+		l.Unlock()
+	}
 }
 
 // load returns the sandbox with mounts and tags filled in.

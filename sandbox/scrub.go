@@ -21,23 +21,30 @@ import (
 // text stays in the error's cause, which only the server log shows.
 type scrubRuntime struct {
 	runtime.Runtime
-	hide []string // longest first
-	log  *slog.Logger
+	hide   []string // longest first
+	wsHide []string // the workspaces directory, longest first
+	log    *slog.Logger
 }
 
 var _ runtime.Runtime = (*scrubRuntime)(nil)
 
-// newScrubRuntime wraps rt to hide dataDir (as given and with symlinks
-// resolved: the engine reports the path it resolved).
-func newScrubRuntime(rt runtime.Runtime, dataDir string, log *slog.Logger) *scrubRuntime {
-	hide := []string{filepath.Clean(dataDir)}
-	if real, err := filepath.EvalSymlinks(dataDir); err == nil && real != hide[0] {
+// newScrubRuntime wraps rt to hide dataDir and the workspaces directory
+// wsRoot (as given and with symlinks resolved: the engine reports the path
+// it resolved).
+func newScrubRuntime(rt runtime.Runtime, dataDir, wsRoot string, log *slog.Logger) *scrubRuntime {
+	return &scrubRuntime{Runtime: rt, hide: hidden(dataDir), wsHide: hidden(wsRoot), log: log}
+}
+
+// hidden is dir as given and with symlinks resolved, longest first.
+func hidden(dir string) []string {
+	hide := []string{filepath.Clean(dir)}
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real != hide[0] {
 		hide = append(hide, real)
 	}
 	if len(hide) == 2 && len(hide[1]) > len(hide[0]) {
 		hide[0], hide[1] = hide[1], hide[0]
 	}
-	return &scrubRuntime{Runtime: rt, hide: hide, log: log}
+	return hide
 }
 
 // hostPathMark replaces a hidden host path in messages; a workspace's
@@ -50,6 +57,9 @@ func (r *scrubRuntime) scrub(err error) error {
 		return err
 	}
 	msg := be.Msg
+	for _, h := range r.wsHide { // --workspaces-dir may be outside the data directory
+		msg = strings.ReplaceAll(msg, h+"/", "workspace ")
+	}
 	for _, h := range r.hide {
 		msg = strings.ReplaceAll(msg, h+"/workspaces/", "workspace ")
 		msg = strings.ReplaceAll(msg, h, hostPathMark)

@@ -201,3 +201,55 @@ func TestLockHolderProcess(t *testing.T) {
 	fmt.Println("holding")
 	<-t.Context().Done() // never: the parent test kills this process
 }
+
+// TestReplicasRule: with --replicas several servers share one PostgreSQL
+// database (each with its own data directory, all with one workspaces
+// directory); a server without it is still refused beside them, two
+// replicas still may not share a data directory, and SQLite refuses
+// replicas.
+func TestReplicasRule(t *testing.T) {
+	lockEngines(t, func(t *testing.T, cfg server.Config) {
+		ctx := context.Background()
+		cfg.Replicas = true
+		cfg.WorkspacesDir = t.TempDir()
+		if !db.IsPostgres(cfg.Database) {
+			if _, err := server.New(ctx, cfg, quiet()); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+				t.Fatalf("--replicas on SQLite: %v, want refused naming PostgreSQL", err)
+			}
+			return
+		}
+		noWS := cfg
+		noWS.WorkspacesDir = ""
+		if _, err := server.New(ctx, noWS, quiet()); err == nil || !strings.Contains(err.Error(), "--workspaces-dir") {
+			t.Fatalf("--replicas without --workspaces-dir: %v, want refused", err)
+		}
+		a, err := server.New(ctx, cfg, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		second := cfg
+		second.DataDir = t.TempDir()
+		b, err := server.New(ctx, second, quiet())
+		if err != nil {
+			t.Fatalf("second replica: %v", err)
+		}
+		defer b.Close()
+		if a.Instance == b.Instance || a.Instance == "" {
+			t.Errorf("instance ids %q and %q, want distinct", a.Instance, b.Instance)
+		}
+
+		single := cfg
+		single.Replicas = false
+		single.DataDir = t.TempDir()
+		var held *db.HeldError
+		if _, err := server.New(ctx, single, quiet()); !errors.As(err, &held) || !strings.Contains(err.Error(), "--replicas") {
+			t.Fatalf("a server without --replicas beside replicas: %v, want a HeldError naming --replicas", err)
+		}
+		// One data directory is one replica's: the flock still refuses.
+		sameDir := cfg
+		if _, err := server.New(ctx, sameDir, quiet()); !errors.As(err, &held) || !strings.Contains(err.Error(), "data directory") {
+			t.Fatalf("a replica on another's data directory: %v, want refused", err)
+		}
+	})
+}

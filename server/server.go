@@ -26,6 +26,7 @@ import (
 	"github.com/berth-dev/berth/sandbox"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/workspace"
+	"github.com/berth-dev/berth/workspace/files"
 	"github.com/berth-dev/berth/workspace/storage"
 )
 
@@ -50,6 +51,19 @@ type Config struct {
 	// without it, logged, when it cannot; "off" runs sandboxes under the
 	// engine's init; anything else is the path of the static binary.
 	Supervisor string
+	// Replicas lets several servers share one PostgreSQL database (each
+	// with a data directory of its own, all with the same WorkspacesDir):
+	// sandbox operations take leases in the database, and one leader runs
+	// the singleton loops. A server without it refuses to share.
+	Replicas bool
+	// WorkspacesDir holds the workspaces instead of <DataDir>/workspaces;
+	// required with Replicas, where it must be the same shared directory
+	// (same path) on every replica.
+	WorkspacesDir string
+	// LeaseTTL is how long a replica's leases outlive its last renewal
+	// (default DefaultLeaseTTL): how long the others wait before taking
+	// over from one that died.
+	LeaseTTL time.Duration
 
 	// Watch stream limits: streams one user may hold at once and
 	// workspaces one organization's streams may keep open (429 past them),
@@ -137,7 +151,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("maxWatchesPerUser", c.MaxWatchesPerUser), slog.Int("maxWatchedWorkspacesPerOrg", c.MaxWatchedWorkspacesPerOrg),
 		slog.Int("maxWatchedWorkspaces", c.MaxWatchedWorkspaces), slog.Duration("sessionTTL", c.SessionTTL),
 		slog.Any("http", c.HTTP), slog.Any("sandboxLimits", c.Sandbox.Limits),
-		slog.String("storage", c.Storage), slog.Int64("storagePoolSize", c.StoragePoolSize))
+		slog.String("storage", c.Storage), slog.Int64("storagePoolSize", c.StoragePoolSize),
+		slog.Bool("replicas", c.Replicas), slog.String("workspacesDir", c.WorkspacesDir), slog.Duration("leaseTTL", c.LeaseTTL))
 }
 
 // Server is a running berth.
@@ -151,10 +166,14 @@ type Server struct {
 	// Storage is the workspace storage driver in use, and why it was chosen.
 	Storage     storage.Driver
 	StoragePlan storage.Plan
-	listener    net.Listener
-	http        *http.Server
-	dbLock      *db.Lock
-	closers     []func()
+	// Instance is this process's instance id, random at every start (the
+	// holder of its leases with --replicas; /healthz shows it).
+	Instance string
+	elector  *elector // replicas
+	listener net.Listener
+	http     *http.Server
+	dbLock   *db.Lock
+	closers  []func()
 }
 
 // NewLogger builds the process logger for format "text" or "json".
@@ -189,13 +208,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	cfg.DataDir = abs
-	// Lines that services log with a request's context carry its id.
-	log = slog.New(berth.RequestIDHandler(log.Handler()))
-	if err := privateDirs(cfg.DataDir, filepath.Join(cfg.DataDir, "workspaces")); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
 	if cfg.Database == "" {
 		cfg.Database = filepath.Join(cfg.DataDir, "berth.db")
+	}
+	if cfg.Replicas {
+		if !db.IsPostgres(cfg.Database) {
+			return nil, errors.New("--replicas needs PostgreSQL (--database postgres://...): a SQLite database serves one server only")
+		}
+		if cfg.WorkspacesDir == "" {
+			return nil, errors.New("--replicas needs --workspaces-dir: the directory, shared by every replica at the same path, that holds the workspaces")
+		}
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LeaseTTL < 3*time.Second {
+		return nil, fmt.Errorf("--lease-ttl must be at least 3s, not %v", cfg.LeaseTTL)
+	}
+	wsDir := filepath.Join(cfg.DataDir, "workspaces")
+	if cfg.WorkspacesDir != "" {
+		if wsDir, err = filepath.Abs(cfg.WorkspacesDir); err != nil {
+			return nil, fmt.Errorf("workspaces directory: %w", err)
+		}
+		cfg.WorkspacesDir = wsDir
+	}
+	// Lines that services log with a request's context carry its id.
+	log = slog.New(berth.RequestIDHandler(log.Handler()))
+	if err := privateDirs(cfg.DataDir, wsDir); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if cfg.MaxWatchesPerUser < 0 || cfg.MaxWatchedWorkspacesPerOrg < 0 || cfg.MaxWatchedWorkspaces < 0 {
 		return nil, errors.New("--max-watches-per-user, --max-watched-workspaces-per-org and --max-watched-workspaces must not be negative (0: the default)")
@@ -216,14 +256,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		host = "" // the holder is still named by pid and time
 	}
 	self := db.Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second)}
-	s := &Server{Config: cfg, Log: log}
+	s := &Server{Config: cfg, Log: log, Instance: db.NewID("srv")}
+	log.Info("berth starting", "instance", s.Instance, "replicas", cfg.Replicas)
 	dirLock, err := db.LockFile(filepath.Join(cfg.DataDir, "server.lock"), "data directory "+cfg.DataDir, self)
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.logClose("data directory lock", dirLock.Close()) })
 	// Under the data directory's lock: one server mounts its pool.
-	drv, plan, err := storage.Open(ctx, storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize})
+	drv, plan, err := storage.Open(ctx, storage.Config{Driver: cfg.Storage, DataDir: cfg.DataDir, PoolSize: cfg.StoragePoolSize,
+		WorkspacesDir: cfg.WorkspacesDir})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -248,31 +290,49 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.DB = d
 	s.closers = append(s.closers, func() { s.logClose("database", d.Close()) })
-	dbLock, err := d.LockServer(ctx, self)
+	dbLock, err := d.LockServer(ctx, self, cfg.Replicas)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.dbLock = dbLock
 	s.closers = append(s.closers, func() { s.logClose("database lock", dbLock.Close()) })
-	// Only the holder changes the schema.
-	if err := d.Migrate(ctx); err != nil {
+	// Only the holder changes the schema; replicas starting together
+	// take turns to migrate and bootstrap.
+	access := &berth.AccessFeed{}
+	authSvc := auth.New(d, access, log)
+	if err := d.Exclusive(ctx, func() error {
+		if err := d.Migrate(ctx); err != nil {
+			return err
+		}
+		return s.bootstrap(ctx, authSvc)
+	}); err != nil {
 		s.Close()
 		return nil, err
+	}
+	var leases *db.Leases
+	var leader func() bool
+	if cfg.Replicas {
+		leases = d.NewLeases(s.Instance, cfg.LeaseTTL)
+		e, err := newElector(ctx, leases, log)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("replica leases: %w", err)
+		}
+		s.elector = e
+		leader = e.Leader
+		s.closers = append(s.closers, func() { s.logClose("replica leases", e.Close()) })
+		cfg.Sandbox.Leases, cfg.Sandbox.Leader = leases, leader
 	}
 
 	// Access changes (grants, roles, removals) reach the sandbox manager
-	// through one feed, subscribed below before anything is served.
-	access := &berth.AccessFeed{}
-	authSvc := auth.New(d, access, log)
-	if err := s.bootstrap(ctx, authSvc); err != nil {
-		s.Close()
-		return nil, err
-	}
+	// through one feed (access, above), subscribed below before anything
+	// is served.
 	ws := workspace.New(d, cfg.DataDir, access, log)
 	ws.SetStorage(drv)
 	s.API = api.New(log, authSvc, ws)
 	s.API.SessionTTL = cfg.SessionTTL
+	s.API.Instance, s.API.Leader = s.Instance, leader
 	s.API.Checks["database"] = func(ctx context.Context) error {
 		return berth.Wrap(berth.Unavailable, d.PingContext(ctx), "database unreachable")
 	}
@@ -297,13 +357,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	access.Subscribe(mgr.AccessLost)
 	s.API.Sandboxes = mgr
 	// File API access in a workspace is activity of the sandboxes mounting it.
-	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives,
+	fopts := files.Options{}
+	if cfg.Replicas {
+		// Another replica's upload in flight is a temporary entry this one
+		// does not know: only leftovers a day old are swept.
+		fopts.SweepMinAge = 24 * time.Hour
+	}
+	wf := workspace.NewFiles(ws, workspace.FilesOptions{Logger: log, OnAccess: mgr.TouchWorkspace, Archives: cfg.Archives, Open: fopts,
 		WatchesPerUser: cfg.MaxWatchesPerUser, WatchedWorkspacesPerOrg: cfg.MaxWatchedWorkspacesPerOrg, WatchedWorkspaces: cfg.MaxWatchedWorkspaces})
 	s.closers = append(s.closers, func() { s.logClose("workspace files", wf.Close()) })
 	s.API.Files = wf
 	s.API.Checks["runtime"] = rt.Ping
 	// Runs a previous process left in flight are marked interrupted here.
-	agents, err := agent.New(ctx, d, mgr, ws, log)
+	agents, err := agent.New(ctx, d, mgr, ws, log, agent.Options{Leases: leases, Leader: leader, RecoverInterval: cfg.Sandbox.ReconcileInterval})
 	if err != nil {
 		s.Close()
 		return nil, err

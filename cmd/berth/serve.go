@@ -67,6 +67,10 @@ func newServeWith(run func(context.Context, server.Config) error) *cobra.Command
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "how long a dashboard sign-in lasts (at least 1m; never longer than the key signed in with)")
 	f.StringVar(&cfg.Storage, "storage", cfg.Storage, "workspace storage driver: dir (quota on API writes), btrfs (one subvolume per workspace: kernel-enforced quotas, snapshots, clones) or auto (btrfs when the data directory is on btrfs or holds a pool file, else dir)")
 	f.Var((*byteSize)(&cfg.StoragePoolSize), "storage-pool-size", "size of the sparse btrfs pool file made under a data directory that is not on btrfs (--storage btrfs; an existing pool keeps its size)")
+	f.BoolVar(&cfg.Replicas, "replicas", false, "share the PostgreSQL database with other servers started with --replicas (each with its own --data-dir, all with the same --workspaces-dir); without it a server refuses to share its database")
+	f.StringVar(&cfg.WorkspacesDir, "workspaces-dir", "", "directory holding the workspaces (default <data-dir>/workspaces); with --replicas, a directory shared by every replica at the same path")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", server.DefaultLeaseTTL, "with --replicas: how long a replica's leases (sandbox operations, leader) outlive it; another replica takes over this long after one dies (at least 3s)")
+	f.DurationVar(&cfg.Sandbox.ReconcileInterval, "reconcile-interval", 10*time.Second, "how often the database is reconciled with the container engine (by the leader, with --replicas)")
 	f.IntVar(&cfg.Archives.Max, "max-archives", 4, "directory downloads (zip, tar.gz) made at once, server-wide")
 	f.DurationVar(&cfg.Archives.Wait, "archive-wait", 15*time.Second, "how long a directory download waits for a turn before 503 with Retry-After")
 	l := &cfg.Sandbox.Limits

@@ -34,7 +34,12 @@ type Options struct {
 	// ReadOnly marks a tree that cannot be written (a snapshot): the first
 	// usage scan then leaves stale temporary entries alone.
 	ReadOnly bool
-	Logger   *slog.Logger
+	// SweepMinAge, when set, spares stale-looking temporary entries changed
+	// more recently than this: in a directory shared by several servers
+	// (replicas), an entry this process does not know may be another
+	// server's write in flight.
+	SweepMinAge time.Duration
+	Logger      *slog.Logger
 }
 
 // Workspace is the file side of one workspace directory. All methods are safe
@@ -46,6 +51,7 @@ type Workspace struct {
 	quota   atomic.Int64
 	usage   *Usage
 	swept   atomic.Bool // stale temporary entries removed (first scan)
+	minAge  time.Duration
 	commits commits
 	hub     *hub
 	log     *slog.Logger
@@ -73,7 +79,7 @@ func Open(dir string, opt Options) (*Workspace, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Workspace{dir: dir, root: root, log: opt.Logger}
+	w := &Workspace{dir: dir, root: root, log: opt.Logger, minAge: opt.SweepMinAge}
 	w.swept.Store(opt.ReadOnly)
 	w.quota.Store(opt.QuotaBytes)
 	w.hub = newHub(w, opt.MaxWatchDirs)
@@ -252,7 +258,7 @@ func (w *Workspace) measure(ctx context.Context, rel string, sweep bool) (t tall
 			switch {
 			case live && kind == tempReserved:
 				return false, nil
-			case !live && sweep:
+			case !live && sweep && (w.minAge == 0 || time.Since(e.info.ModTime()) >= w.minAge):
 				if err := w.sweep(ctx, e); err == nil {
 					return false, nil
 				} else if ctx.Err() != nil {

@@ -35,13 +35,17 @@ type Config struct {
 	DataDir string
 	// PoolSize is the size of a new pool file (default DefaultPoolSize).
 	PoolSize int64
+	// WorkspacesDir, when set, holds the workspaces instead of
+	// DataDir/workspaces: a directory shared by several servers (replicas),
+	// kept by the dir driver (a btrfs pool is one host's loop mount).
+	WorkspacesDir string
 }
 
 // Plan is what Open will do (or did): the driver and, for btrfs, where its
 // pool is. Doctor shows it without opening anything.
 type Plan struct {
 	Driver string `json:"driver"`
-	// Root is DataDir/workspaces.
+	// Root is DataDir/workspaces, or WorkspacesDir.
 	Root string `json:"root"`
 	// PoolFile is the loop-mounted pool file, "" when the data directory is
 	// on btrfs itself or the driver is dir.
@@ -71,6 +75,17 @@ func Decide(cfg Config) (Plan, error) {
 	}
 	if cfg.PoolSize <= 0 {
 		cfg.PoolSize = DefaultPoolSize
+	}
+	if cfg.WorkspacesDir != "" {
+		root, err := filepath.Abs(cfg.WorkspacesDir)
+		if err != nil {
+			return Plan{}, err
+		}
+		switch cfg.Driver {
+		case "", ChoiceAuto, ChoiceDir:
+			return Plan{Driver: ChoiceDir, Root: root, Why: "--workspaces-dir: a shared directory, kept by the dir driver"}, nil
+		}
+		return Plan{}, berth.Errorf(berth.Invalid, "--workspaces-dir takes --storage dir (or auto): a btrfs pool is one host's loop mount and cannot be shared")
 	}
 	p := Plan{Root: filepath.Join(dataDir, "workspaces")}
 	pool := filepath.Join(dataDir, PoolFileName)

@@ -1323,6 +1323,8 @@ export interface components {
             target?: string | null;
         };
         Health: {
+            instance: string;
+            leader: boolean;
             /** @enum {string} */
             status: "ok";
             version: string;
