@@ -72,6 +72,11 @@ type Restarter interface {
 	StopMounting(ctx context.Context, id string) ([]string, error)
 	// StartAgain starts the sandboxes StopMounting stopped.
 	StartAgain(ctx context.Context, ids []string) error
+	// RepinMountPoints clears every mount-point pin in workspace id's tree
+	// and pins again those that sandboxes not destroyed need (after a
+	// restore: the restored tree carries the pins of when the snapshot was
+	// taken).
+	RepinMountPoints(ctx context.Context, id string) error
 }
 
 // SetRestarter installs the sandbox manager for forced restores.
@@ -333,6 +338,12 @@ func (s *Service) RestoreSnapshot(ctx context.Context, id, snapID string, force 
 	rerr := s.Storage().Restore(ctx, w.ID, snap.ID)
 	if rerr != nil {
 		rerr = fmt.Errorf("restore workspace: %w", rerr)
+	} else {
+		// The snapshot kept the mount-point pins (immutable directories)
+		// that were set when it was taken: a sandbox since destroyed
+		// would leave a directory nobody can rename or delete, and one
+		// made since would find its mount point unpinned.
+		rerr = s.repin(ctx, w.ID)
 	}
 	// Started again whether or not the restore worked: on the restored tree
 	// or, after a failure, on the untouched one.
@@ -345,6 +356,22 @@ func (s *Service) RestoreSnapshot(ctx context.Context, id, snapID string, force 
 		return nil, rerr
 	}
 	return res, nil
+}
+
+// repin makes the pins of workspace id's tree those that sandboxes need
+// now: all cleared, then those of sandboxes not destroyed set again (by
+// the sandbox manager, which knows them).
+func (s *Service) repin(ctx context.Context, id string) error {
+	if s.restarter != nil {
+		if err := s.restarter.RepinMountPoints(ctx, id); err != nil {
+			return fmt.Errorf("reset the mount-point pins of the restored tree: %w", err)
+		}
+		return nil
+	}
+	if err := UnpinTree(s.Dir(id)); err != nil {
+		return fmt.Errorf("clear the mount-point pins of the restored tree: %w", err)
+	}
+	return nil
 }
 
 // Clone makes a new workspace with the contents of workspace id (its live
