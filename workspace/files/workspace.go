@@ -38,7 +38,7 @@ type Options struct {
 	// starts (a snapshot opened for one request, whose size its storage
 	// driver knows). Usage().Wait then answers NotSupported and Used 0.
 	NoUsage bool
-	Logger   *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Workspace is the file side of one workspace directory. All methods are safe
