@@ -154,6 +154,9 @@ func OpenBtrfs(ctx context.Context, cfg BtrfsConfig) (*Btrfs, error) {
 	// effort: clear-stale fails on any still busy, and a stale qgroup holds
 	// nothing (subvolume ids are never reused, so it cannot be inherited).
 	_, _ = btrfs(ctx, "qgroup", "clear-stale", cfg.Root)
+	if err := b.dropEmptyGroups(); err != nil {
+		cfg.Log.WarnContext(ctx, "btrfs storage: removing the qgroups of deleted workspaces", "err", err)
+	}
 	return b, nil
 }
 
@@ -430,6 +433,36 @@ func (b *Btrfs) initQgroups(ctx context.Context) error {
 		}
 	}
 	return b.rescanIfInconsistent(ctx)
+}
+
+// dropEmptyGroups destroys the workspace groups left without members:
+// those of deleted workspaces, which Remove could not destroy while their
+// subvolumes were still being cleaned up (clear-stale, just before, removed
+// the members' qgroups). A group with no members holds nothing and no
+// workspace can join it again (group ids are subvolume ids, never reused).
+func (b *Btrfs) dropEmptyGroups() error {
+	fd, err := openDir(b.cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	groups, err := searchOffsets(fd, quotaTreeObjectID, 0, qgroupInfoKey, level1, 2*level1-1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, g := range groups {
+		// Members are relation items (g, 246, member) with a level-0 id.
+		h, _, err := searchFirst(fd, quotaTreeObjectID, g, qgroupRelationKey, 0, level1-1)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if h == nil {
+			errs = append(errs, qgroupDestroy(fd, g))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (b *Btrfs) migrate(ctx context.Context, id string) error {

@@ -214,3 +214,40 @@ func inconsistent(t testing.TB, root string) bool {
 	must(t, err)
 	return strings.TrimSpace(string(b)) != "0"
 }
+
+// A deleted workspace's group goes too: at once when the kernel lets it,
+// else at the next Open.
+func TestBtrfsRemoveDropsGroup(t *testing.T) {
+	p := newPool(t)
+	ctx := testctx.Context(t)
+	must(t, p.drv.Create(ctx, "a"))
+	must(t, p.drv.Create(ctx, "b"))
+	writeFile(t, filepath.Join(p.drv.Path("a"), "f"), randBytes(t, 1<<20))
+	_, err := p.drv.Snapshot(ctx, "a", "s1")
+	must(t, err)
+	must(t, p.drv.Remove(ctx, "a"))
+	// Wait for the kernel to finish cleaning up the deleted subvolumes, as
+	// a restart some time later would find them.
+	run(t, "btrfs", "subvolume", "sync", p.cfg.Root)
+	p.close(t)
+	p.open(t)
+	if gs := level1Groups(t, p.cfg.Root); len(gs) != 1 {
+		t.Errorf("workspace groups after removing a and reopening: %v, want b's alone", gs)
+	}
+	if u, err := p.drv.Usage(ctx, "b"); err != nil || u.Bytes <= 0 {
+		t.Errorf("b after a's removal: %+v, %v", u, err)
+	}
+}
+
+func level1Groups(t testing.TB, root string) []string {
+	t.Helper()
+	out, err := exec.Command("btrfs", "qgroup", "show", "--raw", root).Output()
+	must(t, err)
+	var gs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "1/") {
+			gs = append(gs, f[0])
+		}
+	}
+	return gs
+}

@@ -265,6 +265,49 @@ func searchFirst(fd int, tree, objectid uint64, typ uint32, minOff, maxOff uint6
 	return &h, buf[hlen : hlen+int(h.Len)], nil
 }
 
+// searchOffsets returns the offsets of every item of tree whose key is
+// (objectid, typ, o) with minOff <= o <= maxOff, in order.
+func searchOffsets(fd int, tree, objectid uint64, typ uint32, minOff, maxOff uint64) ([]uint64, error) {
+	const hlen = int(unsafe.Sizeof(searchHeader{}))
+	var out []uint64
+	for {
+		var args searchArgs
+		args.Key = searchKey{
+			TreeID:      tree,
+			MinObjectID: objectid, MaxObjectID: objectid,
+			MinType: typ, MaxType: typ,
+			MinOffset: minOff, MaxOffset: maxOff,
+			MaxTransID: ^uint64(0),
+			NrItems:    4096,
+		}
+		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+			return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: %w", err)
+		}
+		if args.Key.NrItems == 0 {
+			return out, nil
+		}
+		buf, last := args.Buf[:], uint64(0)
+		for range args.Key.NrItems {
+			if len(buf) < hlen {
+				return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: short buffer")
+			}
+			last = binary.NativeEndian.Uint64(buf[16:])
+			n := int(binary.NativeEndian.Uint32(buf[28:]))
+			if binary.NativeEndian.Uint64(buf[8:]) == objectid && binary.NativeEndian.Uint32(buf[24:]) == typ {
+				out = append(out, last)
+			}
+			if hlen+n > len(buf) {
+				return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: item of %d bytes past the buffer", n)
+			}
+			buf = buf[hlen+n:]
+		}
+		if last >= maxOff {
+			return out, nil
+		}
+		minOff = last + 1
+	}
+}
+
 // qgroupNumbers are one qgroup's counters and limit.
 type qgroupNumbers struct {
 	Rfer, Excl int64 // referenced and exclusive bytes
