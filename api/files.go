@@ -161,12 +161,14 @@ func (s *Server) workspaceSpace(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if r.URL.Query().Has("snapshot") {
-		// A snapshot's own tree, measured by the file layer (no quota).
-		if err := fw.Usage().Wait(r.Context()); err != nil {
+		// A snapshot's own tree, as the storage driver counts it (no
+		// quota; the tree is never scanned).
+		info, err := s.Files.SnapshotSpace(r.Context(), ws, r.URL.Query().Get("snapshot"))
+		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeData(w, r, http.StatusOK, fw.Info(r.Context()))
+		writeData(w, r, http.StatusOK, info)
 		return
 	}
 	info, err := s.Files.Space(r.Context(), ws, fw)

@@ -42,6 +42,8 @@ type Space struct {
 	Used  int64 `json:"used"`
 	Total int64 `json:"total"`
 	Free  int64 `json:"free"`
+	// SnapshotBytes is the part of Used only snapshots hold.
+	SnapshotBytes int64 `json:"snapshotBytes"`
 }
 
 // BatchResult is one id's outcome of a batch operation.

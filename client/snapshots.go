@@ -14,7 +14,10 @@ type Snapshot struct {
 	Name        string    `json:"name"`
 	CreatedBy   string    `json:"createdBy"`
 	CreatedAt   time.Time `json:"createdAt"`
-	SizeBytes   *int64    `json:"sizeBytes"`
+	// SizeBytes only this snapshot holds (what deleting it frees), as the
+	// storage driver counts it now; ReferencedBytes its whole tree.
+	SizeBytes       *int64 `json:"sizeBytes"`
+	ReferencedBytes *int64 `json:"referencedBytes"`
 }
 
 // SnapshotRestore is the answer of RestoreSnapshot.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/db"
+	"github.com/berth-dev/berth/workspace"
 )
 
 // Nested mounts. A mount whose path lies under another mount of the same
@@ -113,6 +114,26 @@ func (m *Manager) unpinMountPoints(ctx context.Context, mounts []Mount) error {
 		errs = append(errs, m.ws.UnpinMountPoints(ws, rels, keep))
 	}
 	return errors.Join(errs...)
+}
+
+// RepinMountPoints clears every mount-point pin in workspace wsID's tree
+// and pins again those that sandboxes not destroyed need
+// (workspace.Restarter; after a restore, whose tree carries the pins of
+// the moment its snapshot was taken).
+func (m *Manager) RepinMountPoints(ctx context.Context, wsID string) error {
+	m.pinMu.Lock()
+	defer m.pinMu.Unlock()
+	keep, err := m.mountPointsIn(ctx, wsID)
+	if err != nil {
+		return err
+	}
+	if err := workspace.UnpinTree(m.ws.Dir(wsID)); err != nil {
+		return err
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return m.ws.PinMountPoints(wsID, keep)
 }
 
 // mountPointsIn lists the mount points in workspace wsID that sandboxes

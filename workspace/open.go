@@ -204,11 +204,12 @@ func (f *Files) Space(ctx context.Context, w *Workspace, fw *files.Workspace) (f
 	if err != nil {
 		return files.Info{}, err
 	}
+	snaps := max(u.Bytes-u.LiveBytes, 0)
 	if w.QuotaBytes == nil {
-		return files.Info{Used: u.Bytes, Total: -1, Free: -1}, nil
+		return files.Info{Used: u.Bytes, Total: -1, Free: -1, SnapshotBytes: snaps}, nil
 	}
 	q := *w.QuotaBytes
-	return files.Info{Used: u.Bytes, Total: q, Free: max(q-u.Bytes, 0)}, nil
+	return files.Info{Used: u.Bytes, Total: q, Free: max(q-u.Bytes, 0), SnapshotBytes: snaps}, nil
 }
 
 // OpenSnapshot opens the read-only tree of one snapshot of w for a request
@@ -220,8 +221,21 @@ func (f *Files) OpenSnapshot(ctx context.Context, w *Workspace, snap *Snapshot) 
 		return nil, berth.Errorf(berth.NotSupported, "this storage driver has no snapshots")
 	}
 	opt := f.opt.Open
-	opt.NoUsageWatch, opt.ReadOnly, opt.QuotaBytes = true, true, 0
+	// Read-only and measured by the storage driver (SnapshotSpace): no
+	// usage tracker, so a request never starts a scan of the tree.
+	opt.NoUsageWatch, opt.ReadOnly, opt.NoUsage, opt.QuotaBytes = true, true, true, 0
 	return files.Open(dir, opt)
+}
+
+// SnapshotSpace is the space of one snapshot of w: used is what its tree
+// references (shared extents included), snapshotBytes what only it holds;
+// no quota applies to a snapshot (total and free -1).
+func (f *Files) SnapshotSpace(ctx context.Context, w *Workspace, snapID string) (files.Info, error) {
+	u, err := f.svc.Storage().SnapshotUsage(ctx, w.ID, snapID)
+	if err != nil {
+		return files.Info{}, err
+	}
+	return files.Info{Used: u.ReferencedBytes, Total: -1, Free: -1, SnapshotBytes: u.ExclusiveBytes}, nil
 }
 
 // FilesStats is a snapshot of the registry.

@@ -24,9 +24,15 @@ type Snapshot struct {
 	Name        string    `json:"name" db:"name"`
 	CreatedBy   string    `json:"createdBy" db:"created_by"`
 	CreatedAt   time.Time `json:"createdAt" db:"created_at"`
-	// SizeBytes is what the snapshot references on disk when known (null
-	// otherwise); extents it shares with the live tree count in full.
+	// SizeBytes is what only this snapshot holds — extents neither the
+	// live tree nor another snapshot or clone references: what deleting it
+	// frees — as the storage driver counts it at the time of the request
+	// (btrfs: its subvolume qgroup's exclusive bytes); null when not known.
+	// It grows as the live tree drops or rewrites what the snapshot holds.
 	SizeBytes *int64 `json:"sizeBytes" db:"size_bytes"`
+	// ReferencedBytes is everything the snapshot's tree references,
+	// shared extents included; null when not known.
+	ReferencedBytes *int64 `json:"referencedBytes" db:"-"`
 }
 
 // SnapshotInput is the body of POST /v1/workspaces/{id}/snapshots.
@@ -66,6 +72,11 @@ type Restarter interface {
 	StopMounting(ctx context.Context, id string) ([]string, error)
 	// StartAgain starts the sandboxes StopMounting stopped.
 	StartAgain(ctx context.Context, ids []string) error
+	// RepinMountPoints clears every mount-point pin in workspace id's tree
+	// and pins again those that sandboxes not destroyed need (after a
+	// restore: the restored tree carries the pins of when the snapshot was
+	// taken).
+	RepinMountPoints(ctx context.Context, id string) error
 }
 
 // SetRestarter installs the sandbox manager for forced restores.
@@ -127,7 +138,20 @@ func (s *Service) CreateSnapshot(ctx context.Context, id string, in SnapshotInpu
 		}
 		return nil, err
 	}
+	s.fillSnapshotSize(ctx, snap)
 	return snap, nil
+}
+
+// fillSnapshotSize reads a snapshot's space from the storage driver; left
+// null (logged) when it cannot.
+func (s *Service) fillSnapshotSize(ctx context.Context, snap *Snapshot) {
+	u, err := s.Storage().SnapshotUsage(ctx, snap.WorkspaceID, snap.ID)
+	if err != nil {
+		s.log.Warn("snapshot size", "workspace", snap.WorkspaceID, "snapshot", snap.ID, "err", err)
+		snap.SizeBytes, snap.ReferencedBytes = nil, nil
+		return
+	}
+	snap.SizeBytes, snap.ReferencedBytes = &u.ExclusiveBytes, &u.ReferencedBytes
 }
 
 // Snapshots lists a page of a workspace's snapshots, oldest first
@@ -162,6 +186,9 @@ func (s *Service) Snapshots(ctx context.Context, id string, limit int, cursor st
 	if rows == nil {
 		rows = []Snapshot{}
 	}
+	for i := range rows {
+		s.fillSnapshotSize(ctx, &rows[i])
+	}
 	return rows, next, nil
 }
 
@@ -176,7 +203,11 @@ func prefixed(alias, cols string) string {
 // GetSnapshot returns one snapshot of a visible workspace (files:read).
 func (s *Service) GetSnapshot(ctx context.Context, id, snapID string) (*Snapshot, error) {
 	_, snap, err := s.ResolveSnapshot(ctx, id, snapID, "files:read")
-	return snap, err
+	if err != nil {
+		return nil, err
+	}
+	s.fillSnapshotSize(ctx, snap)
+	return snap, nil
 }
 
 // ResolveSnapshot returns a workspace visible to the caller for scope and
@@ -307,6 +338,12 @@ func (s *Service) RestoreSnapshot(ctx context.Context, id, snapID string, force 
 	rerr := s.Storage().Restore(ctx, w.ID, snap.ID)
 	if rerr != nil {
 		rerr = fmt.Errorf("restore workspace: %w", rerr)
+	} else {
+		// The snapshot kept the mount-point pins (immutable directories)
+		// that were set when it was taken: a sandbox since destroyed
+		// would leave a directory nobody can rename or delete, and one
+		// made since would find its mount point unpinned.
+		rerr = s.repin(ctx, w.ID)
 	}
 	// Started again whether or not the restore worked: on the restored tree
 	// or, after a failure, on the untouched one.
@@ -319,6 +356,22 @@ func (s *Service) RestoreSnapshot(ctx context.Context, id, snapID string, force 
 		return nil, rerr
 	}
 	return res, nil
+}
+
+// repin makes the pins of workspace id's tree those that sandboxes need
+// now: all cleared, then those of sandboxes not destroyed set again (by
+// the sandbox manager, which knows them).
+func (s *Service) repin(ctx context.Context, id string) error {
+	if s.restarter != nil {
+		if err := s.restarter.RepinMountPoints(ctx, id); err != nil {
+			return fmt.Errorf("reset the mount-point pins of the restored tree: %w", err)
+		}
+		return nil
+	}
+	if err := UnpinTree(s.Dir(id)); err != nil {
+		return fmt.Errorf("clear the mount-point pins of the restored tree: %w", err)
+	}
+	return nil
 }
 
 // Clone makes a new workspace with the contents of workspace id (its live

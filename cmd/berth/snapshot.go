@@ -14,6 +14,13 @@ var snapshotTable = table[client.Snapshot]{
 		{"ID", func(s client.Snapshot) string { return s.ID }, false},
 		{"NAME", func(s client.Snapshot) string { return s.Name }, false},
 		{"CREATED", func(s client.Snapshot) string { return ago(s.CreatedAt) }, false},
+		// What only this snapshot holds: what deleting it frees.
+		{"SIZE", func(s client.Snapshot) string {
+			if s.SizeBytes == nil {
+				return "-"
+			}
+			return bytesCell(*s.SizeBytes)
+		}, false},
 		{"BY", func(s client.Snapshot) string { return orDash(s.CreatedBy) }, true},
 	},
 }

@@ -24,7 +24,7 @@ func TestSnapshotCommands(t *testing.T) {
 		t.Errorf("snapshot said %q", out)
 	}
 	rows := c.Table("workspace", "snapshots", "docs")
-	if len(rows) != 1 || rows[0]["NAME"] != "first" {
+	if len(rows) != 1 || rows[0]["NAME"] != "first" || rows[0]["SIZE"] == "" || rows[0]["SIZE"] == "-" {
 		t.Fatalf("snapshots: %v", rows)
 	}
 	if _, err := srv.Admin.WriteFile(ctx, w.ID, "/a.txt", "two"); err != nil {

@@ -57,6 +57,24 @@ func newUsage(scan func(context.Context) (int64, error), ttl, debounce time.Dura
 	return u
 }
 
+// newUnmeasured is the Usage of a tree opened with NoUsage: no goroutine,
+// no scan, ever.
+func newUnmeasured() *Usage {
+	errNo := berth.Errorf(berth.NotSupported, "this tree is not measured (a snapshot: its storage driver reports its size)")
+	u := &Usage{
+		scan:    func(context.Context) (int64, error) { return 0, errNo },
+		ttl:     time.Duration(1<<63 - 1), // Used never asks for a rescan
+		kick:    make(chan struct{}, 1),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+		lastErr: errNo,
+	}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	close(u.ready)
+	close(u.done)
+	return u
+}
+
 // Used returns the cached total in bytes (plus nothing in flight). If the
 // cache is older than the TTL it asks for a rescan in the background.
 func (u *Usage) Used() int64 {

@@ -39,7 +39,11 @@ type Options struct {
 	// (replicas), an entry this process does not know may be another
 	// server's write in flight.
 	SweepMinAge time.Duration
-	Logger      *slog.Logger
+	// NoUsage never measures the tree: no usage tracker runs and no scan
+	// starts (a snapshot opened for one request, whose size its storage
+	// driver knows). Usage().Wait then answers NotSupported and Used 0.
+	NoUsage bool
+	Logger  *slog.Logger
 }
 
 // Workspace is the file side of one workspace directory. All methods are safe
@@ -83,6 +87,10 @@ func Open(dir string, opt Options) (*Workspace, error) {
 	w.swept.Store(opt.ReadOnly)
 	w.quota.Store(opt.QuotaBytes)
 	w.hub = newHub(w, opt.MaxWatchDirs)
+	if opt.NoUsage {
+		w.usage = newUnmeasured()
+		return w, nil
+	}
 	w.usage = newUsage(w.scanUsage, opt.UsageTTL, opt.UsageDebounce)
 	if !opt.NoUsageWatch {
 		if unsub, err := w.hub.subscribe(".", func(e Event) {
@@ -329,6 +337,10 @@ type Info struct {
 	Used  int64 `json:"used"`
 	Total int64 `json:"total"`
 	Free  int64 `json:"free"`
+	// SnapshotBytes is the part of Used that only the workspace's
+	// snapshots hold (what deleting them all would free); 0 where the
+	// storage driver has no snapshots.
+	SnapshotBytes int64 `json:"snapshotBytes"`
 }
 
 // Info reports the space used, from the usage tracker's cache (never a walk).

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -63,13 +64,26 @@ type BtrfsConfig struct {
 }
 
 // Btrfs is the "btrfs" driver: each workspace a subvolume of one btrfs
-// pool, its quota a qgroup limit on the subvolume (the kernel answers EDQUOT
-// to any writer past it), its usage the qgroup's referenced bytes, its
-// snapshots read-only subvolume snapshots under Root/.snapshots/<id>/, a
-// clone a writable snapshot.
+// pool, its snapshots read-only subvolume snapshots under
+// Root/.snapshots/<id>/, a clone a writable snapshot.
+//
+// Each workspace owns a level-1 qgroup, the workspace group, whose members
+// are the level-0 qgroups of its live subvolume and of all its snapshots.
+// Its id is 1/<id of the workspace's first live subvolume> (made by Create
+// or Clone); after a restore the live subvolume has a new id, so the group
+// is found from the live subvolume's qgroup relation, which is on disk and
+// survives restarts. The quota is a limit on the group: the kernel counts
+// an extent shared by the live tree and snapshots once, counts what only
+// snapshots still hold against the workspace, and answers EDQUOT to any
+// writer once the group's referenced bytes reach the limit. Usage is the
+// group's referenced bytes.
 type Btrfs struct {
 	cfg     BtrfsConfig
-	mounted bool // Open mounted PoolFile at Root; Close unmounts it
+	mounted bool   // Open mounted PoolFile at Root; Close unmounts it
+	sysfs   string // /sys/fs/btrfs/<uuid> of the pool
+	// mu serializes the changes of qgroup membership (create, snapshot,
+	// restore, clone) and the rescans they may need.
+	mu sync.Mutex
 }
 
 // OpenBtrfs checks that the host can run the driver and readies the pool:
@@ -132,11 +146,17 @@ func OpenBtrfs(ctx context.Context, cfg BtrfsConfig) (*Btrfs, error) {
 			return nil, b.closeAfter(ctx, fmt.Errorf("remove the leftover of an interrupted restore: %w", err))
 		}
 	}
+	if err := b.initQgroups(ctx); err != nil {
+		return nil, b.closeAfter(ctx, err)
+	}
 	// Qgroups of subvolumes deleted while still being cleaned up could not
 	// be destroyed then (deleteSubvolume); most are clean by now. Best
 	// effort: clear-stale fails on any still busy, and a stale qgroup holds
 	// nothing (subvolume ids are never reused, so it cannot be inherited).
 	_, _ = btrfs(ctx, "qgroup", "clear-stale", cfg.Root)
+	if err := b.dropEmptyGroups(); err != nil {
+		cfg.Log.WarnContext(ctx, "btrfs storage: removing the qgroups of deleted workspaces", "err", err)
+	}
 	return b, nil
 }
 
@@ -314,7 +334,190 @@ func (b *Btrfs) Create(ctx context.Context, id string) error {
 	if err := absent(b.Path(id), "workspace storage "+id); err != nil {
 		return err
 	}
-	return ioctlSubvolCreate(b.Path(id))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sub, err := ioctlSubvolCreate(b.Path(id))
+	if err != nil {
+		return err
+	}
+	// An empty subvolume's bytes are all its own: assigning it keeps the
+	// numbers consistent, no rescan.
+	if err := b.newGroup(b.Path(id), sub); err != nil {
+		return errors.Join(err, deleteSubvolume(ctx, b.Path(id)))
+	}
+	return nil
+}
+
+// newGroup creates the workspace group 1/sub for the live subvolume sub at
+// path and makes the subvolume's qgroup its member.
+func (b *Btrfs) newGroup(path string, sub uint64) error {
+	fd, err := openDir(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	g := level1 | sub
+	if err := qgroupCreate(fd, g); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	return qgroupAssign(fd, sub, g)
+}
+
+// group returns the workspace group of the live subvolume at path (see
+// Btrfs) and the subvolume's id.
+func group(path string) (grp, sub uint64, err error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	if sub, err = subvolRootID(fd); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if grp, err = qgroupParent(fd, sub); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if grp == 0 {
+		return 0, 0, berth.Errorf(berth.Internal, "btrfs storage: %s (subvolume %d) is in no workspace qgroup", path, sub)
+	}
+	return grp, sub, nil
+}
+
+// rescanIfInconsistent rescans the pool's quota when the kernel marked it
+// inconsistent, and waits for the rescan. The kernel does so when a qgroup
+// joins a group while sharing extents outside it: a clone (it shares every
+// extent with its origin), a snapshot or restore of a workspace that
+// shares extents with a clone, and the migration at Open. Until the rescan
+// ends the group's numbers, and so the limit, are approximate. A rescan
+// reads the pool's extent tree: its cost grows with the pool, not with the
+// workspace (the clone benchmark includes it).
+func (b *Btrfs) rescanIfInconsistent(ctx context.Context) error {
+	if !quotaInconsistent(b.sysfs) {
+		return nil
+	}
+	start := time.Now()
+	if _, err := btrfs(ctx, "quota", "rescan", "-w", b.cfg.Root); err != nil {
+		return fmt.Errorf("btrfs storage: rescan the quota: %w", err)
+	}
+	b.cfg.Log.DebugContext(ctx, "btrfs storage: quota rescanned", "took", time.Since(start))
+	return nil
+}
+
+// initQgroups finds the pool's sysfs directory and gives every workspace
+// made before workspace groups existed (its live subvolume in no level-1
+// qgroup) its group: 1/<live subvolume id>, with the live subvolume and
+// its snapshots as members, and the limit moved from the live subvolume's
+// qgroup to the group. Assigning subvolumes that share extents makes the
+// quota inconsistent: one rescan at the end fixes it.
+func (b *Btrfs) initQgroups(ctx context.Context) error {
+	fd, err := openDir(b.cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	uuid, err := fsID(fd)
+	if err != nil {
+		return err
+	}
+	b.sysfs = filepath.Join("/sys/fs/btrfs", uuid)
+	ents, err := os.ReadDir(b.cfg.Root)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() || ValidID(e.Name()) != nil {
+			continue
+		}
+		if err := b.migrate(ctx, e.Name()); err != nil {
+			return fmt.Errorf("btrfs storage: give workspace %s its qgroup: %w", e.Name(), err)
+		}
+	}
+	return b.rescanIfInconsistent(ctx)
+}
+
+// dropEmptyGroups destroys the workspace groups left without members:
+// those of deleted workspaces, which Remove could not destroy while their
+// subvolumes were still being cleaned up (clear-stale, just before, removed
+// the members' qgroups). A group with no members holds nothing and no
+// workspace can join it again (group ids are subvolume ids, never reused).
+func (b *Btrfs) dropEmptyGroups() error {
+	fd, err := openDir(b.cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	groups, err := searchOffsets(fd, quotaTreeObjectID, 0, qgroupInfoKey, level1, 2*level1-1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, g := range groups {
+		// Members are relation items (g, 246, member) with a level-0 id.
+		h, _, err := searchFirst(fd, quotaTreeObjectID, g, qgroupRelationKey, 0, level1-1)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if h == nil {
+			errs = append(errs, qgroupDestroy(fd, g))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Btrfs) migrate(ctx context.Context, id string) error {
+	fd, err := openDir(b.Path(id))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	sub, err := subvolRootID(fd)
+	if err != nil {
+		return err
+	}
+	if g, err := qgroupParent(fd, sub); err != nil || g != 0 {
+		return err
+	}
+	g := level1 | sub
+	if err := qgroupCreate(fd, g); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	old, err := qgroupRead(fd, sub)
+	if err != nil {
+		return err
+	}
+	if err := qgroupSetLimit(fd, g, old.Limit); err != nil {
+		return err
+	}
+	if err := qgroupSetLimit(fd, sub, 0); err != nil {
+		return err
+	}
+	snaps, err := b.snapshots(id)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		sid, err := subvolID(s.Path)
+		if err != nil {
+			return err
+		}
+		if p, err := qgroupParent(fd, sid); err != nil || p != 0 {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := qgroupAssign(fd, sid, g); err != nil {
+			return err
+		}
+	}
+	// Last: a crash before this leaves the workspace without a group, and
+	// the next Open migrates it again.
+	if err := qgroupAssign(fd, sub, g); err != nil {
+		return err
+	}
+	b.cfg.Log.InfoContext(ctx, "btrfs storage: workspace given its qgroup", "workspace", id, "qgroup", qgroupName(g), "snapshots", len(snaps))
+	return nil
 }
 
 // Remove deletes the workspace's snapshots, then its subvolume, then the
@@ -339,7 +542,20 @@ func (b *Btrfs) Remove(ctx context.Context, id string) error {
 	if err := exists(b.Path(id), ""); berth.IsKind(err, berth.NotFound) {
 		return nil
 	}
-	return deleteSubvolume(ctx, b.Path(id))
+	grp, _, gerr := group(b.Path(id))
+	if err := deleteSubvolume(ctx, b.Path(id)); err != nil {
+		return err
+	}
+	if gerr == nil {
+		// Best effort: the kernel refuses while the group still has
+		// members (subvolumes still being cleaned up). A left group holds
+		// nothing once they are gone, and its id is never reused.
+		if fd, err := openDir(b.cfg.Root); err == nil {
+			_ = qgroupDestroy(fd, grp)
+			_ = unix.Close(fd)
+		}
+	}
+	return nil
 }
 
 // deleteSubvolume deletes a subvolume and, best effort, its level-0 qgroup
@@ -358,38 +574,42 @@ func (b *Btrfs) SetQuota(ctx context.Context, id string, limit int64) error {
 	return setLimit(ctx, b.Path(id), limit)
 }
 
-// setLimit sets the max referenced bytes of the subvolume's qgroup: every
-// extent the subvolume references counts, shared with a snapshot or not,
-// so a snapshot frees nothing towards the limit and a restore cannot be
-// used to exceed it.
+// setLimit sets the max referenced bytes of the workspace group of the
+// live subvolume at path: the live tree and every snapshot count, each
+// extent once however many of them share it.
 func setLimit(ctx context.Context, path string, limit int64) error {
+	grp, _, err := group(path)
+	if err != nil {
+		return err
+	}
 	fd, err := openDir(path)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
-	// The ioctl's qgroupid 0 means the subvolume containing fd: make sure
-	// that is path's own.
-	if _, err := subvolRootID(fd); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := qgroupSetLimit(fd, limit); err != nil {
+	if err := qgroupSetLimit(fd, grp, limit); err != nil {
 		return fmt.Errorf("limit %s: %w", path, err)
 	}
 	return nil
 }
 
-// Usage reports the subvolume qgroup's referenced bytes and limit as of
-// the last committed transaction: the kernel accounts extents to qgroups at
-// transaction commit, so writes not yet committed (up to the commit
-// interval, 30 s by default, or longer while data sits in the page cache)
-// would be missing. To be exact right after a write, Usage first commits
-// the pool (syncfs): when nothing is dirty there is no transaction to
-// commit and the call costs microseconds (the benchmark's usage figure
-// includes it); after writes it costs what flushing the pool's dirty data
-// and committing costs (syncfs is pool-wide), and the numbers then include
-// them. The read itself is two quota-tree lookups (BTRFS_IOC_TREE_SEARCH),
-// no process. CommittedUsage skips the commit.
+// Usage reports the workspace group's referenced bytes (live tree and
+// snapshots, each extent once: what the quota counts), its limit, and the
+// live subvolume's referenced bytes, as of the last committed transaction:
+// the kernel accounts extents to qgroups at transaction commit, so writes
+// not yet committed (up to the commit interval, 30 s by default, or longer
+// while data sits in the page cache) would be missing. To be exact right
+// after a write, Usage first commits the pool (syncfs): when nothing is
+// dirty there is no transaction to commit and the call costs microseconds
+// (the benchmark's usage figure includes it); after writes it costs what
+// flushing the pool's dirty data and committing costs (syncfs is
+// pool-wide), and the numbers then include them. The read itself is a few
+// quota-tree lookups (BTRFS_IOC_TREE_SEARCH), no process. CommittedUsage
+// skips the commit.
+//
+// Space freed by deleting a snapshot (or a restore's old live tree) comes
+// back when the kernel's cleaner has dropped the subvolume, in the
+// background, a few commits later.
 func (b *Btrfs) Usage(ctx context.Context, id string) (Usage, error) {
 	if err := ValidID(id); err != nil {
 		return Usage{}, err
@@ -429,46 +649,125 @@ func (b *Btrfs) read(ctx context.Context, path, what string, commit bool) (Usage
 			return Usage{}, fmt.Errorf("syncfs %s: %w", path, err)
 		}
 	}
-	u, err := qgroupRead(fd)
+	u, err := readGroup(fd)
 	if err == nil {
 		return u, nil
 	}
-	b.cfg.Log.WarnContext(ctx, "btrfs storage: reading the qgroup by ioctl failed; asking the btrfs command", "path", path, "err", err)
+	b.cfg.Log.WarnContext(ctx, "btrfs storage: reading the qgroups by ioctl failed; asking the btrfs command", "path", path, "err", err)
 	return qgroupUsage(ctx, path)
 }
 
-// qgroupUsage parses `btrfs qgroup show -re --raw -f <path>`, which lists
-// only the qgroups that count path's subvolume, its own (level 0, "0/<id>")
-// first:
-//
-//	Qgroupid    Referenced    Exclusive  Max referenced  Max exclusive   Path
-//	--------    ----------    ---------  --------------  -------------   ----
-//	0/256            16384        16384         1048576           none   a
-//
-// (btrfs-progs 6.2's --format json crashes on qgroup show, hence the text.)
-func qgroupUsage(ctx context.Context, path string) (Usage, error) {
-	out, err := btrfs(ctx, "qgroup", "show", "-re", "--raw", "-f", path)
+// readGroup reads the usage of the workspace whose live subvolume root fd
+// is: its group's numbers and its live subvolume's referenced bytes.
+func readGroup(fd int) (Usage, error) {
+	sub, err := subvolRootID(fd)
 	if err != nil {
 		return Usage{}, err
 	}
+	grp, err := qgroupParent(fd, sub)
+	if err != nil {
+		return Usage{}, err
+	}
+	if grp == 0 {
+		return Usage{}, fmt.Errorf("subvolume %d is in no workspace qgroup", sub)
+	}
+	g, err := qgroupRead(fd, grp)
+	if err != nil {
+		return Usage{}, err
+	}
+	live, err := qgroupRead(fd, sub)
+	if err != nil {
+		return Usage{}, err
+	}
+	return Usage{Bytes: g.Rfer, LiveBytes: live.Rfer, Limit: g.Limit}, nil
+}
+
+// qgroupUsage asks the btrfs command. `btrfs qgroup show -pre --raw -f
+// <path>` lists the qgroup of path's subvolume with its parent (the
+// workspace group); `btrfs qgroup show -re --raw <path>` lists every
+// qgroup, the group among them:
+//
+//	Qgroupid    Referenced    Exclusive  Max referenced  Max exclusive Parent     Path
+//	--------    ----------    ---------  --------------  ------------- ------     ----
+//	0/256          1064960        16384            none           none 1/256      a
+//	1/256          1064960      1064960         1048576           none -          <0 member qgroups>
+//
+// (btrfs-progs 6.2's --format json crashes on qgroup show, hence the text.)
+func qgroupUsage(ctx context.Context, path string) (Usage, error) {
+	out, err := btrfs(ctx, "qgroup", "show", "-pre", "--raw", "-f", path)
+	if err != nil {
+		return Usage{}, err
+	}
+	live, ok := findQgroupRow(out, "0/")
+	if !ok || len(live) < 6 || !strings.HasPrefix(live[5], "1/") {
+		return Usage{}, fmt.Errorf("qgroup show %s: no level-0 qgroup in a workspace group in %q", path, out)
+	}
+	var u Usage
+	if u.LiveBytes, err = strconv.ParseInt(live[1], 10, 64); err != nil {
+		return Usage{}, fmt.Errorf("qgroup show %s: bad referenced bytes %q", path, live[1])
+	}
+	if out, err = btrfs(ctx, "qgroup", "show", "-re", "--raw", path); err != nil {
+		return Usage{}, err
+	}
+	grp, ok := findQgroupRow(out, live[5])
+	if !ok {
+		return Usage{}, fmt.Errorf("qgroup show %s: no qgroup %s in %q", path, live[5], out)
+	}
+	if u.Bytes, err = strconv.ParseInt(grp[1], 10, 64); err != nil {
+		return Usage{}, fmt.Errorf("qgroup show %s: bad referenced bytes %q", path, grp[1])
+	}
+	if grp[3] != "none" {
+		if u.Limit, err = strconv.ParseInt(grp[3], 10, 64); err != nil {
+			return Usage{}, fmt.Errorf("qgroup show %s: bad limit %q", path, grp[3])
+		}
+	}
+	return u, nil
+}
+
+// findQgroupRow returns the fields of the first row of qgroup show's
+// output whose qgroup id is (with a trailing slash: starts with) id.
+func findQgroupRow(out, id string) ([]string, bool) {
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "0/") {
+		if len(f) < 4 {
 			continue
 		}
-		rfer, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return Usage{}, fmt.Errorf("qgroup show %s: bad referenced bytes %q", path, f[1])
+		if f[0] == id || (strings.HasSuffix(id, "/") && strings.HasPrefix(f[0], id)) {
+			return f, true
 		}
-		var limit int64
-		if f[3] != "none" {
-			if limit, err = strconv.ParseInt(f[3], 10, 64); err != nil {
-				return Usage{}, fmt.Errorf("qgroup show %s: bad limit %q", path, f[3])
-			}
-		}
-		return Usage{Bytes: rfer, Limit: limit}, nil
 	}
-	return Usage{}, fmt.Errorf("qgroup show %s: no level-0 qgroup in %q", path, out)
+	return nil, false
+}
+
+// SnapshotUsage reports what one snapshot holds: its subvolume qgroup's
+// exclusive bytes (held by no other subvolume: what deleting it frees) and
+// referenced bytes (its whole tree, shared extents included), after a
+// commit as Usage does.
+func (b *Btrfs) SnapshotUsage(ctx context.Context, id, snapID string) (SnapshotUsage, error) {
+	if err := validIDs(id, snapID); err != nil {
+		return SnapshotUsage{}, err
+	}
+	p := b.SnapshotPath(id, snapID)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return SnapshotUsage{}, berth.Errorf(berth.NotFound, "snapshot %s not found", snapID)
+	}
+	if err != nil {
+		return SnapshotUsage{}, fmt.Errorf("open %s: %w", p, err)
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	if err := unix.Syncfs(fd); err != nil {
+		return SnapshotUsage{}, fmt.Errorf("syncfs %s: %w", p, err)
+	}
+	sub, err := subvolRootID(fd)
+	if err != nil {
+		return SnapshotUsage{}, fmt.Errorf("%s: %w", p, err)
+	}
+	n, err := qgroupRead(fd, sub)
+	if err != nil {
+		return SnapshotUsage{}, err
+	}
+	return SnapshotUsage{ExclusiveBytes: n.Excl, ReferencedBytes: n.Rfer}, nil
 }
 
 func (b *Btrfs) Snapshot(ctx context.Context, id, snapID string) (Snapshot, error) {
@@ -485,8 +784,19 @@ func (b *Btrfs) Snapshot(ctx context.Context, id, snapID string) (Snapshot, erro
 	if err := os.MkdirAll(b.snapDir(id), 0o700); err != nil {
 		return Snapshot{}, err
 	}
-	if err := ioctlSnapshot(b.Path(id), s.Path, true); err != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	grp, _, err := group(b.Path(id))
+	if err != nil {
 		return Snapshot{}, err
+	}
+	// Made a member of the workspace group as it is created, so that what
+	// only the snapshot holds counts against the workspace's quota.
+	if _, err := ioctlSnapshot(b.Path(id), s.Path, true, grp); err != nil {
+		return Snapshot{}, err
+	}
+	if err := b.rescanIfInconsistent(ctx); err != nil {
+		return Snapshot{}, errors.Join(err, deleteSubvolume(ctx, s.Path))
 	}
 	return s, nil
 }
@@ -531,7 +841,7 @@ func (b *Btrfs) DeleteSnapshot(ctx context.Context, id, snapID string) error {
 }
 
 // Restore makes a writable snapshot of the snapshot beside the live
-// subvolume, gives it the live one's limit, swaps the two atomically
+// subvolume, in the workspace group (whose limit stays), swaps the two atomically
 // (renameat2 RENAME_EXCHANGE: there is no moment without a tree at Path)
 // and deletes the old live subvolume.
 //
@@ -553,17 +863,21 @@ func (b *Btrfs) Restore(ctx context.Context, id, snapID string) error {
 	if err := exists(snap, "snapshot "+snapID); err != nil {
 		return err
 	}
-	cur, err := b.usage(ctx, live, "workspace storage "+id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	grp, _, err := group(live)
 	if err != nil {
 		return err
 	}
 	// A dot name is never a workspace id, and the time keeps two restores
 	// of one workspace apart. One left by a crash goes at the next Open.
 	tmp := filepath.Join(b.cfg.Root, fmt.Sprintf("%s%s-%d", restorePrefix, id, time.Now().UnixNano()))
-	if err := ioctlSnapshot(snap, tmp, false); err != nil {
+	// The new live subvolume joins the workspace group (which keeps the
+	// limit) as it is created.
+	if _, err := ioctlSnapshot(snap, tmp, false, grp); err != nil {
 		return err
 	}
-	if err := setLimit(ctx, tmp, cur.Limit); err != nil {
+	if err := b.rescanIfInconsistent(ctx); err != nil {
 		return errors.Join(err, deleteSubvolume(ctx, tmp))
 	}
 	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, live, unix.RENAME_EXCHANGE); err != nil {
@@ -593,12 +907,21 @@ func (b *Btrfs) Clone(ctx context.Context, src, snapID, dst string) error {
 	if err := absent(b.Path(dst), "workspace storage "+dst); err != nil {
 		return err
 	}
-	if err := ioctlSnapshot(from, b.Path(dst), false); err != nil {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sub, err := ioctlSnapshot(from, b.Path(dst), false, 0)
+	if err != nil {
 		return err
 	}
-	// The kernel gives a snapshot its source's qgroup limit; a clone
-	// starts without one (the Driver contract), its owner sets its own.
-	if err := setLimit(ctx, b.Path(dst), 0); err != nil {
+	// The clone gets a workspace group of its own, without a limit (the
+	// Driver contract: its owner sets its own); its snapshots go into it.
+	// It shares every extent with its origin, so the kernel cannot count
+	// the new group by itself: this costs a rescan.
+	err = b.newGroup(b.Path(dst), sub)
+	if err == nil {
+		err = b.rescanIfInconsistent(ctx)
+	}
+	if err != nil {
 		return errors.Join(err, deleteSubvolume(ctx, b.Path(dst)))
 	}
 	return nil

@@ -3,7 +3,10 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +32,8 @@ const (
 	iocInoLookup      = 0xd0009412 // BTRFS_IOC_INO_LOOKUP: _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)
 	iocSnapCreateV2   = 0x50009417 // BTRFS_IOC_SNAP_CREATE_V2: _IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2)
 	iocSubvolCreateV2 = 0x50009418 // BTRFS_IOC_SUBVOL_CREATE_V2: _IOW(0x94, 24, struct btrfs_ioctl_vol_args_v2)
+	iocFsInfo         = 0x8400941f // BTRFS_IOC_FS_INFO: _IOR(0x94, 31, struct btrfs_ioctl_fs_info_args)
+	iocQgroupAssign   = 0x40189429 // BTRFS_IOC_QGROUP_ASSIGN: _IOW(0x94, 41, struct btrfs_ioctl_qgroup_assign_args)
 	iocQgroupCreate   = 0x4010942a // BTRFS_IOC_QGROUP_CREATE: _IOW(0x94, 42, struct btrfs_ioctl_qgroup_create_args)
 	iocQgroupLimit    = 0x8030942b // BTRFS_IOC_QGROUP_LIMIT: _IOR(0x94, 43, struct btrfs_ioctl_qgroup_limit_args)
 )
@@ -43,9 +48,17 @@ const (
 	quotaTreeObjectID = 8
 	qgroupInfoKey     = 242 // BTRFS_QGROUP_INFO_KEY: struct btrfs_qgroup_info_item
 	qgroupLimitKey    = 244 // BTRFS_QGROUP_LIMIT_KEY: struct btrfs_qgroup_limit_item
+	// qgroupRelationKey (BTRFS_QGROUP_RELATION_KEY) items relate a member
+	// and its parent qgroup, once each way: (member, 246, parent) and
+	// (parent, 246, member), with no body.
+	qgroupRelationKey = 246
+	// level1 is the level bits of a level-1 qgroup id (level << 48 | n,
+	// "1/n" in btrfs-progs' spelling).
+	level1 = uint64(1) << 48
 
-	subvolRdonly       = 1 << 1 // BTRFS_SUBVOL_RDONLY (vol_args_v2.flags)
-	qgroupLimitMaxRfer = 1 << 0 // BTRFS_QGROUP_LIMIT_MAX_RFER
+	subvolRdonly        = 1 << 1 // BTRFS_SUBVOL_RDONLY (vol_args_v2.flags)
+	subvolQgroupInherit = 1 << 2 // BTRFS_SUBVOL_QGROUP_INHERIT (vol_args_v2.flags)
+	qgroupLimitMaxRfer  = 1 << 0 // BTRFS_QGROUP_LIMIT_MAX_RFER
 	// qgroupLimitClear (CLEAR_VALUE in the kernel's qgroup.c), as a limit
 	// value with its flag set, removes that limit.
 	qgroupLimitClear = ^uint64(0)
@@ -103,14 +116,36 @@ type volArgs struct {
 	Name [pathNameMax + 1]byte
 }
 
-// volArgsV2 is struct btrfs_ioctl_vol_args_v2 (4096 bytes); the union after
-// Flags is left zero (no size, no qgroup inheritance).
+// volArgsV2 is struct btrfs_ioctl_vol_args_v2 (4096 bytes). Inherit is
+// the user pointer to a qgroupInherit, read by the kernel when Flags has
+// subvolQgroupInherit; Size is its length in bytes.
 type volArgsV2 struct {
 	Fd      int64
 	TransID uint64
 	Flags   uint64
-	_       [4]uint64
+	Size    uint64
+	Inherit uintptr
+	_       [2]uint64
 	Name    [subvolNameMax + 1]byte
+}
+
+// qgroupInherit is struct btrfs_qgroup_inherit with one entry in its
+// trailing qgroups[] array (80 bytes): the qgroup a new subvolume becomes
+// a member of as it is created.
+type qgroupInherit struct {
+	Flags         uint64
+	NumQgroups    uint64
+	NumRefCopies  uint64
+	NumExclCopies uint64
+	Lim           qgroupLimit
+	Qgroups       [1]uint64
+}
+
+// qgroupAssignArgs is struct btrfs_ioctl_qgroup_assign_args (24 bytes).
+type qgroupAssignArgs struct {
+	Assign uint64 // 1 assign, 0 remove
+	Src    uint64 // the member
+	Dst    uint64 // the parent
 }
 
 // qgroupLimit is struct btrfs_qgroup_limit (40 bytes).
@@ -144,6 +179,8 @@ var (
 	_ [4096]byte = [unsafe.Sizeof(volArgsV2{})]byte{}
 	_ [48]byte   = [unsafe.Sizeof(qgroupLimitArgs{})]byte{}
 	_ [16]byte   = [unsafe.Sizeof(qgroupCreateArgs{})]byte{}
+	_ [24]byte   = [unsafe.Sizeof(qgroupAssignArgs{})]byte{}
+	_ [80]byte   = [unsafe.Sizeof(qgroupInherit{})]byte{}
 )
 
 func ioctl(fd int, req uintptr, arg unsafe.Pointer) error {
@@ -188,20 +225,31 @@ func subvolRootID(fd int) (uint64, error) {
 // in tree, or nil when there is none (BTRFS_IOC_TREE_SEARCH; it needs
 // CAP_SYS_ADMIN).
 func searchOne(fd int, tree, objectid uint64, typ uint32, offset uint64) ([]byte, error) {
+	h, body, err := searchFirst(fd, tree, objectid, typ, offset, offset)
+	if err != nil || h == nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// searchFirst returns the first item (header and body) of tree whose key
+// is (objectid, typ, o) with minOff <= o <= maxOff, or a nil header when
+// there is none.
+func searchFirst(fd int, tree, objectid uint64, typ uint32, minOff, maxOff uint64) (*searchHeader, []byte, error) {
 	var args searchArgs
 	args.Key = searchKey{
 		TreeID:      tree,
 		MinObjectID: objectid, MaxObjectID: objectid,
 		MinType: typ, MaxType: typ,
-		MinOffset: offset, MaxOffset: offset,
+		MinOffset: minOff, MaxOffset: maxOff,
 		MaxTransID: ^uint64(0),
 		NrItems:    1,
 	}
 	if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
-		return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: %w", err)
+		return nil, nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: %w", err)
 	}
 	if args.Key.NrItems == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	const hlen = int(unsafe.Sizeof(searchHeader{}))
 	buf := args.Buf[:]
@@ -211,48 +259,111 @@ func searchOne(fd int, tree, objectid uint64, typ uint32, offset uint64) ([]byte
 		Type:     binary.NativeEndian.Uint32(buf[24:]),
 		Len:      binary.NativeEndian.Uint32(buf[28:]),
 	}
-	if h.ObjectID != objectid || h.Type != typ || h.Offset != offset || hlen+int(h.Len) > len(buf) {
-		return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: unexpected item (%d, %d, %d) of %d bytes", h.ObjectID, h.Type, h.Offset, h.Len)
+	if h.ObjectID != objectid || h.Type != typ || h.Offset < minOff || h.Offset > maxOff || hlen+int(h.Len) > len(buf) {
+		return nil, nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: unexpected item (%d, %d, %d) of %d bytes", h.ObjectID, h.Type, h.Offset, h.Len)
 	}
-	return buf[hlen : hlen+int(h.Len)], nil
+	return &h, buf[hlen : hlen+int(h.Len)], nil
 }
 
-// qgroupRead reads the level-0 qgroup of the subvolume whose root fd is
-// from the quota tree: referenced bytes from its info item (struct
-// btrfs_qgroup_info_item: generation, rfer, rfer_cmpr, excl, excl_cmpr,
-// little-endian) and the max-referenced limit from its limit item (struct
-// btrfs_qgroup_limit_item: flags, max_rfer, ...), 0 when none is set.
+// searchOffsets returns the offsets of every item of tree whose key is
+// (objectid, typ, o) with minOff <= o <= maxOff, in order.
+func searchOffsets(fd int, tree, objectid uint64, typ uint32, minOff, maxOff uint64) ([]uint64, error) {
+	const hlen = int(unsafe.Sizeof(searchHeader{}))
+	var out []uint64
+	for {
+		var args searchArgs
+		args.Key = searchKey{
+			TreeID:      tree,
+			MinObjectID: objectid, MaxObjectID: objectid,
+			MinType: typ, MaxType: typ,
+			MinOffset: minOff, MaxOffset: maxOff,
+			MaxTransID: ^uint64(0),
+			NrItems:    4096,
+		}
+		if err := ioctl(fd, iocTreeSearch, unsafe.Pointer(&args)); err != nil {
+			return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: %w", err)
+		}
+		if args.Key.NrItems == 0 {
+			return out, nil
+		}
+		buf, last := args.Buf[:], uint64(0)
+		for range args.Key.NrItems {
+			if len(buf) < hlen {
+				return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: short buffer")
+			}
+			last = binary.NativeEndian.Uint64(buf[16:])
+			n := int(binary.NativeEndian.Uint32(buf[28:]))
+			if binary.NativeEndian.Uint64(buf[8:]) == objectid && binary.NativeEndian.Uint32(buf[24:]) == typ {
+				out = append(out, last)
+			}
+			if hlen+n > len(buf) {
+				return nil, fmt.Errorf("BTRFS_IOC_TREE_SEARCH: item of %d bytes past the buffer", n)
+			}
+			buf = buf[hlen+n:]
+		}
+		if last >= maxOff {
+			return out, nil
+		}
+		minOff = last + 1
+	}
+}
+
+// qgroupNumbers are one qgroup's counters and limit.
+type qgroupNumbers struct {
+	Rfer, Excl int64 // referenced and exclusive bytes
+	Limit      int64 // max referenced bytes, 0 for none
+}
+
+// qgroupRead reads qgroup qgid from the quota tree: referenced and
+// exclusive bytes from its info item (struct btrfs_qgroup_info_item:
+// generation, rfer, rfer_cmpr, excl, excl_cmpr, little-endian) and the
+// max-referenced limit from its limit item (struct btrfs_qgroup_limit_item:
+// flags, max_rfer, ...), 0 when none is set. fd is any directory of the
+// filesystem.
 //
 // These are the numbers of the last committed transaction: the kernel
 // accounts extents to qgroups, and writes the items, at commit.
-func qgroupRead(fd int) (Usage, error) {
-	id, err := subvolRootID(fd)
+func qgroupRead(fd int, qgid uint64) (qgroupNumbers, error) {
+	info, err := searchOne(fd, quotaTreeObjectID, 0, qgroupInfoKey, qgid)
 	if err != nil {
-		return Usage{}, err
+		return qgroupNumbers{}, err
 	}
-	info, err := searchOne(fd, quotaTreeObjectID, 0, qgroupInfoKey, id)
+	if len(info) < 40 {
+		return qgroupNumbers{}, fmt.Errorf("no qgroup %s (are quotas enabled?)", qgroupName(qgid))
+	}
+	n := qgroupNumbers{
+		Rfer: int64(binary.LittleEndian.Uint64(info[8:])),
+		Excl: int64(binary.LittleEndian.Uint64(info[24:])),
+	}
+	lim, err := searchOne(fd, quotaTreeObjectID, 0, qgroupLimitKey, qgid)
 	if err != nil {
-		return Usage{}, err
-	}
-	if len(info) < 16 {
-		return Usage{}, fmt.Errorf("no qgroup 0/%d (are quotas enabled?)", id)
-	}
-	u := Usage{Bytes: int64(binary.LittleEndian.Uint64(info[8:]))}
-	lim, err := searchOne(fd, quotaTreeObjectID, 0, qgroupLimitKey, id)
-	if err != nil {
-		return Usage{}, err
+		return qgroupNumbers{}, err
 	}
 	if len(lim) >= 16 && binary.LittleEndian.Uint64(lim)&qgroupLimitMaxRfer != 0 {
-		u.Limit = int64(binary.LittleEndian.Uint64(lim[8:]))
+		n.Limit = int64(binary.LittleEndian.Uint64(lim[8:]))
 	}
-	return u, nil
+	return n, nil
+}
+
+// qgroupName spells a qgroup id as btrfs-progs does ("1/256").
+func qgroupName(qgid uint64) string { return fmt.Sprintf("%d/%d", qgid>>48, qgid&(level1-1)) }
+
+// qgroupParent returns the level-1 qgroup that the level-0 qgroup of
+// subvolume id is a member of, 0 when it has none (a relation item
+// (id, 246, 1/n) in the quota tree).
+func qgroupParent(fd int, id uint64) (uint64, error) {
+	h, _, err := searchFirst(fd, quotaTreeObjectID, id, qgroupRelationKey, level1, 2*level1-1)
+	if err != nil || h == nil {
+		return 0, err
+	}
+	return h.Offset, nil
 }
 
 // qgroupSetLimit sets (limit > 0) or clears the max-referenced limit of
-// the qgroup of the subvolume whose root fd is (BTRFS_IOC_QGROUP_LIMIT;
-// qgroupid 0 names the fd's own subvolume).
-func qgroupSetLimit(fd int, limit int64) error {
-	args := qgroupLimitArgs{Lim: qgroupLimit{Flags: qgroupLimitMaxRfer, MaxRfer: qgroupLimitClear}}
+// qgroup qgid, or with qgid 0 of the level-0 qgroup of the subvolume fd is
+// in (BTRFS_IOC_QGROUP_LIMIT).
+func qgroupSetLimit(fd int, qgid uint64, limit int64) error {
+	args := qgroupLimitArgs{QgroupID: qgid, Lim: qgroupLimit{Flags: qgroupLimitMaxRfer, MaxRfer: qgroupLimitClear}}
 	if limit > 0 {
 		args.Lim.MaxRfer = uint64(limit)
 	}
@@ -262,13 +373,54 @@ func qgroupSetLimit(fd int, limit int64) error {
 	return nil
 }
 
-// qgroupDestroy destroys qgroup 0/id through any fd on the filesystem.
-func qgroupDestroy(fd int, id uint64) error {
-	args := qgroupCreateArgs{Create: 0, QgroupID: id}
+// qgroupCreate creates qgroup qgid through any fd on the filesystem.
+func qgroupCreate(fd int, qgid uint64) error {
+	args := qgroupCreateArgs{Create: 1, QgroupID: qgid}
 	if err := ioctl(fd, iocQgroupCreate, unsafe.Pointer(&args)); err != nil {
-		return fmt.Errorf("BTRFS_IOC_QGROUP_CREATE (destroy 0/%d): %w", id, err)
+		return fmt.Errorf("BTRFS_IOC_QGROUP_CREATE (create %s): %w", qgroupName(qgid), err)
 	}
 	return nil
+}
+
+// qgroupDestroy destroys qgroup qgid through any fd on the filesystem.
+func qgroupDestroy(fd int, qgid uint64) error {
+	args := qgroupCreateArgs{Create: 0, QgroupID: qgid}
+	if err := ioctl(fd, iocQgroupCreate, unsafe.Pointer(&args)); err != nil {
+		return fmt.Errorf("BTRFS_IOC_QGROUP_CREATE (destroy %s): %w", qgroupName(qgid), err)
+	}
+	return nil
+}
+
+// qgroupAssign makes qgroup member a member of parent. When member's
+// bytes are not all its own (it shares extents with other subvolumes) the
+// kernel cannot update parent's numbers and marks the quota inconsistent:
+// the caller rescans (Btrfs.rescanIfInconsistent).
+func qgroupAssign(fd int, member, parent uint64) error {
+	args := qgroupAssignArgs{Assign: 1, Src: member, Dst: parent}
+	if err := ioctl(fd, iocQgroupAssign, unsafe.Pointer(&args)); err != nil {
+		return fmt.Errorf("BTRFS_IOC_QGROUP_ASSIGN (%s to %s): %w", qgroupName(member), qgroupName(parent), err)
+	}
+	return nil
+}
+
+// fsID returns the filesystem's UUID as sysfs names it
+// (/sys/fs/btrfs/<uuid>; BTRFS_IOC_FS_INFO, fsid at offset 16).
+func fsID(fd int) (string, error) {
+	var buf [1024]byte
+	if err := ioctl(fd, iocFsInfo, unsafe.Pointer(&buf)); err != nil {
+		return "", fmt.Errorf("BTRFS_IOC_FS_INFO: %w", err)
+	}
+	u := buf[16:32]
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
+}
+
+// quotaInconsistent reads the kernel's in-memory qgroup status of the
+// filesystem whose sysfs directory is sysfs (qgroups/inconsistent, Linux
+// 5.13 and later). Without the file it answers true: the caller then
+// rescans, slower but right.
+func quotaInconsistent(sysfs string) bool {
+	b, err := os.ReadFile(filepath.Join(sysfs, "qgroups", "inconsistent"))
+	return err != nil || strings.TrimSpace(string(b)) != "0"
 }
 
 func setName(dst []byte, name string) error {
@@ -280,49 +432,78 @@ func setName(dst []byte, name string) error {
 }
 
 // ioctlSubvolCreate creates the empty subvolume path
-// (BTRFS_IOC_SUBVOL_CREATE_V2 on its parent directory).
-func ioctlSubvolCreate(path string) error {
+// (BTRFS_IOC_SUBVOL_CREATE_V2 on its parent directory) and returns its id.
+func ioctlSubvolCreate(path string) (uint64, error) {
 	dir, err := openDir(filepath.Dir(path))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unix.Close(dir) //nolint:errcheck // read-only directory fd
 	var args volArgsV2
 	if err := setName(args.Name[:], filepath.Base(path)); err != nil {
-		return err
+		return 0, err
 	}
 	if err := ioctl(dir, iocSubvolCreateV2, unsafe.Pointer(&args)); err != nil {
-		return fmt.Errorf("create subvolume %s: BTRFS_IOC_SUBVOL_CREATE_V2: %w", path, err)
+		return 0, fmt.Errorf("create subvolume %s: BTRFS_IOC_SUBVOL_CREATE_V2: %w", path, err)
 	}
-	return nil
+	return subvolID(path)
+}
+
+// subvolID returns the id of the subvolume whose root is path.
+func subvolID(path string) (uint64, error) {
+	fd, err := openDir(path)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd) //nolint:errcheck // read-only directory fd
+	id, err := subvolRootID(fd)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
 }
 
 // ioctlSnapshot makes dst a snapshot of the subvolume src, read-only when
-// readOnly (BTRFS_IOC_SNAP_CREATE_V2 on dst's parent, with src's fd). The
-// kernel flushes src's dirty data and commits a transaction: the snapshot
-// holds every write made before the call.
-func ioctlSnapshot(src, dst string, readOnly bool) error {
+// readOnly (BTRFS_IOC_SNAP_CREATE_V2 on dst's parent, with src's fd), and
+// returns its id. With parent != 0 the snapshot's level-0 qgroup is made a
+// member of qgroup parent as it is created (qgroup inheritance), which
+// keeps the numbers consistent when src is a member of parent alone and
+// parent's bytes are all its own. The kernel flushes src's dirty data and
+// commits a transaction: the snapshot holds every write made before the
+// call.
+func ioctlSnapshot(src, dst string, readOnly bool, parent uint64) (uint64, error) {
 	sfd, err := openDir(src)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unix.Close(sfd) //nolint:errcheck // read-only directory fd
 	dir, err := openDir(filepath.Dir(dst))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer unix.Close(dir) //nolint:errcheck // read-only directory fd
 	args := volArgsV2{Fd: int64(sfd)}
 	if readOnly {
 		args.Flags = subvolRdonly
 	}
+	if parent != 0 {
+		// The kernel reads the inheritance through a pointer inside args:
+		// pin it so that it stays where args says for the call.
+		inh := &qgroupInherit{NumQgroups: 1, Qgroups: [1]uint64{parent}}
+		var pin runtime.Pinner
+		pin.Pin(inh)
+		defer pin.Unpin()
+		args.Flags |= subvolQgroupInherit
+		args.Size = uint64(unsafe.Sizeof(*inh))
+		args.Inherit = uintptr(unsafe.Pointer(inh))
+	}
 	if err := setName(args.Name[:], filepath.Base(dst)); err != nil {
-		return err
+		return 0, err
 	}
 	if err := ioctl(dir, iocSnapCreateV2, unsafe.Pointer(&args)); err != nil {
-		return fmt.Errorf("snapshot %s to %s: BTRFS_IOC_SNAP_CREATE_V2: %w", src, dst, err)
+		return 0, fmt.Errorf("snapshot %s to %s: BTRFS_IOC_SNAP_CREATE_V2: %w", src, dst, err)
 	}
-	return nil
+	return subvolID(dst)
 }
 
 // ioctlSubvolDelete deletes the subvolume path (BTRFS_IOC_SNAP_DESTROY on
@@ -356,5 +537,10 @@ func ioctlSubvolDelete(path string) error {
 		return fmt.Errorf("delete subvolume %s: BTRFS_IOC_SNAP_DESTROY: %w", path, err)
 	}
 	_ = qgroupDestroy(dir, id) // best effort, see above
+	// BTRFS_IOC_SYNC commits and wakes the transaction thread, which
+	// starts the cleaner on the deleted subvolume now rather than at the
+	// next periodic commit (up to 30 s): the space, and the quota room,
+	// come back sooner. Best effort: the delete itself is done.
+	_ = ioctl(dir, iocSync, nil)
 	return nil
 }

@@ -121,7 +121,7 @@ func (d *Dir) Usage(ctx context.Context, id string) (Usage, error) {
 	if err != nil {
 		return Usage{}, fmt.Errorf("measure workspace %s: %w", id, err)
 	}
-	return Usage{Bytes: total}, nil
+	return Usage{Bytes: total, LiveBytes: total}, nil
 }
 
 func (d *Dir) notSupported(what string) error {
@@ -134,6 +134,10 @@ func (d *Dir) Snapshot(ctx context.Context, id, snapID string) (Snapshot, error)
 
 func (d *Dir) Snapshots(ctx context.Context, id string) ([]Snapshot, error) {
 	return nil, d.notSupported("workspace snapshots")
+}
+
+func (d *Dir) SnapshotUsage(ctx context.Context, id, snapID string) (SnapshotUsage, error) {
+	return SnapshotUsage{}, d.notSupported("workspace snapshots")
 }
 
 func (d *Dir) DeleteSnapshot(ctx context.Context, id, snapID string) error {

@@ -38,10 +38,16 @@ type Caps struct {
 
 // Usage is a workspace's space on disk.
 type Usage struct {
-	// Bytes the workspace's tree holds. For btrfs, the qgroup's referenced
-	// bytes: extents shared with snapshots and clones count in full, as the
-	// quota counts them.
+	// Bytes the workspace holds, as its quota counts them. For btrfs, the
+	// referenced bytes of the workspace's level-1 qgroup: the live tree and
+	// all its snapshots, an extent they share counted once, extents shared
+	// with clones or other workspaces counted in full. For dir, the live
+	// tree (dir has no snapshots).
 	Bytes int64
+	// LiveBytes the live tree references (btrfs: its subvolume's qgroup),
+	// shared extents in full; Bytes - LiveBytes is what only snapshots
+	// hold. Equal to Bytes for dir.
+	LiveBytes int64
 	// Limit is the kernel-enforced quota in bytes, 0 when there is none (or
 	// the driver enforces none: see Caps.KernelQuota).
 	Limit int64
@@ -54,6 +60,14 @@ type Snapshot struct {
 	// Path is the snapshot's read-only tree, for browsing, download and
 	// read-only mounts into sandboxes.
 	Path string
+}
+
+// SnapshotUsage is the space one snapshot takes.
+type SnapshotUsage struct {
+	// ExclusiveBytes only this snapshot references: what deleting it frees.
+	ExclusiveBytes int64
+	// ReferencedBytes the snapshot's tree references, shared or not.
+	ReferencedBytes int64
 }
 
 // Driver is a workspace storage backend. Every method takes ids the caller
@@ -89,6 +103,8 @@ type Driver interface {
 	Snapshot(ctx context.Context, id, snapID string) (Snapshot, error)
 	// Snapshots lists a workspace's snapshots, in id order.
 	Snapshots(ctx context.Context, id string) ([]Snapshot, error)
+	// SnapshotUsage reports one snapshot's space.
+	SnapshotUsage(ctx context.Context, id, snapID string) (SnapshotUsage, error)
 	// DeleteSnapshot deletes one snapshot.
 	DeleteSnapshot(ctx context.Context, id, snapID string) error
 	// Restore replaces the live tree by a writable copy of the snapshot;

@@ -1571,6 +1571,8 @@ export interface components {
             createdBy: string;
             id: string;
             name: string;
+            /** Format: int64 */
+            referencedBytes: number | null;
             /**
              * Format: int64
              * @description bytes the snapshot references, when known
@@ -1701,6 +1703,8 @@ export interface components {
         WorkspaceSpace: {
             /** Format: int64 */
             free: number;
+            /** Format: int64 */
+            snapshotBytes: number;
             /** Format: int64 */
             total: number;
             /** Format: int64 */
