@@ -264,7 +264,9 @@ func New(ctx context.Context, d *db.DB, rt runtime.Runtime, ws *workspace.Servic
 		return nil, err
 	}
 	m.instance = id
-	if w, ok := rt.(runtime.Watcher); ok && !opts.IgnoreEngineEvents {
+	// The engine's own runtime: the supervisor's wrapper adds exec, not
+	// events, and would hide them.
+	if w, ok := base.(runtime.Watcher); ok && !opts.IgnoreEngineEvents {
 		m.watcher = w
 	}
 	if err := ws.PinSupported(); err != nil {
