@@ -19,12 +19,19 @@ import (
 // with a full pass only every hour (beyond the one at each connect).
 func startFollowing(t *testing.T, database string, opts sandbox.Options) *servertest.Env {
 	t.Helper()
+	return startFollowingOn(t, database, server.RuntimeDocker, opts)
+}
+
+// startFollowingOn is startFollowing with sandboxes on runtime.
+func startFollowingOn(t *testing.T, database, rt string, opts sandbox.Options) *servertest.Env {
+	t.Helper()
 	cfg := server.Defaults()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Database = database
 	opts.Limits = cfg.Sandbox.Limits
 	cfg.Sandbox = opts
+	servertest.UseRuntime(t, &cfg, rt)
 	return servertest.StartConfig(t, cfg)
 }
 
@@ -53,13 +60,18 @@ func sandboxStatus(t *testing.T, c *client.Client, id string) (string, string) {
 // berth's back is noticed through the engine's event stream, without a full
 // pass; a stream that drops is followed by a full pass once it is back.
 func TestReconcileFollowsEvents(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	// Both databases on Docker, and containerd (whose events name
+	// containers by id only: the labels come from the runtime's memory).
+	for _, name := range []string{"sqlite", "postgres", "containerd"} {
 		t.Run(name, func(t *testing.T) {
-			dsn := ""
-			if name == "postgres" {
+			dsn, engine := "", server.RuntimeDocker
+			switch name {
+			case "postgres":
 				dsn = dbtest.PostgresDSN(t)
+			case "containerd":
+				engine = server.RuntimeContainerd
 			}
-			env := startFollowing(t, dsn, sandbox.Options{ReconcileInterval: time.Hour, FullReconcileInterval: time.Hour})
+			env := startFollowingOn(t, dsn, engine, sandbox.Options{ReconcileInterval: time.Hour, FullReconcileInterval: time.Hour})
 			needEngine(t, env)
 			m := env.Sandboxes
 			a := env.Admin
