@@ -127,6 +127,14 @@ func TestAttachMounts(t *testing.T) {
 				t.Errorf("attach %s: %d %s %q, want %d %s", c.name, st, code, msg, c.want, c.code)
 			}
 		}
+		// A symlink planted by the sandbox is not followed.
+		sh(t, a, s.ID, "ln -s /etc /workspace/evil")
+		if st, _, code, msg := raw(t, env, env.AdminKey, "POST", "/v1/sandboxes/"+s.ID+"/mounts", map[string]any{"workspaceId": live.ID, "path": "/workspace/evil/x"}); st != 409 {
+			t.Errorf("attach through a symlink: %d %s %q, want 409", st, code, msg)
+		}
+		if r := run(t, a, s.ID, client.ExecRequest{Command: "test -e /etc/x"}); r.ExitCode == 0 {
+			t.Errorf("attach through a symlink created /etc/x")
+		}
 		if st, _, code, msg := raw(t, env, env.AdminKey, "DELETE", "/v1/sandboxes/"+s.ID+"/mounts?path=/workspace/base", nil); st != 400 || code != "invalid_request" {
 			t.Errorf("detach of a create mount: %d %s %q, want 400", st, code, msg)
 		}
