@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -64,42 +66,109 @@ func Attach(pid int, source, target string, readOnly bool) error {
 }
 
 // Detach unmounts (lazily: processes that use it keep it until they let
-// go) every mount stacked at target in the mount namespace of process pid.
-// A target that is not a mount point (or no longer exists) is not an
-// error.
-func Detach(pid int, target string) error {
+// go) every mount stacked at target in the mount namespace of process pid,
+// and every other mount there of the host directory source (its root is
+// source) whose mount point is not in keep: the sandbox may have moved
+// the mount elsewhere by renaming a parent directory, and a detach must
+// not leave it reachable. A target that is not a mount point (or no
+// longer exists) is not an error.
+func Detach(pid int, target, source string, keep []string) error {
+	var st unix.Stat_t
+	srcKnown := unix.Stat(source, &st) == nil
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return fmt.Errorf("the sandbox's mounts: %w", err)
+	}
+	var others []string
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescape(f[4])
+		if mp != target && !slices.Contains(keep, mp) && strings.HasPrefix(mp, "/") {
+			others = append(others, mp)
+		}
+	}
 	return inNamespace(pid, func() (func() error, error) {
 		return func() error {
-			parent, name := target[:strings.LastIndex(target, "/")], target[strings.LastIndex(target, "/")+1:]
-			if parent == "" {
-				parent = "/"
+			if err := unmountAll(target, nil); err != nil {
+				return err
 			}
-			dir, err := walk(parent, false)
-			if errors.Is(err, unix.ENOENT) {
+			if !srcKnown {
 				return nil
 			}
-			if err != nil {
-				return err
+			var errs []error
+			for _, mp := range others {
+				errs = append(errs, unmountAll(mp, &st))
 			}
-			defer func() { _ = unix.Close(dir) }()
-			// umount2 takes a path: resolve it from the parent we reached
-			// safely (the thread's working directory is its own), and never
-			// follow a symlink in its last component.
-			if err := unix.Fchdir(dir); err != nil {
-				return err
-			}
-			for i := 0; i < 64; i++ {
-				err := unix.Unmount(name, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
-				if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-					return nil // not (or no longer) a mount point
-				}
-				if err != nil {
-					return fmt.Errorf("unmount %s: %w", target, err)
-				}
-			}
-			return fmt.Errorf("unmount %s: too many mounts stacked there", target)
+			return errors.Join(errs...)
 		}, nil
 	})
+}
+
+// unmountAll lazily unmounts every mount stacked at p, reached without
+// following symlinks; with root set, only if the top one's root directory
+// is root (the same device and inode).
+func unmountAll(p string, root *unix.Stat_t) error {
+	i := strings.LastIndex(p, "/")
+	parent, name := p[:i], p[i+1:]
+	if parent == "" {
+		parent = "/"
+	}
+	if name == "" {
+		return nil // never the container's root
+	}
+	dir, err := walk(parent, false)
+	if err != nil {
+		if root != nil || errors.Is(err, unix.ENOENT) {
+			return nil // gone, or not a path berth would mount on
+		}
+		return err
+	}
+	defer func() { _ = unix.Close(dir) }()
+	if root != nil {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Dev != root.Dev || st.Ino != root.Ino {
+			return nil
+		}
+	}
+	// umount2 takes a path: resolve it from the parent reached safely (the
+	// thread's working directory is its own), and never follow a symlink
+	// in its last component.
+	if err := unix.Fchdir(dir); err != nil {
+		return err
+	}
+	for range 64 {
+		err := unix.Unmount(name, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil // not (or no longer) a mount point
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+	}
+	return fmt.Errorf("unmount %s: too many mounts stacked there", p)
+}
+
+// unescape undoes the octal escapes of /proc/*/mountinfo (\040 for a
+// space, \011, \012, \134).
+func unescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // inNamespace runs before on a fresh locked thread in berth's namespace,

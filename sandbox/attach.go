@@ -143,7 +143,7 @@ func (m *Manager) Detach(ctx context.Context, idOrName, path string) (*Sandbox, 
 	if s.Status != Running && s.Status != Stopped {
 		return nil, berth.Errorf(berth.Conflict, "cannot detach a mount from sandbox %q: it is %s; it must be running or stopped", s.Name, s.Status)
 	}
-	if err := m.detachNow(ctx, s, path); err != nil {
+	if err := m.detachNow(ctx, s, *found); err != nil {
 		return nil, err
 	}
 	if err := m.dropMount(ctx, s.ID, path); err != nil {
@@ -171,9 +171,19 @@ func (m *Manager) attachNow(ctx context.Context, s *Sandbox, mt resolvedMount) e
 	return nil
 }
 
-// detachNow unmounts path in the container of s if it runs (or is
-// paused); a stopped container holds no mount.
-func (m *Manager) detachNow(ctx context.Context, s *Sandbox, path string) error {
+// source is the host directory that mt mounts.
+func (m *Manager) source(mt Mount) string {
+	if mt.SnapshotID != "" {
+		return m.ws.SnapshotDir(mt.WorkspaceID, mt.SnapshotID)
+	}
+	return m.ws.Dir(mt.WorkspaceID)
+}
+
+// detachNow unmounts mt in the container of s if it runs (or is paused),
+// wherever the sandbox may have moved it; a stopped container holds no
+// mount.
+func (m *Manager) detachNow(ctx context.Context, s *Sandbox, mt Mount) error {
+	path := mt.Path
 	info, err := m.rt.Inspect(ctx, s.containerID)
 	if berth.IsKind(err, berth.NotFound) {
 		return nil
@@ -184,7 +194,13 @@ func (m *Manager) detachNow(ctx context.Context, s *Sandbox, path string) error 
 	if info.Pid <= 0 {
 		return nil
 	}
-	if err := mountns.Detach(info.Pid, path); err != nil {
+	var keep []string
+	for _, o := range s.Mounts {
+		if o.Path != path {
+			keep = append(keep, o.Path)
+		}
+	}
+	if err := mountns.Detach(info.Pid, path, m.source(mt), keep); err != nil {
 		return berth.Wrap(berth.Internal, err, fmt.Sprintf("detach the mount at %s from sandbox %q", path, s.Name))
 	}
 	return nil
@@ -204,11 +220,7 @@ func (m *Manager) reattach(ctx context.Context, s *Sandbox) error {
 		if !mt.attached {
 			continue
 		}
-		src := m.ws.Dir(mt.WorkspaceID)
-		if mt.SnapshotID != "" {
-			src = m.ws.SnapshotDir(mt.WorkspaceID, mt.SnapshotID)
-		}
-		errs = append(errs, m.attachNow(ctx, s, resolvedMount{Mount: mt, source: src}))
+		errs = append(errs, m.attachNow(ctx, s, resolvedMount{Mount: mt, source: m.source(mt)}))
 	}
 	return errors.Join(errs...)
 }
@@ -226,7 +238,7 @@ func (m *Manager) detachDenied(ctx context.Context, s *Sandbox, denied []deniedM
 			continue
 		}
 		m.log.Warn("detaching a mount whose workspace the sandbox's owner may no longer use", "sandbox", s.ID, "path", d.Path, "reason", d.why)
-		if err := m.detachNow(ctx, s, d.Path); err != nil {
+		if err := m.detachNow(ctx, s, d.Mount); err != nil {
 			// Not detached: the sandbox must not keep running with it.
 			errs = append(errs, err)
 			rest = append(rest, d)
