@@ -23,9 +23,6 @@ import (
 // owner's access to its workspace detaches it (a mount given at create
 // stops the sandbox instead: the engine would mount it again on start).
 
-// AttachInput is the body of POST /v1/sandboxes/{id}/mounts.
-type AttachInput = Mount
-
 // Attach mounts a workspace (or a snapshot of one) into sandbox idOrName,
 // running or stopped, with the checks of a create: the path, the caller's
 // access to the workspace (files:read, files:write unless read-only), and
