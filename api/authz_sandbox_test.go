@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-dev/berth/client"
@@ -29,6 +31,16 @@ var sandboxCases = map[string]authCase{
 	"POST /v1/sandboxes/{id}/stop":      {sandboxIn("running", "/stop"), 404, 404, 200},
 	"POST /v1/sandboxes/{id}/start":     {sandboxIn("stopped", "/start"), 404, 404, 200},
 	"POST /v1/sandboxes/{id}/keepalive": {sandboxIn("running", "/keepalive"), 404, 404, 200},
+	"POST /v1/sandboxes/{id}/mounts": {func(t *testing.T, f *fixture) (string, any) {
+		return "/v1/sandboxes/" + adminSandbox(t, f, "running") + "/mounts", map[string]any{"workspaceId": f.ws, "path": fmt.Sprintf("/workspace/authz-%d", attachN.Add(1)), "readOnly": true}
+	}, 404, 404, 200},
+	"DELETE /v1/sandboxes/{id}/mounts": {func(t *testing.T, f *fixture) (string, any) {
+		id := adminSandbox(t, f, "running")
+		p := fmt.Sprintf("/workspace/authz-%d", attachN.Add(1))
+		_, err := f.env.Admin.AttachMount(context.Background(), id, client.Mount{WorkspaceID: f.ws, Path: p, ReadOnly: true})
+		must(t, err)
+		return "/v1/sandboxes/" + id + "/mounts?path=" + p, nil
+	}, 404, 404, 200},
 	"POST /v1/sandboxes/{id}/exec": {func(t *testing.T, f *fixture) (string, any) {
 		return "/v1/sandboxes/" + adminSandbox(t, f, "running") + "/exec", map[string]any{"command": "true"}
 	}, 404, 404, 200},
@@ -51,6 +63,9 @@ func sandboxIn(status, suffix string) func(*testing.T, *fixture) (string, any) {
 		return "/v1/sandboxes/" + adminSandbox(t, f, status) + suffix, nil
 	}
 }
+
+// attachN numbers the paths of the matrix's attached mounts.
+var attachN atomic.Int64
 
 // shared is the admin's sandbox of each fixture.
 var shared struct {

@@ -104,6 +104,11 @@ func TestClientCoversEveryRoute(t *testing.T) {
 		func() error { _, _, err := c.Sandboxes(ctx, client.SandboxFilter{}); return err },
 		func() error { _, err := c.Sandbox(ctx, "s"); return err },
 		func() error { return c.DestroySandbox(ctx, "s") },
+		func() error {
+			_, err := c.AttachMount(ctx, "s", client.Mount{WorkspaceID: "w", Path: "/workspace/w"})
+			return err
+		},
+		func() error { _, err := c.DetachMount(ctx, "s", "/workspace/w"); return err },
 		func() error { _, err := c.Exec(ctx, "s", client.ExecRequest{Command: "true"}); return err },
 		func() error { return c.ExecStream(ctx, "s", client.ExecRequest{Command: "true"}, none) },
 		func() error { _, err := c.Terminal(ctx, "s", client.TerminalOptions{}); return err },

@@ -8,6 +8,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/sandbox"
 )
 
@@ -31,6 +32,10 @@ func (s *Server) sandboxRoutes() []route {
 		{Method: "POST", Pattern: "/v1/sandboxes/{id}/stop", Summary: "stop a sandbox's processes", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Stop)},
 		{Method: "POST", Pattern: "/v1/sandboxes/{id}/start", Summary: "start a stopped sandbox", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Start)},
 		{Method: "POST", Pattern: "/v1/sandboxes/{id}/keepalive", Summary: "reset the idle timer", Scope: "sandbox:write", Out: sandbox.Sandbox{}, handler: s.sandboxAction(s.Sandboxes.Keepalive)},
+		{Method: "POST", Pattern: "/v1/sandboxes/{id}/mounts", Summary: "attach a workspace (or a snapshot) to a running or stopped sandbox", Scope: "sandbox:write",
+			In: sandbox.Mount{}, Out: sandbox.Sandbox{}, handler: s.attachMount},
+		{Method: "DELETE", Pattern: "/v1/sandboxes/{id}/mounts", Summary: "detach a mount attached earlier (?path=)", Scope: "sandbox:write",
+			Query: []param{{Name: "path", Desc: "the mount's path in the sandbox", Required: true}}, Out: sandbox.Sandbox{}, handler: s.detachMount},
 		{Method: "POST", Pattern: "/v1/sandboxes/{id}/exec", Summary: "run a command (?stream=true: SSE)", Scope: "sandbox:write",
 			Query: []param{qStream}, In: sandbox.ExecInput{}, Out: execAnswer{},
 			Stream: &stream{When: "With ?stream=true", Events: []sseEvent{
@@ -113,6 +118,34 @@ func (s *Server) sandboxAction(act func(ctx context.Context, id string) (*sandbo
 		}
 		writeData(w, r, http.StatusOK, sb)
 	}
+}
+
+func (s *Server) attachMount(w http.ResponseWriter, r *http.Request) {
+	var in sandbox.Mount
+	if err := decode(w, r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sb, err := s.Sandboxes.Attach(r.Context(), chi.URLParam(r, "id"), in)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, sb)
+}
+
+func (s *Server) detachMount(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		writeError(w, r, berth.FieldErrorf(berth.Invalid, "path", "the query parameter path is required"))
+		return
+	}
+	sb, err := s.Sandboxes.Detach(r.Context(), chi.URLParam(r, "id"), p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeData(w, r, http.StatusOK, sb)
 }
 
 // maxExecOutput caps each stream kept in a JSON exec answer.

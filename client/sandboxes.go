@@ -332,3 +332,18 @@ func (c *Client) StartSandbox(ctx context.Context, idOrName string) (*Sandbox, e
 func (c *Client) KeepaliveSandbox(ctx context.Context, idOrName string) (*Sandbox, error) {
 	return c.SandboxAction(ctx, idOrName, "keepalive")
 }
+
+// AttachMount mounts a workspace (or a snapshot of one) into a running or
+// stopped sandbox at m.Path.
+func (c *Client) AttachMount(ctx context.Context, idOrName string, m Mount) (*Sandbox, error) {
+	var s Sandbox
+	_, err := c.Do(ctx, "POST", "/v1/sandboxes/"+url.PathEscape(idOrName)+"/mounts", m, &s)
+	return &s, err
+}
+
+// DetachMount removes the mount at path, attached earlier, from a sandbox.
+func (c *Client) DetachMount(ctx context.Context, idOrName, path string) (*Sandbox, error) {
+	var s Sandbox
+	_, err := c.Do(ctx, "DELETE", "/v1/sandboxes/"+url.PathEscape(idOrName)+"/mounts?path="+url.QueryEscape(path), nil, &s)
+	return &s, err
+}

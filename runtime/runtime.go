@@ -297,6 +297,10 @@ type Container struct {
 	Error     string    // the engine's error message, if starting failed
 	Created   time.Time // zero if unknown
 	StartedAt time.Time // zero if never started
+	// Pid is the main process's id on the engine's host while the
+	// container runs or is paused (0 otherwise or where unknown): berth
+	// enters its mount namespace to attach a workspace (see mountns).
+	Pid int
 }
 
 // ExecSpec describes a command to run inside a container.

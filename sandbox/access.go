@@ -121,7 +121,11 @@ func (m *Manager) enforceAccess(ctx context.Context, id string) error {
 	if err != nil || len(denied) == 0 {
 		return err
 	}
-	return m.cutOff(ctx, s, denied)
+	denied, err = m.detachDenied(ctx, s, denied)
+	if len(denied) == 0 {
+		return err
+	}
+	return errors.Join(err, m.cutOff(ctx, s, denied))
 }
 
 // accessLostTimeout bounds the stops that follow one access change.

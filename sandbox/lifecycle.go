@@ -131,8 +131,15 @@ func (m *Manager) transitionLocked(ctx context.Context, id, verb string, from []
 		// Nothing brings a mount back to life for an owner who lost access;
 		// that is the answer whatever the status (a sandbox cut off is
 		// stopped, and "it is stopped" would not say why).
-		if err := m.checkMountAccess(ctx, s); err != nil {
+		denied, err := m.deniedMounts(ctx, s)
+		if err != nil {
 			return nil, err
+		}
+		if denied, err = m.detachDenied(ctx, s, denied); err != nil {
+			m.log.Error("detach a mount whose workspace the owner may no longer use", "sandbox", s.ID, "err", err)
+		}
+		if len(denied) > 0 {
+			return nil, accessError(s, denied)
 		}
 	}
 	if !slices.Contains(from, s.Status) {
@@ -244,6 +251,13 @@ func (m *Manager) start(ctx context.Context, s *Sandbox) error {
 	info, err := m.rt.Inspect(ctx, s.containerID)
 	if err != nil {
 		return err
+	}
+	// The engine made the mounts given at create; berth attaches the
+	// others. A sandbox that cannot have them all does not run.
+	if err := m.reattach(ctx, s); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		return errors.Join(err, m.rt.Stop(sctx, s.containerID, 0))
 	}
 	now := m.now()
 	_, err = m.db.ExecContext(ctx, m.db.Rebind(`UPDATE sandboxes SET ip = ?, last_activity_at = ? WHERE id = ?`), info.IPAddress, now, s.ID)
@@ -395,6 +409,9 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.Canc
 	if err != nil {
 		return nil, nil, err
 	}
+	if denied, err = m.detachDenied(ctx, cur, denied); err != nil {
+		m.log.Error("detach a mount whose workspace the owner may no longer use", "sandbox", cur.ID, "err", err)
+	}
 	if len(denied) > 0 {
 		// Still running although access is gone (a change made behind the
 		// server's back, or a cut-off that failed): cut it off now.
@@ -423,8 +440,13 @@ func (m *Manager) startExec(ctx context.Context, s *Sandbox, cancel context.Canc
 // access counts, whoever calls (an admin starting a member's sandbox too).
 func (m *Manager) checkMountAccess(ctx context.Context, s *Sandbox) error {
 	denied, err := m.deniedMounts(ctx, s)
-	if err != nil || len(denied) == 0 {
+	if err != nil {
 		return err
+	}
+	// An attached mount is detached rather than refused, under the
+	// sandbox's lock (enforceAccess, startExec, a start).
+	if denied = visibleDenied(denied); len(denied) == 0 {
+		return nil
 	}
 	return accessError(s, denied)
 }

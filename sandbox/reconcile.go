@@ -162,6 +162,9 @@ func (m *Manager) reconcileOne(ctx context.Context, id string, byID map[string]r
 	if err != nil {
 		return err
 	}
+	if denied, err = m.detachDenied(ctx, s, denied); err != nil {
+		m.log.Error("reconcile: detach a mount whose workspace the owner may no longer use", "sandbox", id, "err", err)
+	}
 	if len(denied) > 0 {
 		if st := statusOf(c.State); st == Running || st == Paused {
 			s.Status = st

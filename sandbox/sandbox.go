@@ -60,6 +60,9 @@ type Mount struct {
 	ReadOnly   bool   `json:"readOnly" db:"read_only"`
 
 	readOnlySet bool // the request said readOnly (true or false)
+	// attached is a mount added to the sandbox after its create (Attach):
+	// berth, not the engine, mounts it on every start.
+	attached bool
 }
 
 // UnmarshalJSON notes whether readOnly was given, so that a snapshot mount
@@ -551,12 +554,13 @@ func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row
 		}
 		out[i] = s
 	}
-	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, snapshot_id, path, read_only FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
+	query, args, err := sqlx.In(`SELECT sandbox_id, workspace_id, snapshot_id, path, read_only, attached FROM sandbox_mounts WHERE sandbox_id IN (?) ORDER BY path`, ids)
 	if err != nil {
 		return nil, err
 	}
 	var mounts []struct {
 		SandboxID string `db:"sandbox_id"`
+		Attached  bool   `db:"attached"`
 		Mount
 	}
 	if err := sqlx.SelectContext(ctx, q, &mounts, m.db.Rebind(query), args...); err != nil {
@@ -564,6 +568,7 @@ func (m *Manager) hydrate(ctx context.Context, q sqlx.QueryerContext, rows []row
 	}
 	for _, mt := range mounts {
 		s := &out[idx[mt.SandboxID]]
+		mt.Mount.attached = mt.Attached
 		s.Mounts = append(s.Mounts, mt.Mount)
 		if !mt.ReadOnly {
 			s.HasWritableWorkspaceMount = true

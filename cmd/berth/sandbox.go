@@ -170,7 +170,7 @@ func (a *app) completeMounts(cmd *cobra.Command, args []string, toComplete strin
 
 func (a *app) addSandboxCommands(root *cobra.Command) {
 	sb := &cobra.Command{Use: "sandbox", Aliases: []string{"sandboxes", "sbx"}, Short: "Manage sandboxes (named by id or name)"}
-	sb.AddCommand(a.sandboxCreate(), a.sandboxList(), a.sandboxGet(), a.sandboxDestroy(), a.sandboxExec(), a.sandboxShell())
+	sb.AddCommand(a.sandboxCreate(), a.sandboxList(), a.sandboxGet(), a.sandboxDestroy(), a.sandboxExec(), a.sandboxShell(), a.sandboxMount(), a.sandboxUnmount())
 	for _, act := range []struct{ verb, done, short string }{
 		{"pause", "paused", "Freeze a sandbox's processes (memory kept)"},
 		{"resume", "resumed", "Thaw a paused sandbox"},
@@ -200,6 +200,50 @@ func (a *app) addSandboxCommands(root *cobra.Command) {
 			}})
 	}
 	root.AddCommand(sb)
+}
+
+func (a *app) sandboxMount() *cobra.Command {
+	return &cobra.Command{Use: "mount SANDBOX WORKSPACE:/PATH[:ro]", Short: "Attach a workspace to a running (or stopped) sandbox",
+		Example: "  berth sandbox mount repo-env docs-project:/workspace/docs:ro", Args: cobra.ExactArgs(2),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return a.completeSandboxes(cmd, args, toComplete)
+			}
+			return a.completeMounts(cmd, nil, toComplete)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			m, err := a.parseMount(ctx, c, args[1])
+			if err != nil {
+				return err
+			}
+			s, err := c.AttachMount(ctx, args[0], m)
+			if err != nil {
+				return err
+			}
+			return a.mutated(s, s.ID, "sandbox %s: %s mounted at %s", s.Name, args[1], m.Path)
+		}}
+}
+
+func (a *app) sandboxUnmount() *cobra.Command {
+	return &cobra.Command{Use: "unmount SANDBOX /PATH", Short: "Detach a workspace attached to a sandbox with mount",
+		Example: "  berth sandbox unmount repo-env /workspace/docs", Args: cobra.ExactArgs(2),
+		ValidArgsFunction: a.completeSandboxes,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.DetachMount(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return a.mutated(s, s.ID, "sandbox %s: %s unmounted", s.Name, args[1])
+		}}
 }
 
 func (a *app) sandboxCreate() *cobra.Command {

@@ -252,6 +252,24 @@ func TestSandboxCommands(t *testing.T) {
 		t.Errorf("exec after start: %q", out)
 	}
 
+	// Attach and detach on a running sandbox.
+	c.OK("sandbox", "create", "--name", "mounter", "--template", "base")
+	if out := c.OK("sandbox", "mount", "mounter", "docs-project:/workspace/docs:ro"); !strings.Contains(out, "mounted at /workspace/docs") {
+		t.Errorf("sandbox mount said %q", out)
+	}
+	if out := c.OK("sandbox", "exec", "mounter", "--", "cat", "/workspace/docs/w.txt"); out != "w\n" {
+		t.Errorf("exec in the attached mount: %q", out)
+	}
+	if r := c.Fail("sandbox", "mount", "repo-env", "docs-project:/workspace/x"); !strings.Contains(r.Stderr, "nest") {
+		t.Errorf("a nested attach: %q", r.Stderr)
+	}
+	if out := c.OK("sandbox", "unmount", "mounter", "/workspace/docs"); !strings.Contains(out, "/workspace/docs unmounted") {
+		t.Errorf("sandbox unmount said %q", out)
+	}
+	if r := c.Fail("sandbox", "unmount", "repo-env", "/workspace"); !strings.Contains(r.Stderr, "only a mount attached later") {
+		t.Errorf("unmount of a create mount: %q", r.Stderr)
+	}
+
 	// Completion of sandbox and workspace names.
 	if out := c.OK("__complete", "sandbox", "exec", ""); !strings.Contains(out, "repo-env\t") || !strings.Contains(out, "reader\t") {
 		t.Errorf("sandbox completion: %q", out)

@@ -686,6 +686,7 @@ func (c *Containerd) describe(ctx context.Context, cont containerd.Container) (r
 		out.ExitCode = int(st.ExitStatus)
 	case runtime.StateRunning, runtime.StatePaused:
 		out.IPAddress = info.Labels[labelIP]
+		out.Pid = int(task.Pid())
 	}
 	return out, nil
 }

@@ -265,6 +265,7 @@ func (d *Docker) Inspect(ctx context.Context, id string) (runtime.Container, err
 		c.ExitCode = st.ExitCode
 		c.Error = st.Error
 		c.StartedAt = parseTime(st.StartedAt)
+		c.Pid = st.Pid
 	}
 	if ns := info.NetworkSettings; ns != nil {
 		c.IPAddress = endpointAddress(ns.Networks)

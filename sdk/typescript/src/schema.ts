@@ -453,6 +453,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/mounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * attach a workspace (or a snapshot) to a running or stopped sandbox
+         * @description Requires scope `sandbox:write`.
+         */
+        post: operations["postSandboxesIdMounts"];
+        /**
+         * detach a mount attached earlier (?path=)
+         * @description Requires scope `sandbox:write`.
+         */
+        delete: operations["deleteSandboxesIdMounts"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/pause": {
         parameters: {
             query?: never;
@@ -2741,6 +2765,81 @@ export interface operations {
     postSandboxesIdKeepalive: {
         parameters: {
             query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Sandbox"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSandboxesIdMounts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MountInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Sandbox"];
+                        meta: components["schemas"]["Meta"];
+                    };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSandboxesIdMounts: {
+        parameters: {
+            query: {
+                /** @description the mount's path in the sandbox */
+                path: string;
+            };
             header?: never;
             path: {
                 id: string;
