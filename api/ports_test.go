@@ -50,9 +50,9 @@ func buildPortEcho(t testing.TB) string {
 }
 
 // startPortEcho puts portecho into the sandbox (through a mounted
-// workspace) and runs it on 127.0.0.1:8081, then waits until it answers
+// workspace) and runs it on addr:8081, then waits until it answers
 // through the proxy.
-func startPortEcho(t *testing.T, c, plain *client.Client, req client.SandboxRequest) *client.Sandbox {
+func startPortEcho(t testing.TB, c, plain *client.Client, req client.SandboxRequest, addr string) *client.Sandbox {
 	t.Helper()
 	bin := buildPortEcho(t)
 	ctx := testctx.Context(t)
@@ -76,7 +76,7 @@ func startPortEcho(t *testing.T, c, plain *client.Client, req client.SandboxRequ
 	s := newSandbox(t, c, req)
 	destroyOnCleanup(t, c, s.ID)
 	r := run(t, c, s.ID, client.ExecRequest{Command: "cp /workspace/bin/portecho /tmp/pe && chmod +x /tmp/pe && " +
-		"(setsid /tmp/pe 127.0.0.1:8081 >/tmp/pe.log 2>&1 &)"})
+		"(setsid /tmp/pe "+addr+":8081 >/tmp/pe.log 2>&1 &)"})
 	if r.ExitCode != 0 {
 		t.Fatalf("start portecho: %+v", r)
 	}
@@ -164,7 +164,7 @@ func TestSandboxPortsProxy(t *testing.T) {
 	env := servertest.Start(t, "")
 	needEngine(t, env)
 	a := plainClient(env, env.AdminKey)
-	s := startPortEcho(t, env.Admin, a, client.SandboxRequest{Network: "none"})
+	s := startPortEcho(t, env.Admin, a, client.SandboxRequest{Network: "none"}, "127.0.0.1")
 	ctx := testctx.Context(t)
 
 	// berth's credentials stay with berth; X-Forwarded-* say where the
