@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -90,6 +91,21 @@ var portTransport = &http.Transport{
 
 type dialerKey struct{}
 
+// proxyBuffers are the proxy's copy buffers: larger than the default 32 KiB,
+// fewer writes for a large answer.
+var proxyBuffers = &bufferPool{}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 256<<10)
+}
+
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
 // berthCredentials are the request headers that carry berth's own
 // credentials: the server in the sandbox must never see them.
 var berthCredentials = []string{"Authorization", "X-Api-Key", CSRFHeader, "Proxy-Authorization"}
@@ -103,7 +119,11 @@ func proxyPort(w http.ResponseWriter, r *http.Request, dial sandbox.Dialer, port
 	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	rp := &httputil.ReverseProxy{
 		Transport:     portTransport,
-		FlushInterval: -1, // stream as the server writes
+		// 0: an answer of unknown length (chunked, an event stream) is
+		// flushed at every write, as the server writes it; one of known
+		// length goes in large writes.
+		FlushInterval: 0,
+		BufferPool:    proxyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), dialerKey{}, dial))
 			pr.Out.URL.Scheme = "http"
