@@ -38,7 +38,6 @@ var sandboxCases = map[string]authCase{
 	// The port proxy: nothing listens on port 1 of the admin's sandbox, so
 	// the admin gets berth's 503 (TestSandboxPortsProxy reaches servers).
 	"GET /v1/sandboxes/{id}/ports/{port}/*":     {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
-	"HEAD /v1/sandboxes/{id}/ports/{port}/*":    {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
 	"POST /v1/sandboxes/{id}/ports/{port}/*":    {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
 	"PUT /v1/sandboxes/{id}/ports/{port}/*":     {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
 	"PATCH /v1/sandboxes/{id}/ports/{port}/*":   {sandboxIn("running", "/ports/1/x"), 404, 404, 503},

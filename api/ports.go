@@ -27,15 +27,20 @@ const portsDoc = "A reverse proxy to the server listening on `port` (TCP, on the
 	"ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries."
 
 // portMethods are the methods the proxy routes answer.
-var portMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+// (HEAD is not among them: chi would need a route of its own, and its
+// answer cannot carry the error envelope the routes promise.)
+var portMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
 func (s *Server) portRoutes() []route {
 	var rs []route
 	for _, m := range portMethods {
 		rs = append(rs, route{Method: m, Pattern: "/v1/sandboxes/{id}/ports/{port}/*", Summary: "proxy to a server listening in the sandbox",
-			Scope: "sandbox:write", Desc: portsDoc, RawIn: m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions,
-			Raw:     []rawBody{{Desc: "the server's answer, whatever its status and type (a 101 for a WebSocket upgrade)"}},
+			Scope: "sandbox:write", Desc: portsDoc, RawIn: m != http.MethodGet && m != http.MethodOptions,
+			Raw:     []rawBody{{Types: []string{"*/*"}, Desc: "the server's answer, whatever its status and type"}},
 			handler: s.sandboxPort})
+		if m == http.MethodGet {
+			rs[len(rs)-1].Raw = append(rs[len(rs)-1].Raw, rawBody{Status: http.StatusSwitchingProtocols, Desc: "a WebSocket upgrade the server accepted"})
+		}
 	}
 	return rs
 }
@@ -118,7 +123,7 @@ func proxyPort(w http.ResponseWriter, r *http.Request, dial sandbox.Dialer, port
 	_ = rc.SetWriteDeadline(time.Time{})
 	hostPort := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	rp := &httputil.ReverseProxy{
-		Transport:     portTransport,
+		Transport: portTransport,
 		// 0: an answer of unknown length (chunked, an event stream) is
 		// flushed at every write, as the server writes it; one of known
 		// length goes in large writes.

@@ -76,7 +76,7 @@ func startPortEcho(t testing.TB, c, plain *client.Client, req client.SandboxRequ
 	s := newSandbox(t, c, req)
 	destroyOnCleanup(t, c, s.ID)
 	r := run(t, c, s.ID, client.ExecRequest{Command: "cp /workspace/bin/portecho /tmp/pe && chmod +x /tmp/pe && " +
-		"(setsid /tmp/pe "+addr+":8081 >/tmp/pe.log 2>&1 &)"})
+		"(setsid /tmp/pe " + addr + ":8081 >/tmp/pe.log 2>&1 &)"})
 	if r.ExitCode != 0 {
 		t.Fatalf("start portecho: %+v", r)
 	}

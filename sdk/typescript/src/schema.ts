@@ -515,13 +515,7 @@ export interface paths {
          *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
          */
         options: operations["optionsSandboxesIdPortsPortPath"];
-        /**
-         * proxy to a server listening in the sandbox
-         * @description Requires scope `sandbox:write`.
-         *
-         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
-         */
-        head: operations["headSandboxesIdPortsPortPath"];
+        head?: never;
         /**
          * proxy to a server listening in the sandbox
          * @description Requires scope `sandbox:write`.
@@ -2872,12 +2866,21 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
-            200: {
+            /** @description a WebSocket upgrade the server accepted */
+            101: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description error */
             default: {
@@ -2908,12 +2911,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
+            /** @description the server's answer, whatever its status and type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description error */
             default: {
@@ -2944,12 +2949,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
+            /** @description the server's answer, whatever its status and type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description error */
             default: {
@@ -2980,12 +2987,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
+            /** @description the server's answer, whatever its status and type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description error */
             default: {
@@ -3012,44 +3021,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
+            /** @description the server's answer, whatever its status and type */
             200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description error */
-            default: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Error"];
+                    "*/*": string;
                 };
-            };
-        };
-    };
-    headSandboxesIdPortsPortPath: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-                /** @description a path inside the workspace; it may contain slashes */
-                path: string;
-                port: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
             };
             /** @description error */
             default: {
@@ -3080,12 +3059,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description the server's answer, whatever its status and type (a 101 for a WebSocket upgrade) */
+            /** @description the server's answer, whatever its status and type */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description error */
             default: {
