@@ -47,6 +47,14 @@ var sandboxCases = map[string]authCase{
 	// Not an upgrade: the owner's key gets as far as the WebSocket check
 	// (TestSandboxTerminal opens one).
 	"GET /v1/sandboxes/{id}/pty": {sandboxIn("running", "/pty"), 404, 404, 400},
+	// The port proxy: nothing listens on port 1 of the admin's sandbox, so
+	// the admin gets berth's 503 (TestSandboxPortsProxy reaches servers).
+	"GET /v1/sandboxes/{id}/ports/{port}/*":     {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
+	"POST /v1/sandboxes/{id}/ports/{port}/*":    {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
+	"PUT /v1/sandboxes/{id}/ports/{port}/*":     {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
+	"PATCH /v1/sandboxes/{id}/ports/{port}/*":   {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
+	"DELETE /v1/sandboxes/{id}/ports/{port}/*":  {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
+	"OPTIONS /v1/sandboxes/{id}/ports/{port}/*": {sandboxIn("running", "/ports/1/x"), 404, 404, 503},
 
 	"GET /v1/templates":        {fixed("/v1/templates", nil), 200, 200, 200},
 	"GET /v1/templates/{name}": {fixed("/v1/templates/base", nil), 200, 200, 200},

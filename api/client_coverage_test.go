@@ -112,6 +112,16 @@ func TestClientCoversEveryRoute(t *testing.T) {
 		func() error { _, err := c.Exec(ctx, "s", client.ExecRequest{Command: "true"}); return err },
 		func() error { return c.ExecStream(ctx, "s", client.ExecRequest{Command: "true"}, none) },
 		func() error { _, err := c.Terminal(ctx, "s", client.TerminalOptions{}); return err },
+		func() error {
+			for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+				resp, err := c.PortRequest(ctx, m, "s", 8080, "/x", nil, nil)
+				if err != nil {
+					return err
+				}
+				_ = resp.Body.Close()
+			}
+			return nil
+		},
 		func() error { _, err := c.UpsertAgent(ctx, client.AgentRequest{Slug: "a"}); return err },
 		func() error { _, err := c.Agents(ctx, false); return err },
 		func() error { _, err := c.Agent(ctx, "a"); return err },

@@ -125,6 +125,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		loggerFrom(r.Context()).Error("request failed", "err", err, "requestId", requestID(r.Context()),
 			"method", r.Method, "path", r.URL.Path)
 	}
+	// The port proxy's answers are the sandbox's server's, errors too:
+	// this header says an error is berth's own.
+	w.Header().Set(BerthErrorHeader, "true")
 	if d := berth.RetryAfter(err); d > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 	}

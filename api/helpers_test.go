@@ -14,7 +14,7 @@ func closeBody(resp *http.Response) { _ = resp.Body.Close() }
 
 // destroyOnCleanup destroys sandbox id when t ends, unless the test did;
 // any other failure fails t.
-func destroyOnCleanup(t *testing.T, c *client.Client, id string) {
+func destroyOnCleanup(t testing.TB, c *client.Client, id string) {
 	t.Cleanup(func() {
 		ctx, cancel := testctx.Cleanup()
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -167,6 +168,13 @@ func (s *Server) authenticateSession(w http.ResponseWriter, r *http.Request, tok
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		// A browser cannot set headers on a WebSocket, so an upgrade (a
+		// terminal runs commands) carries no CSRF token: it must come from
+		// this server's own origin instead, which a browser always says.
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && !sameOrigin(r) {
+			writeError(w, r, berth.Errorf(berth.Forbidden, "a WebSocket signed in with the session cookie must be opened by this server's own pages (its Origin header is missing or another site's)"))
+			return
+		}
 	default:
 		got := r.Header.Get(CSRFHeader)
 		if got == "" {
@@ -195,4 +203,18 @@ func requireScope(scope string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// sameOrigin reports whether r's Origin header names the host r was sent
+// to (as the browser addressed it).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return false
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -185,4 +186,49 @@ func keyWith(t *testing.T, a *client.Client, scopes ...string) string {
 		t.Fatal(err)
 	}
 	return k.Key
+}
+
+// A terminal signed in with the session cookie (the dashboard's) must come
+// from the server's own origin: a browser cannot send the CSRF header on a
+// WebSocket, but always sends Origin.
+func TestSandboxTerminalSessionOrigin(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t, "")
+	needEngine(t, env)
+	a := env.Admin
+	s := newSandbox(t, a, client.SandboxRequest{})
+	destroyOnCleanup(t, a, s.ID)
+	ctx := testctx.Context(t)
+	sess, err := a.SignIn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.WithSession(sess)
+	u := strings.TrimPrefix(env.URL, "http://")
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{{"", false}, {"http://evil.example", false}, {"http://" + u + ".evil.example", false}, {"null", false}, {"http://" + u, true}} {
+		opt := client.TerminalOptions{Cmd: "exit 7"}
+		if tc.origin != "" {
+			opt.Header = http.Header{"Origin": {tc.origin}}
+		}
+		term, err := c.Terminal(ctx, s.ID, opt)
+		if !tc.ok {
+			var ce *client.Error
+			if !errors.As(err, &ce) || ce.Status != http.StatusForbidden {
+				t.Errorf("Origin %q: %v, want 403", tc.origin, err)
+			}
+			if term != nil {
+				_ = term.Close()
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Origin %q: %v", tc.origin, err)
+		}
+		if code, err := term.Wait(io.Discard); code != 7 || err != nil {
+			t.Errorf("same origin: exit %d %v, want 7", code, err)
+		}
+	}
 }

@@ -106,7 +106,7 @@ type route struct {
 
 func (s *Server) routes() []route {
 	var rs []route
-	for _, group := range [][]route{s.opsRoutes(), s.sessionRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.fileRoutes(), s.templateRoutes(), s.sandboxRoutes(), s.agentRoutes()} {
+	for _, group := range [][]route{s.opsRoutes(), s.sessionRoutes(), s.orgRoutes(), s.workspaceRoutes(), s.fileRoutes(), s.templateRoutes(), s.sandboxRoutes(), s.portRoutes(), s.agentRoutes()} {
 		rs = append(rs, group...)
 	}
 	return rs

@@ -20,6 +20,8 @@ type TerminalOptions struct {
 	Cmd        string // command line for /bin/sh -c instead of /bin/sh
 	Cwd        string
 	Rows, Cols int
+	// Header is sent with the upgrade (a browser's Origin, say).
+	Header http.Header
 }
 
 // Terminal is an interactive session on a pseudo-terminal in a sandbox
@@ -53,6 +55,9 @@ func (c *Client) Terminal(ctx context.Context, idOrName string, opt TerminalOpti
 	req, err := c.NewRequest(ctx, "GET", path, nil)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range opt.Header {
+		req.Header[k] = v
 	}
 	u := c.BaseURL + path
 	switch {

@@ -311,3 +311,51 @@ func socketReady(ctx context.Context, path string) bool {
 	_ = c.Close()
 	return true
 }
+
+// Dial connects, through the socket at sock, to addr (a loopback address
+// and port) inside the sandbox, and returns the connection: what is written
+// to it reaches the server there, what it answers is read. This works
+// whatever the sandbox's network (none included). An error wrapping
+// ErrUnreachable means the supervisor did not answer; a Unavailable one
+// that nothing listens at addr.
+func Dial(ctx context.Context, sock, addr string) (net.Conn, error) {
+	sctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	c, err := dial(sctx, sock)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{conn: c}
+	stop := context.AfterFunc(sctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := proto.WriteJSON(c, proto.TypeRequest, proto.Request{Version: proto.Version, Dial: addr}); err != nil {
+		_ = c.Close()
+		return nil, s.startErr(ctx, err)
+	}
+	typ, p, err := proto.ReadFrame(c, nil)
+	if err != nil {
+		_ = c.Close()
+		return nil, s.startErr(ctx, err)
+	}
+	if typ != proto.TypeStarted {
+		_ = c.Close()
+		var x proto.Exit
+		if typ != proto.TypeExit || json.Unmarshal(p, &x) != nil {
+			return nil, berth.Errorf(berth.Internal, "supervisor: unexpected frame %q", typ)
+		}
+		if x.Code < 0 {
+			// An older supervisor, or a refused address.
+			return nil, fmt.Errorf("%w: %s", ErrUnreachable, x.Error)
+		}
+		return nil, berth.Errorf(berth.Unavailable, "nothing answers at %s in the sandbox: %s", addr, x.Error)
+	}
+	if !stop() {
+		_ = c.Close()
+		return nil, ctx.Err()
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		_ = c.Close()
+		return nil, berth.Wrap(berth.Internal, err, "supervisor connection")
+	}
+	return c, nil
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -193,4 +195,15 @@ func (r *Runtime) name(ctx context.Context, id string) string {
 	r.names[id] = c.Name
 	r.mu.Unlock()
 	return c.Name
+}
+
+// DialPort connects to TCP port on the loopback of container id through
+// its supervisor. A container without one is NotSupported; a supervisor
+// that does not answer wraps ErrUnreachable.
+func (r *Runtime) DialPort(ctx context.Context, id string, port int) (net.Conn, error) {
+	sock, ok := r.socket(ctx, id)
+	if !ok {
+		return nil, berth.Errorf(berth.NotSupported, "this sandbox has no supervisor")
+	}
+	return Dial(ctx, sock, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 }

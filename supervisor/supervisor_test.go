@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth"
 	"github.com/berth-dev/berth/internal/testctx"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/runtime/containerd/containerdtest"
@@ -299,4 +302,50 @@ func TestUnreachable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("missing socket: %v", err)
 	}
+}
+
+// DialPort reaches a TCP server on the sandbox's loopback through the
+// supervisor, with no network at all; a closed port is Unavailable, and
+// the supervisor dials only loopback addresses.
+func TestDialPort(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		id := e.start(t, "dial", func(s *runtime.Spec) { s.Network = runtime.NetworkNone })
+		if out, code := e.sh(t, id, "mkdir -p /tmp/www && echo dialled > /tmp/www/index.html && httpd -p 127.0.0.1:8080 -h /tmp/www"); code != 0 {
+			t.Fatalf("httpd: %d %s", code, out)
+		}
+		ctx := testctx.Context(t)
+		var got string
+		testctx.Eventually(t, "httpd through DialPort", func() bool {
+			c, err := e.rt.DialPort(ctx, id, 8080)
+			if err != nil {
+				got = err.Error()
+				return false
+			}
+			defer func() { _ = c.Close() }()
+			if _, err := io.WriteString(c, "GET /index.html HTTP/1.0\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// A hang guard.
+			if err := c.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			// The server's close reaches the client as EOF.
+			b, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("read to EOF: %v (%q)", err, b)
+			}
+			got = string(b)
+			return strings.HasPrefix(got, "HTTP/1.1 200") // busybox answers 1.1
+		})
+		if !strings.HasSuffix(got, "dialled\n") {
+			t.Errorf("answer %q", got)
+		}
+		if _, err := e.rt.DialPort(ctx, id, 9); !berth.IsKind(err, berth.Unavailable) {
+			t.Errorf("closed port: %v, want Unavailable", err)
+		}
+		sock := filepath.Join(e.rt.SocketDir("berth-sv-"+e.run+"-dial"), runtime.SupervisorSocketName)
+		if _, err := supervisor.Dial(ctx, sock, "10.0.0.1:80"); !errors.Is(err, supervisor.ErrUnreachable) {
+			t.Errorf("a non-loopback address: %v, want refused", err)
+		}
+	})
 }

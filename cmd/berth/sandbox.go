@@ -170,7 +170,7 @@ func (a *app) completeMounts(cmd *cobra.Command, args []string, toComplete strin
 
 func (a *app) addSandboxCommands(root *cobra.Command) {
 	sb := &cobra.Command{Use: "sandbox", Aliases: []string{"sandboxes", "sbx"}, Short: "Manage sandboxes (named by id or name)"}
-	sb.AddCommand(a.sandboxCreate(), a.sandboxList(), a.sandboxGet(), a.sandboxDestroy(), a.sandboxExec(), a.sandboxShell(), a.sandboxMount(), a.sandboxUnmount())
+	sb.AddCommand(a.sandboxCreate(), a.sandboxList(), a.sandboxGet(), a.sandboxDestroy(), a.sandboxExec(), a.sandboxShell(), a.sandboxMount(), a.sandboxUnmount(), a.sandboxForward())
 	for _, act := range []struct{ verb, done, short string }{
 		{"pause", "paused", "Freeze a sandbox's processes (memory kept)"},
 		{"resume", "resumed", "Thaw a paused sandbox"},

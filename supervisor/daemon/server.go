@@ -93,6 +93,10 @@ func (s *server) handle(c net.Conn) {
 	if err != nil || typ != proto.TypeRequest {
 		return
 	}
+	if err := json.Unmarshal(p, &ss.req); err == nil && ss.req.Version == proto.Version && ss.req.Dial != "" {
+		s.dial(ss)
+		return
+	}
 	if err := json.Unmarshal(p, &ss.req); err != nil || ss.req.Version != proto.Version || len(ss.req.Cmd) == 0 {
 		ss.fail(-1, "bad request")
 		return
@@ -329,4 +333,48 @@ func closeAll(fs ...*os.File) {
 	for _, f := range fs {
 		_ = f.Close()
 	}
+}
+
+// dialTimeout bounds the connect of a Dial request.
+const dialTimeout = 10 * time.Second
+
+// dial connects to a TCP address in the sandbox and splices it with the
+// client's connection. Only loopback addresses are dialled: the supervisor
+// reaches the sandbox's own servers, never a way out of it.
+func (s *server) dial(ss *session) {
+	host, _, err := net.SplitHostPort(ss.req.Dial)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		ss.fail(-1, "dial: only a loopback address and port")
+		return
+	}
+	tc, err := net.DialTimeout("tcp", ss.req.Dial, dialTimeout)
+	if err != nil {
+		ss.fail(1, err.Error())
+		return
+	}
+	defer func() { _ = tc.Close() }()
+	if err := ss.conn.SetReadDeadline(time.Time{}); err != nil {
+		return
+	}
+	if err := ss.sendJSON(proto.TypeStarted, proto.Started{}); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(tc, ss.conn)
+		// The client's half-close reaches the server.
+		if cw, ok := tc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(ss.conn, tc)
+		if cw, ok := ss.conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
 }

@@ -12,6 +12,12 @@
 // connection. Closing the connection before Exit kills the command, like a
 // Kill frame.
 //
+// A Request with Dial set instead of Cmd connects to a TCP address inside
+// the sandbox (a server in it, reached even with no network): the
+// supervisor answers Started once connected (Exit with an error when not),
+// and from then on the connection carries the TCP stream's bytes both ways,
+// unframed, until either side closes it.
+//
 // The supervisor's answers are read as untrusted: root inside a sandbox can
 // replace its supervisor, so a reader bounds every frame and never trusts a
 // length beyond MaxPayload.
@@ -63,6 +69,9 @@ type Request struct {
 	Stdin bool `json:"stdin,omitempty"`
 	TTY   bool `json:"tty,omitempty"` // run on a new pseudo-terminal; output comes as Stdout only
 	Size  Size `json:"size"`          // the terminal's first size (TTY only)
+	// Dial ("127.0.0.1:PORT") makes this a TCP connection instead of a
+	// command; the other fields are ignored.
+	Dial string `json:"dial,omitempty"`
 }
 
 // Size is a terminal's size in characters.

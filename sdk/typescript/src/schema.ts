@@ -497,6 +497,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/ports/{port}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        get: operations["getSandboxesIdPortsPortPath"];
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        put: operations["putSandboxesIdPortsPortPath"];
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        post: operations["postSandboxesIdPortsPortPath"];
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        delete: operations["deleteSandboxesIdPortsPortPath"];
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        options: operations["optionsSandboxesIdPortsPortPath"];
+        head?: never;
+        /**
+         * proxy to a server listening in the sandbox
+         * @description Requires scope `sandbox:write`.
+         *
+         *     A reverse proxy to the server listening on `port` (TCP, on the sandbox's loopback or any of its addresses) inside the sandbox: the request, with the path after `/ports/{port}` and the query, goes to it as is and its answer comes back as is (any status and type, streamed), including WebSocket upgrades. berth's own credentials (Authorization, X-API-Key, X-CSRF-Token and the session cookie) are removed before forwarding; X-Forwarded-For, -Host, -Proto and -Prefix are set. It works with `network: none` too (the port is reached through the sandbox's supervisor). Errors of berth itself (no such sandbox, nothing listening: 503) are ordinary JSON error answers with the header `X-Berth-Error: true`, which an answer of the server never carries.
+         */
+        patch: operations["patchSandboxesIdPortsPortPath"];
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/pty": {
         parameters: {
             query?: never;
@@ -2892,6 +2944,233 @@ export interface operations {
                         data: components["schemas"]["Sandbox"];
                         meta: components["schemas"]["Meta"];
                     };
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a WebSocket upgrade the server accepted */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    optionsSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchSandboxesIdPortsPortPath: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description a path inside the workspace; it may contain slashes */
+                path: string;
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description the server's answer, whatever its status and type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
                 };
             };
             /** @description error */

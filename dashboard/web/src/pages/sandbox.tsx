@@ -1,5 +1,6 @@
 // One sandbox: its settings, lifecycle actions and an exec console whose
 // output streams in as the command writes it (exec?stream=true, SSE).
+import { lazy, Suspense } from "preact/compat";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, stream } from "../api";
 import { Link, navigate } from "../router";
@@ -112,8 +113,49 @@ export function SandboxDetail({ id }: { id: string }) {
           )}
         </dd>
       </dl>
-      {sb.status !== "destroyed" && <Console sb={sb} />}
+      {sb.status !== "destroyed" && <Tools sb={sb} />}
     </section>
+  );
+}
+
+// The terminal and its library load only when its tab is opened.
+const TerminalPane = lazy(() => import("./terminal").then((m) => ({ default: m.TerminalPane })));
+
+/** The console and terminal tabs. */
+function Tools({ sb }: { sb: Sandbox }) {
+  const [tab, setTab] = useState<"console" | "terminal">("console");
+  const tabs: [typeof tab, string][] = [
+    ["console", "Console"],
+    ["terminal", "Terminal"],
+  ];
+  return (
+    <>
+      <div class="tabs" role="tablist" aria-label="Sandbox tools">
+        {tabs.map(([k, label]) => (
+          <button
+            key={k}
+            type="button"
+            role="tab"
+            id={"tab-" + k}
+            aria-selected={tab === k}
+            aria-controls={"panel-" + k}
+            class={tab === k ? "tab active" : "tab"}
+            onClick={() => setTab(k)}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={"panel-" + tab} aria-labelledby={"tab-" + tab}>
+        {tab === "console" ? (
+          <Console sb={sb} />
+        ) : (
+          <Suspense fallback={<p aria-busy="true">Loading the terminal…</p>}>
+            <TerminalPane sb={sb} />
+          </Suspense>
+        )}
+      </div>
+    </>
   );
 }
 

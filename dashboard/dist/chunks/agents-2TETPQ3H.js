@@ -1,1 +1,0 @@
-import{a,b}from"./chunk-M545AYJN.js";import"./chunk-MTFCNVX3.js";import"./chunk-XB7R4PHH.js";import"./chunk-43SUCEZM.js";import"./chunk-32LGEFGT.js";import"./chunk-HJ7E5PAB.js";import"./chunk-BO56SXXS.js";export{b as AgentForm,a as Agents};

@@ -1,0 +1,1 @@
+import{a,b}from"./chunk-ONCRDO6R.js";import"./chunk-LSVU2ZQ7.js";import"./chunk-4DPXPZBG.js";import"./chunk-25W3TUMD.js";import"./chunk-7EOZCIHC.js";import"./chunk-TIJ23HFR.js";import"./chunk-4XAG6LO5.js";import"./chunk-BO56SXXS.js";export{b as AgentForm,a as Agents};
