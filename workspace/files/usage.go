@@ -179,11 +179,15 @@ func (u *Usage) loop() {
 		u.scanning = false
 		u.lastErr = err
 		if err == nil {
-			u.used, u.scanned = n, time.Now()
+			u.scanned = time.Now()
 			if u.changed {
 				// A commit raced the scan, which may or may not have seen
-				// it: scan again rather than trust either number.
+				// it: keep the total the commits maintain (the scan's
+				// could be missing a commit, and a later delete would
+				// then take the total below the truth) and scan again.
 				u.kickLocked()
+			} else {
+				u.used = n
 			}
 		}
 		u.mu.Unlock()
