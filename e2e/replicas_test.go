@@ -187,7 +187,7 @@ func TestReplicas(t *testing.T) {
 		rs := newReplicaSet(t, bin)
 		ctx := testctx.Context(t)
 		a, b := rs.client(rs.servers[0]), rs.client(rs.servers[1])
-		s, err := a.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}}, true)
+		s, err := a.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,9 +336,13 @@ func TestReplicas(t *testing.T) {
 			return true
 		})
 		c := rs.client(other)
+		// Synchronous: the container exists before the leader goes.
 		s, err := c.CreateSandbox(ctx, client.SandboxRequest{Template: "base", Resources: &client.Resources{Memory: "64MiB"}}, false)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if s.Status != "running" {
+			t.Fatalf("created sandbox is %s (%s), want running", s.Status, s.StatusReason)
 		}
 		leader.kill()
 		testctx.Eventually(t, "the survivor to become leader", func() bool {

@@ -139,11 +139,13 @@ func (m *Manager) reconcilePending(pending map[string]bool) {
 // reconcileSandbox does for one sandbox what a full pass does for each:
 // the same decisions, taken under its lock (busy when another holds it).
 func (m *Manager) reconcileSandbox(ctx context.Context, sid string) (busy bool, err error) {
-	l := m.lock(sid)
-	if !l.TryLock() {
+	// The sandbox's lock and, with replicas, its lease: a sandbox another
+	// server is working on (creating it, say) is busy, not left behind.
+	unlock, ok := m.tryAcquire(ctx, sid)
+	if !ok {
 		return true, nil
 	}
-	defer l.Unlock()
+	defer unlock()
 	m.events.reconciled.Add(1)
 	cs, err := m.rt.List(ctx, map[string]string{LabelInstance: m.instance, LabelSandbox: sid})
 	if err != nil {
