@@ -18,6 +18,7 @@ import (
 	"github.com/coreos/go-iptables/iptables"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/hostfw"
 	"github.com/berth-dev/berth/runtime"
 )
 
@@ -431,24 +432,5 @@ func defaultRouteInterfaces() ([]string, error) {
 	return out, sc.Err()
 }
 
-// newIPTables finds the iptables command in PATH or, since a service's PATH
-// often lacks them, in /usr/sbin and /sbin.
-func newIPTables(proto iptables.Protocol) (*iptables.IPTables, error) {
-	name := "iptables"
-	if proto == iptables.ProtocolIPv6 {
-		name = "ip6tables"
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin/", "/sbin/"} {
-			if st, serr := os.Stat(dir + name); serr == nil && !st.IsDir() {
-				path, err = dir+name, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(30))
-}
+// newIPTables opens the host's iptables (hostfw.New).
+func newIPTables(proto iptables.Protocol) (*iptables.IPTables, error) { return hostfw.New(proto) }

@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/berth-dev/berth"
+	"github.com/berth-dev/berth/internal/hostfw"
 	"github.com/berth-dev/berth/runtime"
 )
 
@@ -265,28 +265,8 @@ func ensureFirewall(bridge string) error {
 	return errors.Join(errs...)
 }
 
-// newIPTables finds the iptables command in PATH or, since a service's PATH
-// often lacks them, in /usr/sbin and /sbin.
-func newIPTables(proto iptables.Protocol) (*iptables.IPTables, error) {
-	name := "iptables"
-	if proto == iptables.ProtocolIPv6 {
-		name = "ip6tables"
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin/", "/sbin/"} {
-			if st, serr := os.Stat(dir + name); serr == nil && !st.IsDir() {
-				path, err = dir+name, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	// Timeout: how long to wait for the xtables lock another process holds.
-	return iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(30))
-}
+// newIPTables opens the host's iptables (hostfw.New).
+func newIPTables(proto iptables.Protocol) (*iptables.IPTables, error) { return hostfw.New(proto) }
 
 // Rules of the isolation chain, in order, and the jump to it.
 var (
